@@ -1,0 +1,147 @@
+"""The outbox relay: publishes committed events with publisher confirms, marks them sent after.
+
+Rows are claimed with a lease (and SKIP LOCKED on PostgreSQL), so several relays in several
+processes share the work; a relay that dies after publishing and before marking leaves its rows
+to be published again when the lease runs out. Delivery is therefore at-least-once, and
+consumers de-duplicate on the CloudEvent id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from gateway import metrics
+from gateway.bus.broker import Broker, Outgoing
+from gateway.canonical.envelope import utcnow
+from gateway.errors import TransientError
+from gateway.store.tables import outbox
+
+log = logging.getLogger(__name__)
+
+
+class OutboxRelay:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        broker: Broker,
+        *,
+        batch: int = 500,
+        poll_seconds: float = 0.5,
+        lease_seconds: float = 30.0,
+        max_backoff: float = 5.0,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.engine = engine
+        self.broker = broker
+        self.batch = batch
+        self.poll_seconds = poll_seconds
+        self.lease = timedelta(seconds=lease_seconds)
+        self.max_backoff = max_backoff
+        self.clock = clock
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self.published = 0
+
+    @property
+    def broker_up(self) -> bool:
+        return self.broker.connected
+
+    def wake(self) -> None:
+        """Called after an intake commit: publish now rather than at the next poll."""
+        self._wake.set()
+
+    async def claim(self) -> list[Outgoing]:
+        now = self.clock()
+        due = (
+            select(outbox.c.id)
+            .where(
+                outbox.c.sent_at.is_(None),
+                or_(outbox.c.claimed_until.is_(None), outbox.c.claimed_until < now),
+            )
+            .order_by(outbox.c.id)
+            .limit(self.batch)
+            .with_for_update(skip_locked=True)
+        )
+        async with self.engine.begin() as conn:
+            claimed = (
+                await conn.execute(
+                    update(outbox)
+                    .where(outbox.c.id.in_(due.scalar_subquery()))
+                    .values(claimed_until=now + self.lease, attempts=outbox.c.attempts + 1)
+                    .returning(outbox.c.id, outbox.c.event_id, outbox.c.routing_key, outbox.c.body)
+                )
+            ).all()
+        rows = sorted(claimed, key=lambda r: r.id)
+        return [Outgoing(r.event_id, r.routing_key, r.body) for r in rows]
+
+    async def mark(self, sent: list[str], unsent: list[str], error: str | None) -> None:
+        async with self.engine.begin() as conn:
+            if sent:
+                await conn.execute(
+                    update(outbox)
+                    .where(outbox.c.event_id.in_(sent))
+                    .values(sent_at=self.clock(), claimed_until=None, last_error=None)
+                )
+            if unsent:
+                await conn.execute(
+                    update(outbox)
+                    .where(outbox.c.event_id.in_(unsent))
+                    .values(claimed_until=None, last_error=error)
+                )
+
+    async def run_once(self) -> int:
+        """Claim, publish and mark one batch; returns how many the broker confirmed."""
+        batch = await self.claim()
+        if not batch:
+            return 0
+        try:
+            confirmed = await self.broker.publish(batch)
+        except TransientError:
+            confirmed = [False] * len(batch)
+        sent = [item.event_id for item, ok in zip(batch, confirmed, strict=True) if ok]
+        unsent = [item.event_id for item, ok in zip(batch, confirmed, strict=True) if not ok]
+        await self.mark(sent, unsent, self.broker.last_error if unsent else None)
+        self.published += len(sent)
+        metrics.PUBLISHED.inc(len(sent))
+        metrics.PUBLISH_FAILURES.inc(len(unsent))
+        if unsent:
+            raise TransientError("the broker did not confirm every event", detail=f"{len(unsent)} unsent")
+        return len(sent)
+
+    async def run(self) -> None:
+        backoff = 0.0
+        while True:
+            try:
+                sent = await self.run_once()
+                backoff = 0.0
+            except (TransientError, DBAPIError) as exc:
+                detail = exc.detail if isinstance(exc, TransientError) else type(exc).__name__
+                log.warning("outbox relay: %s; retrying", detail)
+                sent, backoff = 0, min(self.max_backoff, max(0.1, backoff * 2))
+            metrics.BROKER_UP.set(1 if self.broker_up else 0)
+            if backoff:
+                await asyncio.sleep(backoff)  # the broker or database is down: do not spin
+            elif sent < self.batch:  # a full batch means more is waiting: go on at once
+                self._wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self.poll_seconds)
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self.run(), name="outbox-relay")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        await self.broker.close()

@@ -1,0 +1,117 @@
+"""The event catalogue: every canonical event name, its payload, and the shape it is published in."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from pydantic import create_model
+
+from gateway.canonical import payloads as p
+from gateway.canonical.base import Canonical
+from gateway.canonical.ids import Coi
+from gateway.canonical.lifecycle import OrderStatus
+
+CONTRACT_VERSION = 1
+
+
+class Scope(StrEnum):
+    order = "order"  # about one therapy order: subject is its COI
+    patient = "patient"  # about a patient, and so every order of theirs
+    gateway = "gateway"  # about the gateway's own work (quarantine)
+
+
+class OrderContext(Canonical):
+    order_id: str
+    coi: Coi
+    patient_id: str
+    status: OrderStatus
+
+
+class PatientContext(Canonical):
+    patient_id: str
+    cois: tuple[Coi, ...] = ()
+
+
+_CONTEXT: dict[Scope, type[Canonical] | None] = {
+    Scope.order: OrderContext,
+    Scope.patient: PatientContext,
+    Scope.gateway: None,
+}
+
+
+@dataclass(frozen=True)
+class EventSpec:
+    name: str
+    payload: type[p.Payload]
+    summary: str
+    scope: Scope = Scope.order
+    data: type[Canonical] = field(init=False)
+
+    def __post_init__(self) -> None:
+        context = _CONTEXT[self.scope]
+        bases = (context, self.payload) if context else (self.payload,)
+        title = "".join(part.title() for part in self.name.replace("_", ".").split(".")) + "Data"
+        model = create_model(title, __base__=bases, __module__=__name__)
+        model.__doc__ = self.summary
+        object.__setattr__(self, "data", model)
+
+    @property
+    def type(self) -> str:
+        """The CloudEvents `type` attribute."""
+        return f"org.cgt.{self.name}"
+
+    @property
+    def dataschema(self) -> str:
+        return f"urn:cgt:contracts:{self.name}:v{CONTRACT_VERSION}"
+
+
+_SPECS = [
+    EventSpec("order.placed", p.OrderPlaced, "A therapy order was placed by a site."),
+    EventSpec("order.updated", p.OrderUpdated, "A placed order's details changed."),
+    EventSpec("order.cancelled", p.WithReason, "The order was cancelled."),
+    EventSpec("order.accepted", p.OrderAccepted, "The manufacturer accepted the order."),
+    EventSpec("order.rejected", p.WithReason, "The manufacturer rejected the order."),
+    EventSpec("order.held", p.WithReason, "The order was put on hold."),
+    EventSpec("order.resumed", p.WithReason, "An order on hold was released to go on."),
+    EventSpec("patient.updated", p.PatientUpdated, "Patient demographics changed.", Scope.patient),
+    EventSpec("patient.merged", p.PatientMerged, "Two patient records were merged.", Scope.patient),
+    EventSpec("collection.scheduled", p.CollectionScheduled, "Apheresis was scheduled."),
+    EventSpec("collection.completed", p.CollectionCompleted, "Cells were collected."),
+    EventSpec("collection.cancelled", p.WithReason, "A scheduled apheresis was cancelled."),
+    EventSpec("slot.requested", p.SlotRequested, "A manufacturing slot was requested."),
+    EventSpec("slot.confirmed", p.SlotConfirmed, "The manufacturer confirmed a slot."),
+    EventSpec("shipment.booked", p.ShipmentBooked, "A shipment was booked with a courier."),
+    EventSpec("shipment.picked_up", p.ShipmentUpdate, "The courier took the shipment."),
+    EventSpec("shipment.in_transit", p.ShipmentUpdate, "A shipment reported its progress."),
+    EventSpec("shipment.custody_transferred", p.ShipmentUpdate, "Custody passed to someone else."),
+    EventSpec("shipment.delayed", p.ShipmentUpdate, "A shipment will arrive late."),
+    EventSpec("shipment.temperature_excursion", p.TemperatureExcursion, "A shipment left its range."),
+    EventSpec("shipment.delivered", p.ShipmentUpdate, "A shipment was delivered."),
+    EventSpec("shipment.exception", p.ShipmentUpdate, "A shipment has a problem."),
+    EventSpec("manufacturing.material_received", p.MaterialReceived, "Starting material arrived."),
+    EventSpec("manufacturing.started", p.BatchEvent, "Manufacturing of the batch started."),
+    EventSpec("manufacturing.step_completed", p.StepCompleted, "A process step completed."),
+    EventSpec("manufacturing.deviation_opened", p.DeviationOpened, "A deviation was opened."),
+    EventSpec("manufacturing.qc_result", p.QcResult, "A release test has a result."),
+    EventSpec("manufacturing.released", p.BatchEvent, "The product was released."),
+    EventSpec("manufacturing.failed", p.ManufacturingFailed, "Manufacturing failed."),
+    EventSpec("infusion.scheduled", p.InfusionScheduled, "The infusion was scheduled."),
+    EventSpec("infusion.completed", p.InfusionCompleted, "The product was infused."),
+    EventSpec("identity.mismatch", p.IdentityMismatch, "A message was quarantined.", Scope.gateway),
+    EventSpec(
+        "identity.resolved",
+        p.IdentityResolved,
+        "A quarantined message was decided.",
+        Scope.gateway,
+    ),
+]
+
+CATALOGUE: dict[str, EventSpec] = {spec.name: spec for spec in _SPECS}
+
+
+def spec_for(name: str) -> EventSpec:
+    try:
+        return CATALOGUE[name]
+    except KeyError:
+        raise KeyError(f"unknown canonical event {name!r}") from None

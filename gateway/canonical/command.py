@@ -1,0 +1,55 @@
+"""A command: what an adapter makes of one inbound message, before the gateway reconciles it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import Field, SerializeAsAny, model_validator
+
+from gateway.canonical.base import Canonical
+from gateway.canonical.catalogue import Scope, spec_for
+from gateway.canonical.ids import ExternalRef
+from gateway.canonical.order import PatientIdentity
+from gateway.canonical.payloads import Payload
+
+
+class Command(Canonical):
+    """One canonical event to apply, with every identifier the message carried at this boundary."""
+
+    event: str = Field(description="canonical event name, e.g. shipment.delivered")
+    payload: SerializeAsAny[Payload]
+    refs: tuple[ExternalRef, ...] = Field(min_length=1)
+    binds: tuple[ExternalRef, ...] = Field(
+        default=(),
+        description="identifiers this message may newly bind to its order (a tracking number at booking)",
+    )
+    patient: PatientIdentity | None = Field(
+        default=None, description="demographics the message carries, checked against the order's"
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _typed_payload(cls, values: Any) -> Any:
+        if not isinstance(values, dict) or "event" not in values:
+            return values
+        try:
+            spec = spec_for(values["event"])
+        except KeyError as exc:
+            raise ValueError(str(exc)) from None
+        if spec.scope is Scope.gateway:
+            raise ValueError(f"{spec.name} is the gateway's own event; no partner sends it")
+        payload = values.get("payload")
+        if payload is not None and not isinstance(payload, spec.payload):
+            values = {**values, "payload": spec.payload.model_validate(payload)}
+        return values
+
+    @model_validator(mode="after")
+    def _binds_are_carried(self) -> Command:
+        missing = set(self.binds) - set(self.refs)
+        if missing:
+            raise ValueError("every identifier in binds must also be in refs")
+        return self
+
+    @property
+    def scope(self) -> Scope:
+        return spec_for(self.event).scope

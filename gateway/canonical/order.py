@@ -1,0 +1,131 @@
+"""The canonical therapy order: one patient's journey from vein to vein."""
+
+from __future__ import annotations
+
+import unicodedata
+from datetime import date, datetime
+from enum import StrEnum
+
+from pydantic import Field
+
+from gateway.canonical.base import Canonical
+from gateway.canonical.ids import Coi, Din
+from gateway.canonical.lifecycle import OrderStatus
+
+
+def normalise_name(name: str) -> str:
+    """Case, accents, spaces and punctuation removed: 'Dupont-Éva ' == 'DUPONT EVA'."""
+    decomposed = unicodedata.normalize("NFKD", name)
+    return "".join(c for c in decomposed if c.isalnum()).upper()
+
+
+class PatientIdentity(Canonical):
+    """Minimal demographics, enough to check identity; nothing else about the patient travels."""
+
+    family_name: str | None = Field(default=None, max_length=200)
+    given_name: str | None = Field(default=None, max_length=200)
+    birth_date: date | None = None
+    sex: str | None = Field(default=None, pattern="^[MFOU]$")
+
+    def disagreements(self, other: PatientIdentity) -> list[str]:
+        """Fields both sides carry that disagree after normalisation (names of fields only)."""
+        out: list[str] = []
+        for field in ("family_name", "given_name"):
+            mine, theirs = getattr(self, field), getattr(other, field)
+            if mine and theirs and normalise_name(mine) != normalise_name(theirs):
+                out.append(field)
+        if self.birth_date and other.birth_date and self.birth_date != other.birth_date:
+            out.append("birth_date")
+        return out
+
+    def merged_with(self, newer: PatientIdentity) -> PatientIdentity:
+        """Newer values win where they are given."""
+        return self.model_copy(update=newer.model_dump(exclude_none=True))
+
+
+class Party(Canonical):
+    """An organisation or person by the identifier its own system uses."""
+
+    id: str = Field(min_length=1, max_length=200)
+    name: str | None = Field(default=None, max_length=200)
+
+
+class Product(Canonical):
+    code: str = Field(min_length=1, max_length=50, description="ISBT 128 product code or local code")
+    system: str = Field(default="isbt128", max_length=100)
+    name: str | None = Field(default=None, max_length=200)
+
+
+class Collection(Canonical):
+    scheduled_start: datetime | None = None
+    site: Party | None = None
+    din: Din | None = None
+    collected_at: datetime | None = None
+
+
+class Manufacturing(Canonical):
+    manufacturer: Party | None = None
+    slot_id: str | None = None
+    slot_start: datetime | None = None
+    batch_id: str | None = None
+    started_at: datetime | None = None
+    released_at: datetime | None = None
+
+
+class ShipmentDirection(StrEnum):
+    to_manufacturer = "to_manufacturer"
+    to_site = "to_site"
+
+
+class TemperatureClass(StrEnum):
+    fresh_2_8c = "2-8C"
+    ambient_15_25c = "15-25C"
+    frozen_minus_80c = "-80C"
+    cryo_minus_150c = "<=-150C"
+
+
+class Shipment(Canonical):
+    shipment_id: str = Field(min_length=1, max_length=100)
+    direction: ShipmentDirection
+    courier: str | None = None
+    tracking_number: str | None = None
+    temperature_class: TemperatureClass | None = None
+    viability_deadline: datetime | None = None
+    status: str = "booked"
+    picked_up_at: datetime | None = None
+    delivered_at: datetime | None = None
+
+
+class Infusion(Canonical):
+    planned_at: datetime | None = None
+    infused_at: datetime | None = None
+
+
+class OrderDetails(Canonical):
+    """What a placed order says about itself, before the gateway knows it."""
+
+    product: Product
+    ordering_site: Party
+    ordering_practitioner: Party | None = None
+    collection: Collection = Collection()
+    infusion: Infusion = Infusion()
+    notes: str | None = Field(default=None, max_length=2000)
+
+
+class TherapyOrder(OrderDetails):
+    """The gateway's view of one order. Changed only by applying canonical events."""
+
+    order_id: str
+    coi: Coi
+    patient_id: str
+    patient: PatientIdentity = PatientIdentity()
+    manufacturing: Manufacturing = Manufacturing()
+    shipments: tuple[Shipment, ...] = ()
+    status: OrderStatus = OrderStatus.ordered
+    status_before_hold: OrderStatus | None = None
+    version: int = 1
+    created_at: datetime
+    updated_at: datetime
+
+    def shipment(self, shipment_id: str) -> Shipment | None:
+        return next((s for s in self.shipments if s.shipment_id == shipment_id), None)

@@ -1,0 +1,164 @@
+"""Payloads of the canonical events: what a message says happened, in the gateway's words."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from pydantic import Field
+
+from gateway.canonical.base import Canonical
+from gateway.canonical.ids import Din
+from gateway.canonical.order import (
+    Collection,
+    Infusion,
+    OrderDetails,
+    Party,
+    PatientIdentity,
+    Product,
+    Shipment,
+    ShipmentDirection,
+)
+
+
+class Payload(Canonical):
+    """Base of every payload: when it happened, as the sender says."""
+
+    occurred_at: datetime | None = None
+
+
+# -- orders ----------------------------------------------------------------------------------
+class OrderPlaced(Payload):
+    order: OrderDetails
+
+
+class OrderChanges(Canonical):
+    product: Product | None = None
+    ordering_practitioner: Party | None = None
+    collection: Collection | None = None
+    infusion: Infusion | None = None
+    notes: str | None = Field(default=None, max_length=2000)
+
+
+class OrderUpdated(Payload):
+    changes: OrderChanges
+
+
+class WithReason(Payload):
+    reason: str | None = Field(default=None, max_length=500)
+
+
+class OrderAccepted(Payload):
+    accepted_by: Party | None = None
+
+
+# -- patients --------------------------------------------------------------------------------
+class PatientUpdated(Payload):
+    patient: PatientIdentity
+
+
+class PatientMerged(Payload):
+    merged_patient_id: str = Field(description="the patient that no longer exists on its own")
+
+
+# -- collection and slots --------------------------------------------------------------------
+class CollectionScheduled(Payload):
+    scheduled_start: datetime
+    site: Party | None = None
+
+
+class CollectionCompleted(Payload):
+    din: Din | None = None
+    collected_at: datetime
+    site: Party | None = None
+
+
+class SlotRequested(Payload):
+    manufacturer: Party
+    requested_start: datetime | None = None
+
+
+class SlotConfirmed(Payload):
+    manufacturer: Party
+    slot_id: str
+    slot_start: datetime | None = None
+
+
+# -- shipments -------------------------------------------------------------------------------
+class ShipmentBooked(Payload):
+    shipment: Shipment
+
+
+class ShipmentUpdate(Payload):
+    shipment_id: str = Field(min_length=1, max_length=100)
+    direction: ShipmentDirection | None = Field(
+        default=None, description="needed only when the shipment was not booked through the gateway"
+    )
+    location: str | None = Field(default=None, max_length=200)
+    custodian: str | None = Field(default=None, max_length=200)
+    expected_delivery: datetime | None = None
+    note: str | None = Field(default=None, max_length=500)
+
+
+class TemperatureExcursion(Payload):
+    shipment_id: str = Field(min_length=1, max_length=100)
+    temperature_c: float
+    limit_c: float
+    duration_s: int | None = Field(default=None, ge=0)
+
+
+# -- manufacturing ---------------------------------------------------------------------------
+class MaterialReceived(Payload):
+    manufacturer: Party | None = None
+    din: Din | None = None
+
+
+class BatchEvent(Payload):
+    batch_id: str = Field(min_length=1, max_length=100)
+
+
+class StepCompleted(BatchEvent):
+    step: str = Field(max_length=100)
+
+
+class DeviationOpened(BatchEvent):
+    deviation_id: str = Field(max_length=100)
+    severity: str | None = Field(default=None, max_length=50)
+
+
+class QcOutcome(StrEnum):
+    passed = "pass"
+    failed = "fail"
+    pending = "pending"
+
+
+class QcResult(BatchEvent):
+    test: str = Field(max_length=100)
+    result: QcOutcome
+
+
+class ManufacturingFailed(BatchEvent):
+    reason: str | None = Field(default=None, max_length=500)
+
+
+# -- infusion --------------------------------------------------------------------------------
+class InfusionScheduled(Payload):
+    planned_at: datetime
+
+
+class InfusionCompleted(Payload):
+    infused_at: datetime
+
+
+# -- identity --------------------------------------------------------------------------------
+class IdentityMismatch(Payload):
+    quarantine_id: str
+    reason: str
+    partner: str
+    namespaces: tuple[str, ...] = Field(description="namespaces of the identifiers carried; no values")
+    candidate_cois: tuple[str, ...] = ()
+
+
+class IdentityResolved(Payload):
+    quarantine_id: str
+    decision: str

@@ -1,0 +1,77 @@
+"""Wire the gateway once: settings -> database, partners, adapters, broker, relay, intake."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from gateway.bus.broker import Broker
+from gateway.bus.relay import OutboxRelay
+from gateway.errors import ConfigError
+from gateway.partners import Partners, load_partners
+from gateway.registry import Adapter, load_adapters
+from gateway.service.intake import Intake
+from gateway.settings import Settings
+from gateway.store.db import create_engine
+from gateway.store.migrate import migrate
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Gateway:
+    settings: Settings
+    engine: AsyncEngine
+    partners: Partners
+    adapters: dict[str, Adapter]
+    broker: Broker
+    relay: OutboxRelay
+    intake: Intake
+    started: bool = field(default=False)
+
+    async def start(self, *, run_migrations: bool = True) -> None:
+        if run_migrations:
+            await migrate(self.engine)
+        self.relay.start()
+        self.started = True
+        log.info("gateway started (database %s)", self.engine.dialect.name)
+
+    async def stop(self) -> None:
+        await self.relay.stop()
+        await self.engine.dispose()
+        self.started = False
+
+    async def database_up(self) -> bool:
+        try:
+            async with self.engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+        except Exception:  # any failure to reach the database means: down
+            return False
+        return True
+
+
+def bootstrap(settings: Settings | None = None) -> Gateway:
+    settings = settings or Settings()
+    if settings.env == "production" and settings.log_phi:
+        raise ConfigError("CGT_LOG_PHI may not be set in production")
+    partners = load_partners(settings.partners_file, env=settings.env)
+    adapters = load_adapters()
+    for partner in partners:
+        if partner.adapter not in adapters:
+            raise ConfigError(
+                f"partner {partner.id} names adapter {partner.adapter!r}, which is not installed"
+            )
+    engine = create_engine(settings.database_url)
+    broker = Broker(settings.amqp_url)
+    relay = OutboxRelay(
+        engine,
+        broker,
+        batch=settings.outbox_batch,
+        poll_seconds=settings.outbox_poll_seconds,
+        lease_seconds=settings.outbox_lease_seconds,
+    )
+    intake = Intake(engine, coi_facility=settings.coi_facility, on_commit=relay.wake)
+    return Gateway(settings, engine, partners, adapters, broker, relay, intake)

@@ -1,0 +1,131 @@
+"""`cgt-gateway`: serve, migrate, contracts, audit, outbox."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import typer
+
+from gateway.errors import ConfigError
+from gateway.settings import Settings
+
+app = typer.Typer(help="CGT interoperability gateway", no_args_is_help=True, add_completion=False)
+contracts_app = typer.Typer(help="Generated contracts: JSON Schemas and AsyncAPI", no_args_is_help=True)
+audit_app = typer.Typer(help="The hash-chained audit trail", no_args_is_help=True)
+outbox_app = typer.Typer(help="The transactional outbox", no_args_is_help=True)
+app.add_typer(contracts_app, name="contracts")
+app.add_typer(audit_app, name="audit")
+app.add_typer(outbox_app, name="outbox")
+
+T = TypeVar("T")
+
+
+def _with_engine(work: Callable[[Any], Awaitable[T]]) -> T:
+    from gateway.store.db import create_engine
+
+    async def run() -> T:
+        engine = create_engine(Settings().database_url)
+        try:
+            return await work(engine)
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(run())
+
+
+@app.command()
+def serve(
+    host: str | None = typer.Option(None, help="HTTP bind address (CGT_HTTP_HOST)"),
+    port: int | None = typer.Option(None, help="HTTP port (CGT_HTTP_PORT)"),
+) -> None:
+    """Run the gateway: HTTP API, outbox relay and every adapter's transports."""
+    import uvicorn
+
+    from gateway.entrypoints.http import create_app
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    settings = Settings()
+    try:
+        application = create_app(settings=settings)
+    except ConfigError as exc:
+        typer.echo(f"configuration error: {exc.public_message}", err=True)
+        raise typer.Exit(2) from exc
+    uvicorn.run(
+        application, host=host or settings.http_host, port=port or settings.http_port, log_level="info"
+    )
+
+
+@app.command()
+def migrate() -> None:
+    """Apply the database migrations (SQLite by default, PostgreSQL by CGT_DATABASE_URL)."""
+    from gateway.store.migrate import migrate as run
+
+    _with_engine(run)
+    typer.echo("database is at the latest migration")
+
+
+@contracts_app.command("export")
+def contracts_export() -> None:
+    """Write contracts/ from the canonical models."""
+    from gateway.contracts import CONTRACTS_DIR, write_contracts
+
+    written = write_contracts(CONTRACTS_DIR)
+    typer.echo(f"wrote {len(written)} files under {CONTRACTS_DIR}")
+
+
+@contracts_app.command("check")
+def contracts_check() -> None:
+    """Fail when contracts/ differs from what the models generate."""
+    from gateway.contracts import CONTRACTS_DIR, drift
+
+    differences = drift(CONTRACTS_DIR)
+    if differences:
+        for path in differences:
+            typer.echo(f"drifted: {path}", err=True)
+        typer.echo("run: cgt-gateway contracts export", err=True)
+        raise typer.Exit(1)
+    typer.echo("contracts match the models")
+
+
+@audit_app.command("verify")
+def audit_verify() -> None:
+    """Walk the audit hash chain; name the first broken record."""
+    from gateway.audit import verify
+
+    async def run(engine: Any) -> Any:
+        async with engine.connect() as conn:
+            return await verify(conn)
+
+    report = _with_engine(run)
+    if report.ok:
+        typer.echo(f"audit chain intact: {report.checked} records")
+        return
+    typer.echo(
+        f"audit chain BROKEN at record {report.first_broken}: {report.reason} "
+        f"({report.checked} records verified before it)",
+        err=True,
+    )
+    raise typer.Exit(1)
+
+
+@outbox_app.command("status")
+def outbox_status() -> None:
+    """How many events wait for the broker, and the oldest one's age."""
+    from gateway.canonical.envelope import utcnow
+    from gateway.store.repository import outbox_backlog
+
+    async def run(engine: Any) -> Any:
+        async with engine.connect() as conn:
+            return await outbox_backlog(conn)
+
+    backlog, oldest = _with_engine(run)
+    age = (utcnow() - oldest).total_seconds() if oldest else 0.0
+    typer.echo(json.dumps({"backlog": backlog, "oldest_age_seconds": round(age, 3)}))
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,185 @@
+"""The HTTP shell: health, metrics, the operator's read API, and message intake for HTTP partners."""
+
+from __future__ import annotations
+
+import hmac
+import os
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Annotated, Any
+
+from fastapi import FastAPI, Header, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import ORJSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.exceptions import HTTPException
+from starlette.responses import Response
+
+from gateway import __version__, metrics
+from gateway.canonical.envelope import utcnow
+from gateway.entrypoints.bootstrap import Gateway, bootstrap
+from gateway.entrypoints.problems import PROBLEM, gateway_error, http_error, validation_error
+from gateway.errors import GatewayError, NotAuthenticated, NotFound, TooLarge
+from gateway.partners import Partner
+from gateway.registry import InboundContext
+from gateway.service.intake import failed_decode
+from gateway.settings import Settings
+from gateway.store import repository as reads
+from gateway.store.repository import InboundRecord
+
+DEMO_OPERATOR_KEY = "demo-operator-key"
+
+
+def operator_key(settings: Settings) -> str | None:
+    key = os.environ.get("CGT_OPERATOR_KEY")
+    if key:
+        return key
+    return None if settings.env == "production" else DEMO_OPERATOR_KEY
+
+
+def create_app(gateway: Gateway | None = None, settings: Settings | None = None) -> FastAPI:
+    """The app; with `gateway` given (tests), the caller owns its start and stop."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if gateway is not None:
+            app.state.gateway = gateway
+            yield
+            return
+        gw = bootstrap(settings)
+        await gw.start()
+        app.state.gateway = gw
+        try:
+            yield
+        finally:
+            await gw.stop()
+
+    app = FastAPI(
+        title="CGT interoperability gateway",
+        version=__version__,
+        lifespan=lifespan,
+        default_response_class=ORJSONResponse,
+    )
+    app.add_exception_handler(GatewayError, gateway_error)
+    app.add_exception_handler(RequestValidationError, validation_error)
+    app.add_exception_handler(HTTPException, http_error)
+
+    def gw(request: Request) -> Gateway:
+        g: Gateway = request.app.state.gateway
+        return g
+
+    def require_operator(request: Request, key: str | None) -> None:
+        expected = operator_key(gw(request).settings)
+        if not key or expected is None or not hmac.compare_digest(key, expected):
+            raise NotAuthenticated("an operator key is required (X-API-Key)")
+
+    @app.get("/health")
+    async def health(request: Request) -> Response:
+        g = gw(request)
+        database = await g.database_up()
+        body: dict[str, Any] = {
+            "status": "ok" if database and g.relay.broker_up else "degraded",
+            "database": "up" if database else "down",
+            "broker": "up" if g.relay.broker_up else "down",
+            "version": __version__,
+        }
+        if database:
+            async with g.engine.connect() as conn:
+                backlog, oldest = await reads.outbox_backlog(conn)
+                quarantined = await reads.count_open_quarantine(conn)
+            age = (utcnow() - oldest).total_seconds() if oldest else 0.0
+            body["outbox"] = {"backlog": backlog, "oldest_age_seconds": round(age, 3)}
+            body["quarantine"] = {"open": quarantined}
+            metrics.OUTBOX_BACKLOG.set(backlog)
+            metrics.QUARANTINE_OPEN.set(quarantined)
+        else:
+            body["status"] = "down"
+        return ORJSONResponse(body, status_code=200 if database else 503)
+
+    @app.get("/metrics")
+    async def prometheus() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    @app.get("/api/orders/{coi}")
+    async def order(
+        request: Request, coi: str, x_api_key: Annotated[str | None, Header()] = None
+    ) -> dict[str, Any]:
+        require_operator(request, x_api_key)
+        async with gw(request).engine.connect() as conn:
+            found = await reads.order_by_coi(conn, coi.upper())
+            if found is None:
+                raise NotFound("no order has this COI")
+            events = await reads.timeline(conn, found.order_id)
+        return {"order": found.model_dump(mode="json"), "timeline": events}
+
+    @app.get("/api/quarantine")
+    async def quarantine(
+        request: Request, x_api_key: Annotated[str | None, Header()] = None
+    ) -> dict[str, Any]:
+        require_operator(request, x_api_key)
+        async with gw(request).engine.connect() as conn:
+            items = await reads.open_quarantine(conn)
+        return {"items": items, "count": len(items)}
+
+    @app.post("/api/messages", status_code=201)
+    async def receive(
+        request: Request,
+        x_api_key: Annotated[str | None, Header()] = None,
+        x_cgt_partner: Annotated[str | None, Header()] = None,
+        x_cgt_timestamp: Annotated[str | None, Header()] = None,
+        x_cgt_signature: Annotated[str | None, Header()] = None,
+    ) -> Response:
+        """A message in the partner's configured dialect, authenticated by API key or HMAC."""
+        g = gw(request)
+        started = time.perf_counter()
+        raw = await _bounded_body(request, g.settings.max_body_bytes)
+        partner: Partner
+        if x_cgt_signature is not None:
+            partner = g.partners.verify_hmac(x_cgt_partner or "", raw, x_cgt_timestamp, x_cgt_signature)
+        else:
+            partner = g.partners.by_api_key(x_api_key)
+        adapter = g.adapters[partner.adapter]
+        ctx = InboundContext(partner=partner, transport="http", received_at=utcnow())
+        try:
+            parsed = adapter.parse(raw, ctx)
+        except GatewayError as exc:
+            message_id, decode = None, failed_decode(exc)
+        else:
+            message_id = parsed.message_id
+
+            def decode() -> list[Any]:
+                commands = adapter.to_canonical(parsed, ctx)
+                partner.check_commands(commands)
+                return commands
+
+        record = InboundRecord(
+            partner=partner.id,
+            transport="http",
+            adapter=adapter.name,
+            message_id=message_id,
+            received_at=ctx.received_at,
+            content_type=request.headers.get("content-type"),
+            raw=raw,
+        )
+        outcome, rendered = await g.intake.receive(record, decode, adapter.ack)
+        metrics.INBOUND.labels(partner.id, adapter.name, outcome.status).inc()
+        metrics.INTAKE_SECONDS.observe(time.perf_counter() - started)
+        media = adapter.content_type if outcome.status == "applied" else PROBLEM
+        status = 200 if outcome.duplicate else outcome.http_status
+        return Response(rendered or b"", status_code=status, media_type=media)
+
+    return app
+
+
+async def _bounded_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise TooLarge(f"the body exceeds {limit} bytes")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise TooLarge(f"the body exceeds {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)

@@ -1,0 +1,147 @@
+"""The gateway's exception tree: each class says what happens next to the message.
+
+    GatewayError                      public_message (PHI-free) + detail (internal, for audit)
+    ├── RejectedMessage               the sender gets an error in its own dialect; raw message kept
+    │   ├── MalformedMessage          bytes that do not parse (HL7 ACK AR/CR, HTTP 400)
+    │   │   └── TooLarge              a body or frame over the size limit (HTTP 413)
+    │   ├── UnsupportedMessage        parses, but the gateway does not take this type (AR, 422)
+    │   ├── MappingError              parses, but cannot be mapped to a canonical command (AE, 422)
+    │   ├── ContractViolation         canonical data that breaks the contract (AE, 422)
+    │   └── IllegalTransition         the order's lifecycle refuses the event (AE, 409)
+    ├── IdentityProblem               quarantined for an operator; nothing applied
+    │   ├── UnknownIdentity           no identifier resolves to an order
+    │   ├── ConflictingIdentities     identifiers name different orders or patients
+    │   ├── AlreadyBound              a new binding would steal an identifier from another order
+    │   └── DemographicMismatch       name / birth date disagree with the order's patient
+    ├── NotAuthenticated              unknown or badly authenticated partner (AR, 401)
+    ├── NotPermitted                  a known partner touching what is not its own (AR, 403)
+    ├── NotFound                      a query for something that is not there (404)
+    ├── TransientError                the sender or the broker retries (AE, 503, nack + requeue)
+    └── ConfigError                   the gateway refuses to start
+
+Foreign exceptions (SQLAlchemy, aiormq, httpx, parsers) are translated to the most specific of
+these at the edge that meets them; the service layer never sees them.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class GatewayError(Exception):
+    """Base class. `public_message` may be shown to a partner; `detail` stays inside."""
+
+    public_message: str = "the message could not be processed"
+    http_status: int = 500
+
+    def __init__(self, public_message: str | None = None, *, detail: str | None = None) -> None:
+        if public_message is not None:
+            self.public_message = public_message
+        self.detail = detail or self.public_message
+        super().__init__(self.public_message)
+
+
+class RejectedMessage(GatewayError):
+    """The message is refused; the sender must correct it."""
+
+    http_status = 422
+
+    def __init__(
+        self,
+        public_message: str | None = None,
+        *,
+        detail: str | None = None,
+        location: str | None = None,
+        code: str | None = None,
+    ) -> None:
+        super().__init__(public_message, detail=detail)
+        # Where in the message the problem is, in the dialect's own notation
+        # (HL7 "PID-3", FHIR path "Bundle.entry[0].resource.subject", JSON pointer "/data/coi").
+        self.location = location
+        # Dialect-specific error code, e.g. HL7 table 0357 "101".
+        self.code = code
+
+
+class MalformedMessage(RejectedMessage):
+    public_message = "the message could not be parsed"
+    http_status = 400
+
+
+class TooLarge(MalformedMessage):
+    public_message = "the message is larger than the gateway accepts"
+    http_status = 413
+
+
+class UnsupportedMessage(RejectedMessage):
+    public_message = "the message type is not supported"
+
+
+class MappingError(RejectedMessage):
+    public_message = "the message could not be mapped to a canonical command"
+
+
+class ContractViolation(RejectedMessage):
+    public_message = "the message breaks the canonical contract"
+
+
+class IllegalTransition(RejectedMessage):
+    public_message = "the order's lifecycle does not allow this event now"
+    http_status = 409
+
+
+class QuarantineReason(StrEnum):
+    unknown_identity = "unknown_identity"
+    conflicting_identities = "conflicting_identities"
+    already_bound = "already_bound"
+    demographic_mismatch = "demographic_mismatch"
+
+
+class IdentityProblem(GatewayError):
+    """The message does not reconcile with the chain of identity: quarantine it."""
+
+    reason: QuarantineReason
+    http_status = 202  # accepted for review: stored, not applied
+
+
+class UnknownIdentity(IdentityProblem):
+    reason = QuarantineReason.unknown_identity
+    public_message = "no identifier in the message resolves to a known order"
+
+
+class ConflictingIdentities(IdentityProblem):
+    reason = QuarantineReason.conflicting_identities
+    public_message = "identifiers in the message name different orders"
+
+
+class AlreadyBound(IdentityProblem):
+    reason = QuarantineReason.already_bound
+    public_message = "an identifier in the message is already bound to another order"
+
+
+class DemographicMismatch(IdentityProblem):
+    reason = QuarantineReason.demographic_mismatch
+    public_message = "patient demographics disagree with the chain of identity"
+
+
+class NotAuthenticated(GatewayError):
+    public_message = "the partner could not be authenticated"
+    http_status = 401
+
+
+class NotPermitted(GatewayError):
+    public_message = "the partner may not act on this resource"
+    http_status = 403
+
+
+class NotFound(GatewayError):
+    public_message = "not found"
+    http_status = 404
+
+
+class TransientError(GatewayError):
+    public_message = "temporarily unable to process the message; retry later"
+    http_status = 503
+
+
+class ConfigError(GatewayError):
+    public_message = "the gateway's configuration is invalid"

@@ -1,0 +1,128 @@
+"""Reconciliation (DESIGN §5), a pure function: does this message belong to exactly one order?"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from gateway.canonical.catalogue import Scope
+from gateway.canonical.command import Command
+from gateway.canonical.ids import ExternalRef, IdentifierScope
+from gateway.canonical.order import PatientIdentity
+from gateway.errors import (
+    AlreadyBound,
+    ConflictingIdentities,
+    DemographicMismatch,
+    UnknownIdentity,
+)
+
+
+@dataclass(frozen=True)
+class Binding:
+    """Where the crosswalk points one identifier: a patient, and for order identifiers an order."""
+
+    patient_id: str
+    order_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Resolution:
+    """The message reconciles: apply it to `order_id` (None when it places a new order)."""
+
+    patient_id: str | None
+    order_id: str | None
+    new_bindings: tuple[ExternalRef, ...]
+
+
+def _names(refs: list[ExternalRef]) -> str:
+    return ", ".join(sorted({r.namespace for r in refs}))
+
+
+def _one_patient(command: Command, bindings: Mapping[ExternalRef, Binding]) -> str | None:
+    patients = {bindings[r].patient_id for r in command.refs if r in bindings}
+    if len(patients) > 1:
+        raise ConflictingIdentities(detail=f"identifiers name {len(patients)} patients")
+    return next(iter(patients), None)
+
+
+def _check_demographics(
+    command: Command, patient_id: str | None, patients: Mapping[str, PatientIdentity]
+) -> None:
+    known = patients.get(patient_id) if patient_id else None
+    if command.patient is None or known is None:
+        return
+    fields = command.patient.disagreements(known)
+    if fields:
+        raise DemographicMismatch(detail="disagreeing fields: " + ", ".join(fields))
+
+
+def _unresolved_must_be_bindable(
+    command: Command, bindings: Mapping[ExternalRef, Binding]
+) -> tuple[ExternalRef, ...]:
+    unresolved = [r for r in command.refs if r not in bindings]
+    unexpected = [r for r in unresolved if r not in command.binds]
+    if unexpected:
+        raise UnknownIdentity(detail=f"unknown identifiers: {_names(unexpected)}")
+    return tuple(unresolved)
+
+
+def _placing(
+    command: Command,
+    bindings: Mapping[ExternalRef, Binding],
+    patients: Mapping[str, PatientIdentity],
+) -> Resolution:
+    taken = [r for r in command.refs if r.scope is IdentifierScope.order and r in bindings]
+    if taken:
+        raise AlreadyBound(detail=f"already bound: {_names(taken)}")
+    patient_id = _one_patient(command, bindings)
+    _check_demographics(command, patient_id, patients)
+    unresolved = tuple(r for r in command.refs if r not in bindings)
+    return Resolution(patient_id=patient_id, order_id=None, new_bindings=unresolved)
+
+
+def _about_patient(
+    command: Command,
+    bindings: Mapping[ExternalRef, Binding],
+    patients: Mapping[str, PatientIdentity],
+) -> Resolution:
+    patient_id = _one_patient(command, bindings)
+    if patient_id is None:
+        raise UnknownIdentity(detail=f"no patient for: {_names(list(command.refs))}")
+    _check_demographics(command, patient_id, patients)
+    new = _unresolved_must_be_bindable(command, bindings)
+    return Resolution(patient_id=patient_id, order_id=None, new_bindings=new)
+
+
+def _about_order(
+    command: Command,
+    bindings: Mapping[ExternalRef, Binding],
+    patients: Mapping[str, PatientIdentity],
+) -> Resolution:
+    orders = {
+        b.order_id for r in command.refs if (b := bindings.get(r)) is not None and b.order_id is not None
+    }
+    if not orders:
+        raise UnknownIdentity(detail=f"no order for: {_names(list(command.refs))}")
+    if len(orders) > 1:
+        raise ConflictingIdentities(detail=f"identifiers name {len(orders)} orders")
+    patient_id = _one_patient(command, bindings)
+    _check_demographics(command, patient_id, patients)
+    new = _unresolved_must_be_bindable(command, bindings)
+    return Resolution(patient_id=patient_id, order_id=orders.pop(), new_bindings=new)
+
+
+def reconcile(
+    command: Command,
+    bindings: Mapping[ExternalRef, Binding],
+    patients: Mapping[str, PatientIdentity],
+) -> Resolution:
+    """Resolve the command's identifiers, or raise the IdentityProblem that quarantines it.
+
+    `bindings` holds the crosswalk entries of the command's identifiers (those not bound are
+    absent); `patients` the known demographics of the patients they point to.
+    """
+    if command.event == "order.placed":
+        return _placing(command, bindings, patients)
+    if command.scope is Scope.patient:
+        return _about_patient(command, bindings, patients)
+    return _about_order(command, bindings, patients)

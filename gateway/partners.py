@@ -1,0 +1,196 @@
+"""The partner registry: who may talk to the gateway, how they prove it, and what they may touch."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import ipaddress
+import os
+import time
+from enum import StrEnum
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from gateway.canonical.command import Command
+from gateway.canonical.ids import COI_NAMESPACE
+from gateway.errors import ConfigError, NotAuthenticated, NotPermitted
+
+# Namespaces any partner may carry: they name the therapy, not a partner's own records.
+SHARED_NAMESPACES = frozenset({COI_NAMESPACE, "isbt128:din"})
+
+
+class PartnerKind(StrEnum):
+    site = "site"
+    courier = "courier"
+    manufacturer = "manufacturer"
+
+    @property
+    def namespace_prefix(self) -> str:
+        return {"site": "site", "courier": "courier", "manufacturer": "mes"}[self.value]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class SecretRef(_Model):
+    """A secret read from the environment; a demo partner may fall back to a public default."""
+
+    env: str = Field(pattern=r"^[A-Z][A-Z0-9_]*$")
+    demo_default: str | None = None
+
+    def resolve(self, production: bool) -> str | None:
+        value = os.environ.get(self.env)
+        if value:
+            return value
+        return None if production else self.demo_default
+
+
+class MllpAuth(_Model):
+    sending_application: str
+    sending_facility: str
+    sources: tuple[str, ...] = ("127.0.0.0/8", "::1/128")
+
+    def admits(self, address: str) -> bool:
+        ip = ipaddress.ip_address(address)
+        return any(ip in ipaddress.ip_network(net, strict=False) for net in self.sources)
+
+
+class PartnerAuth(_Model):
+    api_key_sha256: tuple[str, ...] = ()
+    hmac_secret: SecretRef | None = None
+    mllp: MllpAuth | None = None
+
+
+class Partner(_Model):
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$", max_length=100)
+    kind: PartnerKind
+    name: str | None = None
+    adapter: str
+    profile: str | None = None
+    demo: bool = False
+    auth: PartnerAuth = PartnerAuth()
+
+    @property
+    def own_namespace(self) -> str:
+        return f"{self.kind.namespace_prefix}:{self.id}:"
+
+    def check_commands(self, commands: list[Command]) -> None:
+        """A partner carries only shared identifiers and identifiers it issued itself."""
+        for command in commands:
+            for ref in command.refs:
+                if ref.namespace not in SHARED_NAMESPACES and not ref.namespace.startswith(
+                    self.own_namespace
+                ):
+                    raise NotPermitted(
+                        f"identifier namespace {ref.namespace} is not this partner's",
+                        detail=f"{self.id} used {ref.namespace}",
+                    )
+
+
+class PartnerFile(_Model):
+    partners: tuple[Partner, ...]
+
+    @model_validator(mode="after")
+    def _unique(self) -> PartnerFile:
+        ids = [p.id for p in self.partners]
+        if len(ids) != len(set(ids)):
+            raise ValueError("partner ids must be unique")
+        return self
+
+
+class Partners:
+    """Look partners up by id or by credential; comparisons of secrets are constant-time."""
+
+    def __init__(self, partners: tuple[Partner, ...], *, production: bool) -> None:
+        self.production = production
+        self._by_id = {p.id: p for p in partners}
+        self._secrets = {
+            p.id: s
+            for p in partners
+            if p.auth.hmac_secret and (s := p.auth.hmac_secret.resolve(production)) is not None
+        }
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        return iter(self._by_id.values())
+
+    def get(self, partner_id: str) -> Partner:
+        try:
+            return self._by_id[partner_id]
+        except KeyError:
+            raise NotAuthenticated(detail=f"unknown partner {partner_id!r}") from None
+
+    def by_api_key(self, key: str | None) -> Partner:
+        if not key:
+            raise NotAuthenticated("an API key is required (X-API-Key)")
+        digest = hashlib.sha256(key.encode()).hexdigest()
+        found: Partner | None = None
+        for partner in self._by_id.values():
+            for known in partner.auth.api_key_sha256:
+                if hmac.compare_digest(digest, known):
+                    found = partner
+        if found is None:
+            raise NotAuthenticated(detail="no partner has this API key")
+        return found
+
+    def verify_hmac(
+        self,
+        partner_id: str,
+        body: bytes,
+        timestamp: str | None,
+        signature: str | None,
+        *,
+        tolerance_s: int = 300,
+        now: float | None = None,
+    ) -> Partner:
+        """Check `hex(HMAC-SHA256(secret, f"{timestamp}.{body}"))` and that the timestamp is fresh."""
+        partner = self.get(partner_id)
+        secret = self._secrets.get(partner.id)
+        if secret is None or not timestamp or not signature:
+            raise NotAuthenticated("a signed request is required", detail=f"{partner_id}: no signature")
+        try:
+            age = abs((now if now is not None else time.time()) - int(timestamp))
+        except ValueError:
+            raise NotAuthenticated("the signature timestamp is not a Unix time") from None
+        if age > tolerance_s:
+            raise NotAuthenticated("the signature timestamp is too old or in the future")
+        expected = hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()
+        if not hmac.compare_digest(expected, signature.removeprefix("sha256=")):
+            raise NotAuthenticated(detail=f"{partner_id}: bad signature")
+        return partner
+
+    def by_mllp(self, sending_application: str, sending_facility: str, address: str) -> Partner:
+        for partner in self._by_id.values():
+            mllp = partner.auth.mllp
+            if (
+                mllp
+                and mllp.sending_application == sending_application
+                and mllp.sending_facility == sending_facility
+                and mllp.admits(address)
+            ):
+                return partner
+        raise NotAuthenticated("unknown sender", detail="no partner matches MSH-3/MSH-4 and address")
+
+
+def load_partners(path: Path, *, env: Literal["development", "test", "production"]) -> Partners:
+    production = env == "production"
+    try:
+        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+        parsed = PartnerFile.model_validate(document)
+    except (OSError, yaml.YAMLError, ValidationError) as exc:
+        raise ConfigError(f"partners file {path}: {exc}") from exc
+    if production:
+        demo = [p.id for p in parsed.partners if p.demo]
+        if demo:
+            raise ConfigError(
+                f"demo partners are refused in production: {', '.join(demo)}; "
+                "set CGT_PARTNERS_FILE to your own partner file"
+            )
+        for partner in parsed.partners:
+            ref = partner.auth.hmac_secret
+            if ref and not os.environ.get(ref.env):
+                raise ConfigError(f"partner {partner.id}: secret {ref.env} is not set")
+    return Partners(parsed.partners, production=production)

@@ -1,0 +1,94 @@
+"""The adapter contract (DESIGN §3) and discovery through the `cgt_gateway.adapters` entry points.
+
+An adapter is one external dialect: `parse` (strict, typed errors), `to_canonical` (pure), `ack`
+(the dialect's answer), and `examples` for the shared conformance suite. Badly shaped adapters
+are refused at start-up with a message that names them.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from importlib.metadata import entry_points
+from typing import Any, Literal, Protocol, runtime_checkable
+
+from gateway.canonical.command import Command
+from gateway.errors import ConfigError
+from gateway.partners import Partner
+from gateway.service.outcome import Outcome
+
+GROUP = "cgt_gateway.adapters"
+
+
+@dataclass(frozen=True)
+class InboundContext:
+    partner: Partner
+    transport: str
+    received_at: datetime
+
+
+@dataclass(frozen=True)
+class ExternalMessage:
+    """A parsed message in its own dialect; `message_id` is the sender's id for idempotency."""
+
+    message_id: str | None
+    content: Any
+
+
+@dataclass(frozen=True)
+class Example:
+    """A message the adapter ships for the conformance suite."""
+
+    name: str
+    raw: bytes
+    expect: Literal["valid", "malformed"]
+
+
+@runtime_checkable
+class Adapter(Protocol):
+    name: str
+    dialect: str
+    content_type: str
+
+    def parse(self, raw: bytes, ctx: InboundContext) -> ExternalMessage: ...
+
+    def to_canonical(self, msg: ExternalMessage, ctx: InboundContext) -> list[Command]: ...
+
+    def ack(self, outcome: Outcome) -> bytes: ...
+
+    def examples(self) -> Sequence[Example]: ...
+
+
+_ARITY = {"parse": 2, "to_canonical": 2, "ack": 1, "examples": 0}
+
+
+def validate_adapter(name: str, obj: object) -> Adapter:
+    """Refuse an adapter that does not have the contract's shape."""
+    if not isinstance(obj, Adapter):
+        missing = [a for a in ("name", "dialect", "content_type", *_ARITY) if not hasattr(obj, a)]
+        raise ConfigError(f"adapter {name!r} does not fulfil the adapter contract: missing {missing}")
+    if obj.name != name:
+        raise ConfigError(f"adapter registered as {name!r} calls itself {obj.name!r}")
+    for method, arity in _ARITY.items():
+        fn: Callable[..., Any] = getattr(obj, method)
+        params = [
+            p
+            for p in inspect.signature(fn).parameters.values()
+            if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is p.empty
+        ]
+        if len(params) != arity:
+            raise ConfigError(f"adapter {name!r}: {method} takes {len(params)} arguments, expected {arity}")
+    return obj
+
+
+def load_adapters() -> dict[str, Adapter]:
+    adapters: dict[str, Adapter] = {}
+    for ep in entry_points(group=GROUP):
+        try:
+            obj = ep.load()
+        except Exception as exc:  # an import error in a plugin: refuse to start, say which
+            raise ConfigError(f"adapter {ep.name!r} ({ep.value}) failed to load: {exc!r}") from exc
+        adapters[ep.name] = validate_adapter(ep.name, obj)
+    return adapters

@@ -1,0 +1,36 @@
+"""Settings from the environment (prefix CGT_), with embedded defaults that run on a laptop."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CGT_", extra="ignore")
+
+    env: Literal["development", "test", "production"] = "development"
+    database_url: str = f"sqlite+aiosqlite:///{ROOT / 'var' / 'gateway.db'}"
+    amqp_url: str = "amqp://guest:guest@127.0.0.1:5672/"
+    http_host: str = "127.0.0.1"
+    http_port: int = 8080
+    mllp_port: int = 2575
+    partners_file: Path = ROOT / "mappings" / "partners" / "demo.yaml"
+    coi_facility: str = Field(
+        default="A9999",
+        pattern=r"^[A-NP-Z1-9][A-Z0-9]{4}$",
+        description="ISBT 128 facility id under which the gateway issues COIs",
+    )
+    outbox_batch: int = Field(default=500, ge=1, le=10_000)
+    outbox_poll_seconds: float = Field(default=0.5, gt=0)
+    outbox_lease_seconds: float = Field(default=30.0, gt=0)
+    consumer_delivery_limit: int = Field(default=5, ge=1)
+    max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    log_phi: bool = Field(
+        default=False, description="never true in production: lets payloads into debug logs"
+    )

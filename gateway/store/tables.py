@@ -1,0 +1,199 @@
+"""The gateway's tables. One metadata; Alembic migrations are written against it."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    text,
+)
+from sqlalchemy.types import TypeDecorator
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC on every database (SQLite hands back naive datetimes otherwise)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value.astimezone(UTC) if value is not None else None
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+# BIGINT autoincrement on PostgreSQL, INTEGER PRIMARY KEY (rowid) on SQLite.
+Id = BigInteger().with_variant(Integer(), "sqlite")
+Time = UtcDateTime()
+
+# Every message as received, kept whatever became of it.
+inbound_messages = Table(
+    "inbound_messages",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("partner", String(100), nullable=False),
+    Column("transport", String(50), nullable=False),
+    Column("adapter", String(100), nullable=False),
+    Column("message_id", String(200)),
+    Column("received_at", Time, nullable=False),
+    Column("content_type", String(100)),
+    Column("raw", LargeBinary, nullable=False),
+    Column("outcome", String(20), nullable=False),
+    Column("reason", Text),
+    Column("order_id", String(36)),
+)
+Index("ix_inbound_partner_received", inbound_messages.c.partner, inbound_messages.c.received_at)
+
+# (partner, message id) -> the first answer. A repeat gets the same answer and changes nothing.
+idempotency_keys = Table(
+    "idempotency_keys",
+    metadata,
+    Column("partner", String(100), primary_key=True),
+    Column("message_id", String(200), primary_key=True),
+    Column("inbound_id", Id, ForeignKey("inbound_messages.id"), nullable=False),
+    Column("outcome", String(20), nullable=False),
+    Column("answer", JSON, nullable=False),
+    Column("rendered", LargeBinary),
+)
+
+patients = Table(
+    "patients",
+    metadata,
+    Column("patient_id", String(36), primary_key=True),
+    Column("identity", JSON, nullable=False),
+    Column("merged_into", String(36)),
+    Column("updated_at", Time, nullable=False),
+)
+
+orders = Table(
+    "orders",
+    metadata,
+    Column("order_id", String(36), primary_key=True),
+    Column("coi", String(20), nullable=False, unique=True),
+    Column("patient_id", String(36), ForeignKey("patients.patient_id"), nullable=False),
+    Column("status", String(40), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("document", JSON, nullable=False),
+    Column("created_at", Time, nullable=False),
+    Column("updated_at", Time, nullable=False),
+)
+
+# (namespace, value) -> patient, and for order identifiers, order.
+crosswalk = Table(
+    "crosswalk",
+    metadata,
+    Column("namespace", String(200), primary_key=True),
+    Column("value", String(200), primary_key=True),
+    Column("patient_id", String(36), ForeignKey("patients.patient_id"), nullable=False),
+    Column("order_id", String(36), ForeignKey("orders.order_id")),
+    Column("bound_at", Time, nullable=False),
+    Column("inbound_id", Id),
+)
+Index("ix_crosswalk_order", crosswalk.c.order_id)
+Index("ix_crosswalk_patient", crosswalk.c.patient_id)
+
+# The order's timeline: every canonical event applied to it (and quarantine notices).
+events = Table(
+    "events",
+    metadata,
+    Column("event_id", String(36), primary_key=True),
+    Column("order_id", String(36)),
+    Column("type", String(100), nullable=False),
+    Column("time", Time, nullable=False),
+    Column("envelope", JSON, nullable=False),
+    Column("inbound_id", Id),
+)
+Index("ix_events_order_time", events.c.order_id, events.c.time)
+
+# Append-only, hash-chained. seq is assigned under the chain head's lock, so it has no gaps.
+audit_records = Table(
+    "audit_records",
+    metadata,
+    Column("seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("at", Time, nullable=False),
+    Column("actor", String(200), nullable=False),
+    Column("action", String(100), nullable=False),
+    Column("subject", String(100)),
+    Column("detail", JSON, nullable=False),
+    Column("prev_hash", String(64), nullable=False),
+    Column("hash", String(64), nullable=False),
+)
+
+audit_head = Table(
+    "audit_head",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("seq", BigInteger, nullable=False),
+    Column("hash", String(64), nullable=False),
+)
+
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("event_id", String(36), nullable=False, unique=True),
+    Column("routing_key", String(100), nullable=False),
+    Column("body", LargeBinary, nullable=False),
+    Column("created_at", Time, nullable=False),
+    Column("claimed_until", Time),
+    Column("attempts", Integer, nullable=False, server_default=text("0")),
+    Column("sent_at", Time),
+    Column("last_error", Text),
+)
+Index(
+    "ix_outbox_unsent",
+    outbox.c.id,
+    sqlite_where=outbox.c.sent_at.is_(None),
+    postgresql_where=outbox.c.sent_at.is_(None),
+)
+
+quarantine = Table(
+    "quarantine",
+    metadata,
+    Column("quarantine_id", String(36), primary_key=True),
+    Column("inbound_id", Id, ForeignKey("inbound_messages.id"), nullable=False),
+    Column("partner", String(100), nullable=False),
+    Column("reason", String(50), nullable=False),
+    Column("detail", Text, nullable=False),
+    Column("command", JSON, nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("created_at", Time, nullable=False),
+)
+Index("ix_quarantine_status", quarantine.c.status)
+
+# Consumers' de-duplication: one row per (consumer, CloudEvent id) handled.
+consumed_events = Table(
+    "consumed_events",
+    metadata,
+    Column("consumer", String(100), primary_key=True),
+    Column("event_id", String(36), primary_key=True),
+    Column("consumed_at", Time, nullable=False),
+)

@@ -1,0 +1,192 @@
+"""The one-transaction intake against real SQLite and PostgreSQL databases."""
+
+from __future__ import annotations
+
+import asyncio
+
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from gateway.audit import verify
+from gateway.service.intake import Intake
+from gateway.store import tables as t
+from gateway.store.repository import order_by_coi
+from tests.support.builders import coi, envelope_json, event, mrn, place, placer
+from tests.support.drive import send, send_raw
+
+
+def intake(engine: AsyncEngine) -> Intake:
+    return Intake(engine, coi_facility="A9999")
+
+
+async def count(engine: AsyncEngine, table: t.Table, *where: object) -> int:
+    async with engine.connect() as conn:
+        return int((await conn.execute(select(func.count()).select_from(table).where(*where))).scalar_one())
+
+
+async def test_a_placed_order_is_stored_bound_published_and_audited(engine: AsyncEngine) -> None:
+    outcome = await send(intake(engine), place(1))
+    assert outcome.status == "applied" and outcome.coi and outcome.coi.startswith("CHA9999")
+    async with engine.connect() as conn:
+        order = await order_by_coi(conn, outcome.coi)
+        assert order is not None and order.status.value == "ordered"
+        assert order.patient.family_name == "Testpatient"
+        namespaces = {r.namespace for r in await conn.execute(select(t.crosswalk.c.namespace))}
+        assert namespaces == {"site:demo-hospital:mrn", "site:demo-hospital:placer-order", "coi"}
+        box = (await conn.execute(select(t.outbox.c.routing_key, t.outbox.c.event_id))).all()
+        assert [(b.routing_key, b.event_id) for b in box] == [("order.placed", outcome.event_ids[0])]
+        report = await verify(conn)
+    assert report.ok and report.checked == 1
+
+
+async def test_a_repeated_message_id_returns_the_first_answer_and_adds_nothing(engine: AsyncEngine) -> None:
+    gate = intake(engine)
+    raw = envelope_json("msg-1", place(1))
+    first, first_ack = await send_raw(gate, raw)
+    again, again_ack = await send_raw(gate, raw)
+    assert again.duplicate and not first.duplicate
+    assert again_ack == first_ack and again.event_ids == first.event_ids
+    assert await count(engine, t.orders) == 1
+    assert await count(engine, t.outbox) == 1
+    assert await count(engine, t.inbound_messages) == 1
+
+
+async def test_events_follow_the_order_and_carry_its_coi(engine: AsyncEngine) -> None:
+    gate = intake(engine)
+    placed = await send(gate, place(1))
+    scheduled = await send(
+        gate, event("collection.scheduled", placer("PO-000001"), scheduled_start="2026-11-09T08:00:00Z")
+    )
+    assert scheduled.status == "applied" and scheduled.coi == placed.coi
+    collected = await send(
+        gate,
+        event(
+            "collection.completed",
+            coi(placed.coi or ""),
+            collected_at="2026-11-09T12:00:00Z",
+            din="A9999211234563",
+        ),
+    )
+    assert collected.status == "applied"
+    async with engine.connect() as conn:
+        order = await order_by_coi(conn, placed.coi or "")
+    assert order is not None and order.status.value == "collected" and order.version == 3
+    assert order.collection.din == "A999921123456"
+
+
+async def test_an_unknown_order_is_quarantined_and_nothing_is_applied(engine: AsyncEngine) -> None:
+    outcome = await send(intake(engine), event("order.cancelled", placer("PO-404")))
+    assert outcome.status == "quarantined" and outcome.error == "UnknownIdentity"
+    assert await count(engine, t.quarantine, t.quarantine.c.reason == "unknown_identity") == 1
+    async with engine.connect() as conn:
+        keys = [r.routing_key for r in await conn.execute(select(t.outbox.c.routing_key))]
+        raw = (await conn.execute(select(t.inbound_messages.c.raw, t.inbound_messages.c.outcome))).one()
+    assert keys == ["identity.mismatch"]
+    assert raw.outcome == "quarantined" and b"PO-404" in raw.raw
+
+
+async def test_identifiers_of_two_orders_quarantine_and_change_neither(engine: AsyncEngine) -> None:
+    gate = intake(engine)
+    first, second = await send(gate, place(1)), await send(gate, place(2))
+    mixed = await send(gate, event("order.cancelled", placer("PO-000001"), coi(second.coi or "")))
+    assert mixed.status == "quarantined" and mixed.error == "ConflictingIdentities"
+    async with engine.connect() as conn:
+        for placed in (first, second):
+            order = await order_by_coi(conn, placed.coi or "")
+            assert order is not None and order.status.value == "ordered" and order.version == 1
+
+
+async def test_a_second_order_with_the_same_placer_number_is_quarantined(engine: AsyncEngine) -> None:
+    gate = intake(engine)
+    await send(gate, place(1))
+    again = await send(gate, place(1))
+    assert again.status == "quarantined" and again.error == "AlreadyBound"
+    assert await count(engine, t.orders) == 1
+
+
+async def test_a_known_mrn_with_other_demographics_is_quarantined(engine: AsyncEngine) -> None:
+    gate = intake(engine)
+    await send(gate, place(1))
+    other = place(1, birth="1980-05-05").model_copy(update={"refs": (mrn("MRN-000001"), placer("PO-777777"))})
+    outcome = await send(gate, other)
+    assert outcome.status == "quarantined" and outcome.error == "DemographicMismatch"
+
+
+async def test_an_illegal_transition_is_rejected_recorded_and_not_applied(engine: AsyncEngine) -> None:
+    gate = intake(engine)
+    placed = await send(gate, place(1))
+    outcome = await send(gate, event("manufacturing.released", placer("PO-000001"), batch_id="B1"))
+    assert outcome.status == "rejected" and outcome.error == "IllegalTransition"
+    assert outcome.http_status == 409 and "ordered" in (outcome.reason or "")
+    async with engine.connect() as conn:
+        order = await order_by_coi(conn, placed.coi or "")
+        actions = [r.action for r in await conn.execute(select(t.audit_records.c.action))]
+    assert order is not None and order.status.value == "ordered"
+    assert actions == ["order.placed", "message.rejected"]
+
+
+async def test_a_message_is_applied_whole_or_not_at_all(engine: AsyncEngine) -> None:
+    gate = intake(engine)
+    await send(gate, place(1))
+    outcome = await send(
+        gate,
+        event("collection.scheduled", placer("PO-000001"), scheduled_start="2026-11-09T08:00:00Z"),
+        event("order.cancelled", placer("PO-404")),
+    )
+    assert outcome.status == "quarantined"
+    async with engine.connect() as conn:
+        status = (await conn.execute(select(t.orders.c.status))).scalar_one()
+    assert status == "ordered"
+
+
+async def test_a_malformed_message_is_kept_and_rejected(engine: AsyncEngine) -> None:
+    outcome, answer = await send_raw(intake(engine), b'{"message_id": "m", "commands": [')
+    assert outcome.status == "rejected" and outcome.error == "MalformedMessage"
+    assert answer is not None and b"MalformedMessage" in answer
+    async with engine.connect() as conn:
+        row = (await conn.execute(select(t.inbound_messages.c.raw, t.inbound_messages.c.outcome))).one()
+    assert row.raw == b'{"message_id": "m", "commands": [' and row.outcome == "rejected"
+
+
+async def test_concurrent_messages_keep_one_gapless_audit_chain(engine: AsyncEngine) -> None:
+    gate = intake(engine)
+    outcomes = await asyncio.gather(*(send(gate, place(n)) for n in range(1, 21)))
+    assert all(o.status == "applied" for o in outcomes)
+    assert len({o.coi for o in outcomes}) == 20
+    await asyncio.gather(
+        *(
+            send(
+                gate,
+                event("collection.scheduled", placer(f"PO-{n:06d}"), scheduled_start="2026-11-09T08:00:00Z"),
+            )
+            for n in range(1, 21)
+        )
+    )
+    async with engine.connect() as conn:
+        report = await verify(conn)
+    assert report.ok and report.checked == 40
+
+
+async def test_racing_placements_of_one_order_bind_it_once(engine: AsyncEngine) -> None:
+    gate = intake(engine)
+    outcomes = await asyncio.gather(*(send(gate, place(7)) for _ in range(5)))
+    assert sorted(o.status for o in outcomes) == ["applied"] + ["quarantined"] * 4
+    assert await count(engine, t.orders) == 1
+
+
+async def test_tampering_with_the_audit_trail_is_found(engine: AsyncEngine) -> None:
+    gate = intake(engine)
+    for n in range(1, 4):
+        await send(gate, place(n))
+    async with engine.begin() as conn:
+        await conn.execute(
+            update(t.audit_records).where(t.audit_records.c.seq == 2).values(actor="partner:someone-else")
+        )
+    async with engine.connect() as conn:
+        report = await verify(conn)
+    assert not report.ok and report.first_broken == 2 and report.checked == 1
+    async with engine.begin() as conn:
+        await conn.execute(t.audit_records.delete().where(t.audit_records.c.seq == 2))
+    async with engine.connect() as conn:
+        report = await verify(conn)
+    assert report.first_broken == 2 and "missing" in (report.reason or "")

@@ -1,0 +1,54 @@
+"""Synthetic messages for tests: invented patients, invented identifiers."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from gateway.canonical.command import Command
+from gateway.canonical.ids import ExternalRef
+
+SITE = "site:demo-hospital"
+T0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
+
+
+def mrn(value: str) -> ExternalRef:
+    return ExternalRef(namespace=f"{SITE}:mrn", value=value)
+
+
+def placer(value: str) -> ExternalRef:
+    return ExternalRef(namespace=f"{SITE}:placer-order", value=value)
+
+
+def coi(value: str) -> ExternalRef:
+    return ExternalRef(namespace="coi", value=value)
+
+
+def place(n: int, *, family: str = "Testpatient", birth: str = "1970-01-01", **extra: Any) -> Command:
+    return Command.model_validate(
+        {
+            "event": "order.placed",
+            "refs": [mrn(f"MRN-{n:06d}"), placer(f"PO-{n:06d}"), *extra.pop("refs", [])],
+            "patient": {"family_name": family, "given_name": "Alpha", "birth_date": birth},
+            "payload": {
+                "occurred_at": T0,
+                "order": {
+                    "product": {"code": "S9999", "name": "Demo autologous CAR-T"},
+                    "ordering_site": {"id": "demo-hospital"},
+                },
+            },
+            **extra,
+        }
+    )
+
+
+def event(name: str, *refs: ExternalRef, binds: tuple[ExternalRef, ...] = (), **payload: Any) -> Command:
+    return Command.model_validate(
+        {"event": name, "refs": list(refs), "binds": list(binds), "payload": payload}
+    )
+
+
+def envelope_json(message_id: str, *commands: Command) -> bytes:
+    return orjson.dumps({"message_id": message_id, "commands": [c.model_dump(mode="json") for c in commands]})
