@@ -48,6 +48,7 @@ class OutboxRelay:
         self.clock = clock
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
         self.published = 0
 
     @property
@@ -99,6 +100,7 @@ class OutboxRelay:
 
     async def run_once(self) -> int:
         """Claim, publish and mark one batch; returns how many the broker confirmed."""
+        await self.broker.connect()  # also when idle, so that /health tells the truth
         batch = await self.claim()
         if not batch:
             return 0
@@ -118,7 +120,7 @@ class OutboxRelay:
 
     async def run(self) -> None:
         backoff = 0.0
-        while True:
+        while not self._stopping:
             try:
                 sent = await self.run_once()
                 backoff = 0.0
@@ -139,9 +141,13 @@ class OutboxRelay:
             self._task = asyncio.create_task(self.run(), name="outbox-relay")
 
     async def stop(self) -> None:
+        # The flag as well as the cancel: a library that turns a CancelledError into its own
+        # connection error must not keep the loop alive.
+        self._stopping = True
         if self._task is not None:
             self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+                await asyncio.wait_for(self._task, 10)
             self._task = None
         await self.broker.close()
+        self._stopping = False

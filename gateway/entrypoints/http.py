@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 from fastapi import FastAPI, Header, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import ORJSONResponse
+from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
@@ -59,8 +59,9 @@ def create_app(gateway: Gateway | None = None, settings: Settings | None = None)
         title="CGT interoperability gateway",
         version=__version__,
         lifespan=lifespan,
-        default_response_class=ORJSONResponse,
     )
+    if gateway is not None:
+        app.state.gateway = gateway
     app.add_exception_handler(GatewayError, gateway_error)
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(HTTPException, http_error)
@@ -95,7 +96,7 @@ def create_app(gateway: Gateway | None = None, settings: Settings | None = None)
             metrics.QUARANTINE_OPEN.set(quarantined)
         else:
             body["status"] = "down"
-        return ORJSONResponse(body, status_code=200 if database else 503)
+        return JSONResponse(body, status_code=200 if database else 503)
 
     @app.get("/metrics")
     async def prometheus() -> Response:

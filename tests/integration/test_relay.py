@@ -1,0 +1,157 @@
+"""The outbox relay and consumers against the real RabbitMQ."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+
+import aio_pika
+import pytest
+from aio_pika.abc import AbstractIncomingMessage, AbstractQueue
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from gateway.bus.broker import Broker
+from gateway.bus.consumer import EventConsumer
+from gateway.bus.relay import OutboxRelay
+from gateway.bus.topology import DEAD_QUEUE, UNROUTED, declare_consumer_queue
+from gateway.canonical.envelope import CONTENT_TYPE, CloudEvent
+from gateway.errors import TransientError
+from gateway.service.intake import Intake
+from gateway.store import tables as t
+from tests.support.builders import event, place
+from tests.support.drive import send
+
+
+async def drain(queue: AbstractQueue, settle: float = 1.0) -> list[AbstractIncomingMessage]:
+    """Everything on the queue until it has been quiet for `settle` seconds."""
+    out: list[AbstractIncomingMessage] = []
+    quiet_since = time.monotonic()
+    while time.monotonic() - quiet_since < settle:
+        message = await queue.get(no_ack=False, fail=False)
+        if message is None:
+            await asyncio.sleep(0.05)
+            continue
+        await message.ack()
+        out.append(message)
+        quiet_since = time.monotonic()
+    return out
+
+
+@pytest.fixture
+async def channel(amqp_url: str) -> AsyncIterator[aio_pika.abc.AbstractChannel]:
+    connection = await aio_pika.connect(amqp_url)
+    yield await connection.channel()
+    await connection.close()
+
+
+async def test_an_applied_message_is_delivered_once_per_id(
+    sqlite_engine: AsyncEngine, amqp_url: str, channel: aio_pika.abc.AbstractChannel
+) -> None:
+    queue = await declare_consumer_queue(channel, "test.orders", ["order.#"], delivery_limit=3)
+    await queue.purge()
+    relay = OutboxRelay(sqlite_engine, Broker(amqp_url), poll_seconds=0.05)
+    intake = Intake(sqlite_engine, coi_facility="A9999", on_commit=relay.wake)
+    relay.start()
+    try:
+        outcomes = [await send(intake, place(n)) for n in range(1, 4)]
+        messages = await drain(queue)
+    finally:
+        await relay.stop()
+    ids = [m.message_id for m in messages]
+    assert sorted(ids) == sorted(o.event_ids[0] for o in outcomes)
+    for message in messages:
+        assert message.content_type == CONTENT_TYPE
+        assert message.routing_key == "order.placed"
+        assert message.delivery_mode == aio_pika.DeliveryMode.PERSISTENT
+        envelope = CloudEvent.from_json(message.body)
+        assert envelope.id == message.message_id and envelope.type == "org.cgt.order.placed"
+    async with sqlite_engine.connect() as conn:
+        unsent = (await conn.execute(select(t.outbox.c.id).where(t.outbox.c.sent_at.is_(None)))).all()
+    assert unsent == []
+
+
+async def test_events_nobody_binds_are_kept_not_dropped(
+    sqlite_engine: AsyncEngine, amqp_url: str, channel: aio_pika.abc.AbstractChannel
+) -> None:
+    relay = OutboxRelay(sqlite_engine, Broker(amqp_url))
+    intake = Intake(sqlite_engine, coi_facility="A9999")
+    await relay.broker.connect()
+    unrouted = await channel.get_queue(UNROUTED)
+    await unrouted.purge()
+    outcome = await send(intake, event("order.cancelled", *place(1).refs[1:]))  # quarantined
+    assert await relay.run_once() == 1
+    await relay.stop()
+    kept = await drain(unrouted)
+    assert [m.message_id for m in kept] == list(outcome.event_ids)
+
+
+async def test_a_relay_killed_between_publish_and_mark_leaves_the_event_to_be_sent_again(
+    sqlite_engine: AsyncEngine, amqp_url: str
+) -> None:
+    handled: list[str] = []
+
+    async def handler(envelope: CloudEvent, conn: AsyncConnection) -> None:
+        handled.append(envelope.id)
+
+    consumer = EventConsumer(sqlite_engine, amqp_url, name="dedup", patterns=["order.#"], handler=handler)
+    await consumer.start()
+    intake = Intake(sqlite_engine, coi_facility="A9999")
+    outcome = await send(intake, place(1))
+
+    crashing = OutboxRelay(sqlite_engine, Broker(amqp_url), lease_seconds=0.5)
+
+    async def killed(*_: object) -> None:
+        raise SystemExit("relay killed after the broker confirmed, before marking sent")
+
+    crashing.mark = killed  # type: ignore[method-assign]
+    with pytest.raises(SystemExit):
+        await crashing.run_once()
+    await crashing.broker.close()
+
+    successor = OutboxRelay(sqlite_engine, Broker(amqp_url), lease_seconds=0.5)
+    assert await successor.run_once() == 0  # the dead relay's lease still holds
+    await asyncio.sleep(0.6)
+    assert await successor.run_once() == 1  # lease expired: published again
+    await successor.stop()
+
+    deadline = time.monotonic() + 10
+    while consumer.handled + consumer.duplicates < 2 and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    await consumer.stop()
+    assert handled == [outcome.event_ids[0]]
+    assert consumer.duplicates == 1
+
+
+async def test_consumer_failures_go_to_the_dead_letter_queue(
+    sqlite_engine: AsyncEngine, amqp_url: str, channel: aio_pika.abc.AbstractChannel
+) -> None:
+    attempts: dict[str, int] = {}
+
+    async def handler(envelope: CloudEvent, conn: AsyncConnection) -> None:
+        attempts[envelope.subject or ""] = attempts.get(envelope.subject or "", 0) + 1
+        if envelope.subject == transient_coi:
+            raise TransientError("downstream is busy")
+        raise ValueError("this consumer cannot take this event")
+
+    dead = await channel.get_queue(DEAD_QUEUE)
+    await dead.purge()
+    consumer = EventConsumer(
+        sqlite_engine, amqp_url, name="failing", patterns=["order.placed"], handler=handler, delivery_limit=2
+    )
+    await consumer.start()
+    intake = Intake(sqlite_engine, coi_facility="A9999")
+    permanent = await send(intake, place(1))
+    transient = await send(intake, place(2))
+    transient_coi = transient.coi
+    relay = OutboxRelay(sqlite_engine, Broker(amqp_url))
+    assert await relay.run_once() == 2
+    await relay.stop()
+    dead_letters = await drain(dead, settle=2.0)
+    await consumer.stop()
+    assert sorted(m.message_id or "" for m in dead_letters) == sorted(
+        [permanent.event_ids[0], transient.event_ids[0]]
+    )
+    assert attempts[permanent.coi or ""] == 1  # rejected at once
+    assert attempts[transient_coi or ""] >= 2  # retried up to the delivery limit
