@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hmac
 import os
-import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
@@ -22,11 +21,9 @@ from gateway.entrypoints.bootstrap import Gateway, bootstrap
 from gateway.entrypoints.problems import PROBLEM, gateway_error, http_error, validation_error
 from gateway.errors import GatewayError, NotAuthenticated, NotFound, TooLarge
 from gateway.partners import Partner
-from gateway.registry import InboundContext
-from gateway.service.intake import failed_decode
+from gateway.service.inbound import accept
 from gateway.settings import Settings
 from gateway.store import repository as reads
-from gateway.store.repository import InboundRecord
 
 DEMO_OPERATOR_KEY = "demo-operator-key"
 
@@ -133,7 +130,6 @@ def create_app(gateway: Gateway | None = None, settings: Settings | None = None)
     ) -> Response:
         """A message in the partner's configured dialect, authenticated by API key or HMAC."""
         g = gw(request)
-        started = time.perf_counter()
         raw = await _bounded_body(request, g.settings.max_body_bytes)
         partner: Partner
         if x_cgt_signature is not None:
@@ -141,31 +137,14 @@ def create_app(gateway: Gateway | None = None, settings: Settings | None = None)
         else:
             partner = g.partners.by_api_key(x_api_key)
         adapter = g.adapters[partner.adapter]
-        ctx = InboundContext(partner=partner, transport="http", received_at=utcnow())
-        try:
-            parsed = adapter.parse(raw, ctx)
-        except GatewayError as exc:
-            message_id, decode = None, failed_decode(exc)
-        else:
-            message_id = parsed.message_id
-
-            def decode() -> list[Any]:
-                commands = adapter.to_canonical(parsed, ctx)
-                partner.check_commands(commands)
-                return commands
-
-        record = InboundRecord(
-            partner=partner.id,
+        outcome, rendered = await accept(
+            g.intake,
+            adapter,
+            partner,
+            raw,
             transport="http",
-            adapter=adapter.name,
-            message_id=message_id,
-            received_at=ctx.received_at,
             content_type=request.headers.get("content-type"),
-            raw=raw,
         )
-        outcome, rendered = await g.intake.receive(record, decode, adapter.ack)
-        metrics.INBOUND.labels(partner.id, adapter.name, outcome.status).inc()
-        metrics.INTAKE_SECONDS.observe(time.perf_counter() - started)
         media = adapter.content_type if outcome.status == "applied" else PROBLEM
         status = 200 if outcome.duplicate else outcome.http_status
         return Response(rendered or b"", status_code=status, media_type=media)
