@@ -14,10 +14,15 @@ from datetime import datetime
 from importlib.metadata import entry_points
 from typing import Any, Literal, Protocol, runtime_checkable
 
+from fastapi import APIRouter
+from sqlalchemy.ext.asyncio import AsyncEngine
+
 from gateway.canonical.command import Command
 from gateway.errors import ConfigError
-from gateway.partners import Partner
+from gateway.partners import Partner, Partners
+from gateway.service.intake import Intake
 from gateway.service.outcome import Outcome
+from gateway.settings import Settings
 
 GROUP = "cgt_gateway.adapters"
 
@@ -59,6 +64,37 @@ class Adapter(Protocol):
     def ack(self, outcome: Outcome) -> bytes: ...
 
     def examples(self) -> Sequence[Example]: ...
+
+
+class Runtime(Protocol):
+    """What an adapter's transports get from the running gateway."""
+
+    settings: Settings
+    engine: AsyncEngine
+    intake: Intake
+    partners: Partners
+    adapters: dict[str, Adapter]
+
+
+class Running(Protocol):
+    """A started transport (a listener, a poller, an outbound consumer)."""
+
+    async def stop(self) -> None: ...
+
+
+@runtime_checkable
+class HasTransport(Protocol):
+    """An adapter that listens or consumes on its own (MLLP server, outbound consumers)."""
+
+    async def start_transport(self, runtime: Runtime) -> Running: ...
+
+
+@runtime_checkable
+class HasHttpRoutes(Protocol):
+    """An adapter that serves HTTP routes of its own (e.g. /fhir/r4). Handlers find the running
+    gateway as `request.app.state.gateway` (a Runtime)."""
+
+    def http_routes(self) -> APIRouter: ...
 
 
 _ARITY = {"parse": 2, "to_canonical": 2, "ack": 1, "examples": 0}

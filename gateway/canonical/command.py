@@ -8,9 +8,9 @@ from pydantic import Field, SerializeAsAny, model_validator
 
 from gateway.canonical.base import Canonical
 from gateway.canonical.catalogue import Scope, spec_for
-from gateway.canonical.ids import ExternalRef
+from gateway.canonical.ids import ExternalRef, IdentifierScope
 from gateway.canonical.order import PatientIdentity
-from gateway.canonical.payloads import Payload
+from gateway.canonical.payloads import PatientMerged, Payload
 
 
 class Command(Canonical):
@@ -48,6 +48,11 @@ class Command(Canonical):
         missing = set(self.binds) - set(self.refs)
         if missing:
             raise ValueError("every identifier in binds must also be in refs")
+        if isinstance(self.payload, PatientMerged):
+            if set(self.payload.prior) - set(self.refs):
+                raise ValueError("every prior identifier of a merge must also be in refs")
+            if any(r.scope is not IdentifierScope.patient for r in self.refs):
+                raise ValueError("a merge carries patient identifiers only")
         return self
 
     @property

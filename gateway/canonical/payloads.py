@@ -8,7 +8,7 @@ from enum import StrEnum
 from pydantic import Field
 
 from gateway.canonical.base import Canonical
-from gateway.canonical.ids import Din
+from gateway.canonical.ids import Din, ExternalRef
 from gateway.canonical.order import (
     Collection,
     Infusion,
@@ -58,7 +58,13 @@ class PatientUpdated(Payload):
 
 
 class PatientMerged(Payload):
-    merged_patient_id: str = Field(description="the patient that no longer exists on its own")
+    """An ADT merge: `prior` are the identifiers of the record merged away (HL7 MRG-1); the
+    command's other identifiers name the surviving record (PID-3)."""
+
+    prior: tuple[ExternalRef, ...] = Field(min_length=1)
+    merged_patient_id: str | None = Field(
+        default=None, description="set by the gateway: the patient record that was merged away"
+    )
 
 
 # -- collection and slots --------------------------------------------------------------------

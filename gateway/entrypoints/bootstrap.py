@@ -12,7 +12,7 @@ from gateway.bus.broker import Broker
 from gateway.bus.relay import OutboxRelay
 from gateway.errors import ConfigError
 from gateway.partners import Partners, load_partners
-from gateway.registry import Adapter, load_adapters
+from gateway.registry import Adapter, HasTransport, Running, load_adapters
 from gateway.service.intake import Intake
 from gateway.settings import Settings
 from gateway.store.db import create_engine
@@ -31,15 +31,21 @@ class Gateway:
     relay: OutboxRelay
     intake: Intake
     started: bool = field(default=False)
+    transports: list[Running] = field(default_factory=list)
 
     async def start(self, *, run_migrations: bool = True) -> None:
         if run_migrations:
             await migrate(self.engine)
         self.relay.start()
+        for adapter in self.adapters.values():
+            if isinstance(adapter, HasTransport):
+                self.transports.append(await adapter.start_transport(self))
         self.started = True
         log.info("gateway started (database %s)", self.engine.dialect.name)
 
     async def stop(self) -> None:
+        while self.transports:
+            await self.transports.pop().stop()
         await self.relay.stop()
         await self.engine.dispose()
         self.started = False

@@ -21,6 +21,7 @@ from gateway.entrypoints.bootstrap import Gateway, bootstrap
 from gateway.entrypoints.problems import PROBLEM, gateway_error, http_error, validation_error
 from gateway.errors import GatewayError, NotAuthenticated, NotFound, TooLarge
 from gateway.partners import Partner
+from gateway.registry import HasHttpRoutes, load_adapters
 from gateway.service.inbound import accept
 from gateway.settings import Settings
 from gateway.store import repository as reads
@@ -62,6 +63,9 @@ def create_app(gateway: Gateway | None = None, settings: Settings | None = None)
     app.add_exception_handler(GatewayError, gateway_error)
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(HTTPException, http_error)
+    for adapter in (gateway.adapters if gateway else load_adapters()).values():
+        if isinstance(adapter, HasHttpRoutes):
+            app.include_router(adapter.http_routes())
 
     def gw(request: Request) -> Gateway:
         g: Gateway = request.app.state.gateway

@@ -9,6 +9,7 @@ from gateway.canonical.catalogue import Scope
 from gateway.canonical.command import Command
 from gateway.canonical.ids import ExternalRef, IdentifierScope
 from gateway.canonical.order import PatientIdentity
+from gateway.canonical.payloads import PatientMerged
 from gateway.errors import (
     AlreadyBound,
     ConflictingIdentities,
@@ -32,6 +33,7 @@ class Resolution:
     patient_id: str | None
     order_id: str | None
     new_bindings: tuple[ExternalRef, ...]
+    merged_patient_id: str | None = None  # a merge: the record folded into `patient_id`
 
 
 def _names(refs: list[ExternalRef]) -> str:
@@ -111,6 +113,32 @@ def _about_order(
     return Resolution(patient_id=patient_id, order_id=orders.pop(), new_bindings=new)
 
 
+def _merging(
+    command: Command,
+    bindings: Mapping[ExternalRef, Binding],
+    patients: Mapping[str, PatientIdentity],
+) -> Resolution:
+    assert isinstance(command.payload, PatientMerged)
+    prior = set(command.payload.prior)
+    survivors = [r for r in command.refs if r not in prior]
+    prior_ids = {bindings[r].patient_id for r in prior if r in bindings}
+    surviving_ids = {bindings[r].patient_id for r in survivors if r in bindings}
+    if not prior_ids and not surviving_ids:
+        raise UnknownIdentity(detail=f"no patient for: {_names(list(command.refs))}")
+    if len(prior_ids) > 1 or len(surviving_ids) > 1:
+        raise ConflictingIdentities(detail="a merge side names more than one patient")
+    keeper = next(iter(surviving_ids or prior_ids))
+    folded = next(iter(prior_ids), None)
+    _check_demographics(command, keeper, patients)
+    new = tuple(r for r in survivors if r not in bindings)
+    return Resolution(
+        patient_id=keeper,
+        order_id=None,
+        new_bindings=new,
+        merged_patient_id=folded if folded != keeper else None,
+    )
+
+
 def reconcile(
     command: Command,
     bindings: Mapping[ExternalRef, Binding],
@@ -123,6 +151,8 @@ def reconcile(
     """
     if command.event == "order.placed":
         return _placing(command, bindings, patients)
+    if command.event == "patient.merged":
+        return _merging(command, bindings, patients)
     if command.scope is Scope.patient:
         return _about_patient(command, bindings, patients)
     return _about_order(command, bindings, patients)

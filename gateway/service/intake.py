@@ -24,7 +24,7 @@ from gateway.canonical.command import Command
 from gateway.canonical.envelope import CloudEvent, utcnow
 from gateway.canonical.ids import COI_NAMESPACE, coi_ref, new_coi
 from gateway.canonical.order import PatientIdentity, TherapyOrder
-from gateway.canonical.payloads import IdentityMismatch, OrderPlaced, PatientUpdated
+from gateway.canonical.payloads import IdentityMismatch, OrderPlaced, PatientMerged, PatientUpdated
 from gateway.errors import (
     ContractViolation,
     GatewayError,
@@ -167,7 +167,16 @@ class Intake:
                 applied.envelopes.append(
                     await self._patient(repo, record, command, resolution, inbound_id, now)
                 )
-                applied.audit.append(self._entry(record, inbound_id, command.event, resolution.patient_id))
+                applied.audit.append(
+                    self._entry(
+                        record,
+                        inbound_id,
+                        command.event,
+                        resolution.patient_id,
+                        merged_patient_id=resolution.merged_patient_id,
+                        bound=sorted(r.namespace for r in resolution.new_bindings),
+                    )
+                )
                 continue
             else:
                 assert resolution.order_id is not None
@@ -240,19 +249,23 @@ class Intake:
         inbound_id: int,
         now: datetime,
     ) -> CloudEvent:
-        if not isinstance(command.payload, PatientUpdated):
-            raise UnsupportedMessage(f"{command.event} is not taken by this intake")
         assert resolution.patient_id is not None
         patient_id = resolution.patient_id
         known = (await repo.patients([patient_id]))[patient_id]
-        await repo.save_patient(patient_id, known.merged_with(command.payload.patient), now, new=False)
+        payload = command.payload
+        if isinstance(payload, PatientUpdated):
+            await repo.save_patient(patient_id, known.merged_with(payload.patient), now, new=False)
+        elif isinstance(payload, PatientMerged):
+            if resolution.merged_patient_id:
+                await repo.merge_patient(
+                    resolution.merged_patient_id, into=patient_id, identity=known, at=now
+                )
+            payload = payload.model_copy(update={"merged_patient_id": resolution.merged_patient_id})
+        else:
+            raise UnsupportedMessage(f"{command.event} is not taken by this intake")
         await repo.bind(resolution.new_bindings, patient_id, None, now, inbound_id)
         cois = tuple(o.coi for o in await repo.orders_of_patient(patient_id))
-        data = {
-            **command.payload.model_dump(exclude_none=True),
-            "patient_id": patient_id,
-            "cois": cois,
-        }
+        data = {**payload.model_dump(exclude_none=True), "patient_id": patient_id, "cois": cois}
         return envelope(
             command.event,
             data,

@@ -150,6 +150,27 @@ class Repository:
                 update(t.patients).where(t.patients.c.patient_id == patient_id).values(**values)
             )
 
+    async def merge_patient(self, folded: str, *, into: str, identity: PatientIdentity, at: datetime) -> None:
+        """Re-point every identifier and order of `folded` to `into`; keep `folded` as a tombstone."""
+        await self.conn.execute(
+            update(t.crosswalk).where(t.crosswalk.c.patient_id == folded).values(patient_id=into)
+        )
+        for order in await self.orders_of_patient(folded):
+            moved = order.model_copy(
+                update={
+                    "patient_id": into,
+                    "patient": identity,
+                    "version": order.version + 1,
+                    "updated_at": at,
+                }
+            )
+            await self.update_order(moved)
+        await self.conn.execute(
+            update(t.patients)
+            .where(t.patients.c.patient_id == folded)
+            .values(merged_into=into, updated_at=at)
+        )
+
     async def order(self, order_id: str) -> TherapyOrder:
         row = (
             await self.conn.execute(

@@ -190,3 +190,51 @@ async def test_tampering_with_the_audit_trail_is_found(engine: AsyncEngine) -> N
     async with engine.connect() as conn:
         report = await verify(conn)
     assert report.first_broken == 2 and "missing" in (report.reason or "")
+
+
+def merge(surviving: str, prior: str) -> object:
+    from gateway.canonical.command import Command
+
+    return Command.model_validate(
+        {"event": "patient.merged", "refs": [mrn(surviving), mrn(prior)], "payload": {"prior": [mrn(prior)]}}
+    )
+
+
+async def test_a_merge_folds_the_prior_patient_into_the_surviving_one(engine: AsyncEngine) -> None:
+    gate = intake(engine)
+    first, second = await send(gate, place(1)), await send(gate, place(2))
+    outcome = await send(gate, merge("MRN-000001", "MRN-000002"))  # type: ignore[arg-type]
+    assert outcome.status == "applied", outcome
+    async with engine.connect() as conn:
+        a = await order_by_coi(conn, first.coi or "")
+        b = await order_by_coi(conn, second.coi or "")
+        assert a is not None and b is not None and b.patient_id == a.patient_id
+        owners = {
+            r.patient_id
+            for r in await conn.execute(
+                select(t.crosswalk.c.patient_id).where(t.crosswalk.c.namespace.like("%:mrn"))
+            )
+        }
+        envelope = (
+            await conn.execute(select(t.events.c.envelope).where(t.events.c.type == "org.cgt.patient.merged"))
+        ).scalar_one()
+    assert owners == {a.patient_id}
+    assert envelope["data"]["patient_id"] == a.patient_id
+    assert envelope["data"]["merged_patient_id"] != a.patient_id
+    assert sorted(envelope["data"]["cois"]) == sorted([first.coi, second.coi])
+    # the prior MRN still finds the (same) patient's orders afterwards
+    later = await send(gate, event("order.cancelled", placer("PO-000002"), mrn("MRN-000002")))
+    assert later.status == "applied"
+
+
+async def test_a_merge_into_a_new_identifier_binds_it_to_the_known_patient(engine: AsyncEngine) -> None:
+    gate = intake(engine)
+    await send(gate, place(1))
+    assert (await send(gate, merge("MRN-NEW", "MRN-000001"))).status == "applied"  # type: ignore[arg-type]
+    moved = await send(gate, event("order.cancelled", placer("PO-000001"), mrn("MRN-NEW")))
+    assert moved.status == "applied"
+
+
+async def test_a_merge_of_patients_the_gateway_never_saw_is_quarantined(engine: AsyncEngine) -> None:
+    outcome = await send(intake(engine), merge("MRN-X", "MRN-Y"))  # type: ignore[arg-type]
+    assert outcome.status == "quarantined" and outcome.error == "UnknownIdentity"

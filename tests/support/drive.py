@@ -16,7 +16,9 @@ from tests.support.builders import envelope_json
 PARTNERS = load_partners(Settings().partners_file, env="test")
 
 
-async def send_raw(intake: Intake, raw: bytes, partner: str = "demo-hospital") -> tuple[Outcome, bytes | None]:
+async def send_raw(
+    intake: Intake, raw: bytes, partner: str = "demo-hospital"
+) -> tuple[Outcome, bytes | None]:
     return await accept(intake, adapter, PARTNERS.get(partner), raw, transport="http")
 
 
