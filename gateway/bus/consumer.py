@@ -2,9 +2,12 @@
 
 What the handler raises decides the message's fate (as in FastStream):
     nothing          -> committed, acked
-    TransientError   -> rolled back, nacked with requeue (the queue's delivery limit dead-letters it)
+    TransientError   -> rolled back, nacked with requeue; on its last allowed delivery (the quorum
+                        queue's `x-delivery-count` reaching the limit) rejected to `cgt.dlx` instead
     anything else    -> rolled back, rejected without requeue: dead-lettered to `cgt.dlx`
-A message whose CloudEvent id this consumer has already committed is acked and not handled again.
+Before a message is dead-lettered, `on_dead_letter` (if given) is awaited, so an outbound adapter
+can raise its alert: nothing is given up silently. A message whose CloudEvent id this consumer
+has already committed is acked and not handled again.
 """
 
 from __future__ import annotations
@@ -21,12 +24,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from gateway.bus.topology import declare_consumer_queue
 from gateway.canonical.envelope import CloudEvent, utcnow
-from gateway.errors import TransientError
+from gateway.errors import GatewayError, TransientError
 from gateway.store.tables import consumed_events
 
 log = logging.getLogger(__name__)
 
 Handler = Callable[[CloudEvent, AsyncConnection], Awaitable[None]]
+DeadLetterHook = Callable[[CloudEvent, int, str], Awaitable[None]]  # event, deliveries, reason
 
 
 class _AlreadyConsumed(Exception):
@@ -44,6 +48,7 @@ class EventConsumer:
         handler: Handler,
         delivery_limit: int = 5,
         prefetch: int = 50,
+        on_dead_letter: DeadLetterHook | None = None,
     ) -> None:
         self.engine = engine
         self.amqp_url = amqp_url
@@ -52,6 +57,7 @@ class EventConsumer:
         self.handler = handler
         self.delivery_limit = delivery_limit
         self.prefetch = prefetch
+        self.on_dead_letter = on_dead_letter
         self._connection: AbstractConnection | None = None
         self.handled = 0
         self.duplicates = 0
@@ -93,12 +99,31 @@ class EventConsumer:
         except _AlreadyConsumed:
             self.duplicates += 1
             await message.ack()
-        except (TransientError, DBAPIError):
-            log.warning("consumer %s: transient failure on %s; requeued", self.name, event.id)
-            await message.nack(requeue=True)
-        except Exception:
-            log.exception("consumer %s: %s failed; dead-lettered", self.name, event.id)
-            await message.reject(requeue=False)
+        except (TransientError, DBAPIError) as exc:
+            previous = (message.headers or {}).get("x-delivery-count", 0)
+            deliveries = (previous if isinstance(previous, int) else 0) + 1
+            if deliveries < self.delivery_limit:
+                log.warning("consumer %s: transient failure on %s; requeued", self.name, event.id)
+                await message.nack(requeue=True)
+            else:
+                await self._dead_letter(message, event, deliveries, exc)
+        except Exception as exc:  # a permanent failure: dead-letter it, with an alert
+            log.exception("consumer %s: %s failed", self.name, event.id)
+            await self._dead_letter(message, event, 1, exc)
         else:
             self.handled += 1
             await message.ack()
+
+    async def _dead_letter(
+        self, message: AbstractIncomingMessage, event: CloudEvent, deliveries: int, exc: Exception
+    ) -> None:
+        reason = exc.public_message if isinstance(exc, GatewayError) else type(exc).__name__
+        log.warning("consumer %s: %s dead-lettered after %d deliveries", self.name, event.id, deliveries)
+        if self.on_dead_letter is not None:
+            try:
+                await self.on_dead_letter(event, deliveries, reason)
+            except (TransientError, DBAPIError):
+                # The alert could not be written: keep the message on the queue rather than lose both.
+                await message.nack(requeue=True)
+                return
+        await message.reject(requeue=False)

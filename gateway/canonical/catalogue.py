@@ -100,6 +100,12 @@ _SPECS = [
     EventSpec("infusion.completed", p.InfusionCompleted, "The product was infused."),
     EventSpec("identity.mismatch", p.IdentityMismatch, "A message was quarantined.", Scope.gateway),
     EventSpec(
+        "delivery.failed",
+        p.DeliveryFailed,
+        "An outbound delivery was given up after retries.",
+        Scope.gateway,
+    ),
+    EventSpec(
         "identity.resolved",
         p.IdentityResolved,
         "A quarantined message was decided.",

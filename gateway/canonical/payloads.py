@@ -168,3 +168,14 @@ class IdentityMismatch(Payload):
 class IdentityResolved(Payload):
     quarantine_id: str
     decision: str
+
+
+# -- the gateway's own deliveries -------------------------------------------------------------
+class DeliveryFailed(Payload):
+    """An outbound delivery the gateway gave up on after its retries; it waits in `cgt.dead`."""
+
+    partner: str
+    adapter: str
+    event_id: str = Field(description="the canonical event that could not be delivered")
+    attempts: int = Field(ge=1)
+    reason: str = Field(max_length=500)

@@ -19,6 +19,7 @@ from gateway.bus.topology import DEAD_QUEUE, UNROUTED, declare_consumer_queue
 from gateway.canonical.envelope import CONTENT_TYPE, CloudEvent
 from gateway.errors import TransientError
 from gateway.service.intake import Intake
+from gateway.service.notices import record_delivery_failure
 from gateway.store import tables as t
 from tests.support.builders import event, place
 from tests.support.drive import send
@@ -137,8 +138,25 @@ async def test_consumer_failures_go_to_the_dead_letter_queue(
 
     dead = await channel.get_queue(DEAD_QUEUE)
     await dead.purge()
+
+    async def alert(envelope: CloudEvent, deliveries: int, reason: str) -> None:
+        await record_delivery_failure(
+            sqlite_engine,
+            envelope,
+            partner="demo-hospital",
+            adapter="test",
+            attempts=deliveries,
+            reason=reason,
+        )
+
     consumer = EventConsumer(
-        sqlite_engine, amqp_url, name="failing", patterns=["order.placed"], handler=handler, delivery_limit=2
+        sqlite_engine,
+        amqp_url,
+        name="failing",
+        patterns=["order.placed"],
+        handler=handler,
+        delivery_limit=3,
+        on_dead_letter=alert,
     )
     await consumer.start()
     intake = Intake(sqlite_engine, coi_facility="A9999")
@@ -154,4 +172,13 @@ async def test_consumer_failures_go_to_the_dead_letter_queue(
         [permanent.event_ids[0], transient.event_ids[0]]
     )
     assert attempts[permanent.coi or ""] == 1  # rejected at once
-    assert attempts[transient_coi or ""] >= 2  # retried up to the delivery limit
+    assert attempts[transient_coi or ""] == 3  # retried up to the delivery limit, then given up
+    async with sqlite_engine.connect() as conn:
+        alerts = [
+            r.envelope
+            for r in await conn.execute(
+                select(t.events.c.envelope).where(t.events.c.type == "org.cgt.delivery.failed")
+            )
+        ]
+    assert sorted(a["data"]["event_id"] for a in alerts) == sorted(m.message_id for m in dead_letters)
+    assert {a["data"]["attempts"] for a in alerts} == {1, 3}
