@@ -119,9 +119,16 @@ def validate_adapter(name: str, obj: object) -> Adapter:
     return obj
 
 
-def load_adapters() -> dict[str, Adapter]:
+def load_adapters(only: str | None = None) -> dict[str, Adapter]:
+    """Every installed adapter, or those named in `only` (comma-separated)."""
+    wanted = {n.strip() for n in only.split(",") if n.strip()} if only else None
     adapters: dict[str, Adapter] = {}
-    for ep in entry_points(group=GROUP):
+    found = entry_points(group=GROUP)
+    if wanted and (unknown := wanted - set(found.names)):
+        raise ConfigError(f"adapters not installed: {', '.join(sorted(unknown))}")
+    for ep in found:
+        if wanted is not None and ep.name not in wanted:
+            continue
         try:
             obj = ep.load()
         except Exception as exc:  # an import error in a plugin: refuse to start, say which

@@ -26,6 +26,10 @@ class Settings(BaseSettings):
         pattern=r"^[A-NP-Z1-9][A-Z0-9]{4}$",
         description="ISBT 128 facility id under which the gateway issues COIs",
     )
+    adapters: str | None = Field(
+        default=None,
+        description="comma-separated adapters to enable (default: every installed adapter)",
+    )
     outbox_batch: int = Field(default=500, ge=1, le=10_000)
     outbox_poll_seconds: float = Field(default=0.5, gt=0)
     outbox_lease_seconds: float = Field(default=30.0, gt=0)

@@ -64,7 +64,7 @@ def bootstrap(settings: Settings | None = None) -> Gateway:
     if settings.env == "production" and settings.log_phi:
         raise ConfigError("CGT_LOG_PHI may not be set in production")
     partners = load_partners(settings.partners_file, env=settings.env)
-    adapters = load_adapters()
+    adapters = load_adapters(settings.adapters)
     for partner in partners:
         if partner.adapter not in adapters:
             raise ConfigError(

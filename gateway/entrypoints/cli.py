@@ -129,3 +129,7 @@ def outbox_status() -> None:
 
 def main() -> None:
     app()
+
+
+if __name__ == "__main__":
+    main()

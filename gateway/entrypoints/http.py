@@ -63,7 +63,8 @@ def create_app(gateway: Gateway | None = None, settings: Settings | None = None)
     app.add_exception_handler(GatewayError, gateway_error)
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(HTTPException, http_error)
-    for adapter in (gateway.adapters if gateway else load_adapters()).values():
+    adapters = gateway.adapters if gateway else load_adapters((settings or Settings()).adapters)
+    for adapter in adapters.values():
         if isinstance(adapter, HasHttpRoutes):
             app.include_router(adapter.http_routes())
 

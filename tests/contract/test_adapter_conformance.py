@@ -1,0 +1,99 @@
+"""The shared conformance suite: every registered adapter passes it, for free (DESIGN §3)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from gateway.canonical.command import Command
+from gateway.canonical.envelope import utcnow
+from gateway.errors import ConfigError, RejectedMessage
+from gateway.partners import load_partners
+from gateway.registry import Adapter, Example, InboundContext, load_adapters, validate_adapter
+from gateway.service.outcome import Outcome
+from gateway.settings import Settings
+
+ADAPTERS = load_adapters()
+PARTNERS = load_partners(Settings().partners_file, env="test")
+
+
+def context() -> InboundContext:
+    return InboundContext(PARTNERS.get("demo-hospital"), "test", utcnow())
+
+
+def cases() -> list[Any]:
+    return [
+        pytest.param(adapter, example, id=f"{name}:{example.name}")
+        for name, adapter in ADAPTERS.items()
+        for example in adapter.examples()
+    ]
+
+
+def test_every_adapter_ships_valid_and_malformed_examples() -> None:
+    assert "canonical-json" in ADAPTERS
+    for name, adapter in ADAPTERS.items():
+        kinds = {e.expect for e in adapter.examples()}
+        assert kinds == {"valid", "malformed"}, f"{name} must ship both kinds of example"
+
+
+@pytest.mark.parametrize(("adapter", "example"), cases())
+def test_examples_parse_or_fail_as_declared(adapter: Adapter, example: Example) -> None:
+    ctx = context()
+    if example.expect == "malformed":
+        with pytest.raises(RejectedMessage) as caught:
+            adapter.to_canonical(adapter.parse(example.raw, ctx), ctx)
+        assert caught.value.public_message
+        return
+    parsed = adapter.parse(example.raw, ctx)
+    commands = adapter.to_canonical(parsed, ctx)
+    assert commands and all(isinstance(c, Command) for c in commands)
+    assert parsed.message_id, "a valid message carries the sender's id, for idempotency"
+    # pure: the same input maps to the same commands
+    assert adapter.to_canonical(adapter.parse(example.raw, ctx), ctx) == commands
+    for command in commands:
+        assert Command.model_validate_json(command.model_dump_json()) == command
+
+
+@pytest.mark.parametrize("name", sorted(ADAPTERS))
+@pytest.mark.parametrize("status", ["applied", "quarantined", "rejected"])
+def test_every_outcome_renders_an_answer(name: str, status: str) -> None:
+    outcome = Outcome(
+        status=status,
+        inbound_id=1,
+        partner="demo-hospital",
+        message_id="M1",  # type: ignore[arg-type]
+        error=None if status == "applied" else "MappingError",
+        reason=None if status == "applied" else "the message could not be mapped",
+        http_status=201 if status == "applied" else 422,
+    )
+    answer = ADAPTERS[name].ack(outcome)
+    assert isinstance(answer, bytes) and answer
+
+
+class NoParse:
+    name = "broken"
+    dialect = "x"
+    content_type = "x"
+
+    def to_canonical(self, msg: object, ctx: object) -> list[Command]:
+        return []
+
+
+class WrongArity(NoParse):
+    def parse(self, raw: bytes) -> None: ...
+
+    def ack(self, outcome: Outcome) -> bytes:
+        return b""
+
+    def examples(self) -> list[Example]:
+        return []
+
+
+def test_a_badly_shaped_adapter_is_refused_with_its_name() -> None:
+    with pytest.raises(ConfigError, match=r"'broken'.*parse"):
+        validate_adapter("broken", NoParse())
+    with pytest.raises(ConfigError, match="parse takes 1 arguments, expected 2"):
+        validate_adapter("broken", WrongArity())
+    with pytest.raises(ConfigError, match="calls itself"):
+        validate_adapter("other-name", WrongArity())
