@@ -13,7 +13,7 @@ import asyncpg
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from gateway.store.db import create_engine
+from gateway.store.db import create_engine, dispose
 from gateway.store.migrate import migrate
 
 PG_ADMIN = os.environ.get("CGT_TEST_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -55,7 +55,7 @@ async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
     eng = create_engine(database_url)
     await migrate(eng)
     yield eng
-    await eng.dispose()
+    await dispose(eng)
 
 
 @pytest.fixture(scope="session")

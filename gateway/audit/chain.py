@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import insert, select, update
+from sqlalchemy import Connection, bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.store.tables import audit_head, audit_records
@@ -45,13 +45,15 @@ def record_hash(seq: int, at: datetime, entry: AuditEntry, prev_hash: str) -> st
     return hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
-async def append(conn: AsyncConnection, entries: list[AuditEntry], at: datetime) -> int:
-    """Append `entries` in order inside the caller's transaction; returns the last seq."""
-    head = (
-        await conn.execute(
-            select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.id == 1).with_for_update()
-        )
-    ).one()
+_HEAD = select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.id == 1).with_for_update()
+_MOVE_HEAD = (
+    update(audit_head).where(audit_head.c.id == 1).values(seq=bindparam("seq"), hash=bindparam("hash"))
+)
+
+
+def append(conn: Connection, entries: list[AuditEntry], at: datetime) -> int:
+    """Append `entries` in order inside the caller's (synchronous) transaction; returns the last seq."""
+    head = conn.execute(_HEAD).one()
     seq, prev = head.seq, head.hash
     rows = []
     for entry in entries:
@@ -71,8 +73,8 @@ async def append(conn: AsyncConnection, entries: list[AuditEntry], at: datetime)
         )
         prev = digest
     if rows:
-        await conn.execute(insert(audit_records), rows)
-        await conn.execute(update(audit_head).where(audit_head.c.id == 1).values(seq=seq, hash=prev))
+        conn.execute(insert(audit_records), rows)
+        conn.execute(_MOVE_HEAD, {"seq": seq, "hash": prev})
     return int(seq)
 
 

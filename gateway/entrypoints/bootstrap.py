@@ -15,7 +15,7 @@ from gateway.partners import Partners, load_partners
 from gateway.registry import Adapter, HasTransport, Running, load_adapters
 from gateway.service.intake import Intake
 from gateway.settings import Settings
-from gateway.store.db import create_engine
+from gateway.store.db import create_engine, dispose
 from gateway.store.migrate import migrate
 
 log = logging.getLogger(__name__)
@@ -47,7 +47,7 @@ class Gateway:
         while self.transports:
             await self.transports.pop().stop()
         await self.relay.stop()
-        await self.engine.dispose()
+        await dispose(self.engine)
         self.started = False
 
     async def database_up(self) -> bool:

@@ -25,14 +25,14 @@ T = TypeVar("T")
 
 
 def _with_engine(work: Callable[[Any], Awaitable[T]]) -> T:
-    from gateway.store.db import create_engine
+    from gateway.store.db import create_engine, dispose
 
     async def run() -> T:
         engine = create_engine(Settings().database_url)
         try:
             return await work(engine)
         finally:
-            await engine.dispose()
+            await dispose(engine)
 
     return asyncio.run(run())
 

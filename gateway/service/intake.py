@@ -2,18 +2,24 @@
 
 Only after `receive` returns has the message been durably stored; only then may the caller
 acknowledge it. Nothing of a quarantined or rejected message is applied, and its raw bytes stay.
+The transaction runs synchronously on the database's writer thread (see gateway.store.db), and
+messages that arrive while one is running are committed together in the next (group commit):
+each still gets its own outcome, and one message's defect or conflict never touches another's.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 from pydantic import ValidationError
+from sqlalchemy import Connection
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -36,7 +42,8 @@ from gateway.errors import (
 from gateway.identity import Resolution, reconcile
 from gateway.service.events import envelope, order_event, source_of
 from gateway.service.outcome import Outcome
-from gateway.store.repository import InboundRecord, Repository
+from gateway.store.db import writer_for
+from gateway.store.repository import InboundRecord, PendingWrites, Repository
 
 log = logging.getLogger(__name__)
 
@@ -46,12 +53,32 @@ ATTEMPTS = 3
 
 
 @dataclass
-class _Applied:
-    """What applying a message's commands produced, before it is committed."""
+class _Result:
+    """What processing produced, written after the inbound row in the same transaction."""
 
+    outcome: Outcome
+    envelopes: list[CloudEvent] = field(default_factory=list)
+    audit: list[AuditEntry] = field(default_factory=list)
+    quarantine: dict[str, Any] | None = None
+
+
+@dataclass
+class _Applied:
     envelopes: list[CloudEvent] = field(default_factory=list)
     audit: list[AuditEntry] = field(default_factory=list)
     order: TherapyOrder | None = None
+
+
+@dataclass
+class _Job:
+    record: InboundRecord
+    decode: Decode
+    render: Render | None
+    future: asyncio.Future[tuple[Outcome, bytes | None]]
+
+
+class _SplitBatch(Exception):
+    """A batch met a conflict or a defect: commit its messages one by one instead."""
 
 
 class Intake:
@@ -64,108 +91,204 @@ class Intake:
         coi_facility: str,
         on_commit: Callable[[], None] | None = None,
         clock: Callable[[], datetime] = utcnow,
+        max_batch: int = 64,
     ) -> None:
-        self.engine = engine
+        self.writer = writer_for(engine)
         self.coi_facility = coi_facility
         self.on_commit = on_commit or (lambda: None)
         self.clock = clock
+        self.max_batch = max_batch
+        self._queue: list[_Job] = []
+        self._flushing = 0  # flush tasks running; counted here, not by their done callbacks
+        self._flushers: set[asyncio.Task[None]] = set()
 
     async def receive(
         self, record: InboundRecord, decode: Decode, render: Render | None = None
     ) -> tuple[Outcome, bytes | None]:
-        """Process one message; returns its outcome and the rendered answer to send back."""
+        """Process one message; returns, after its commit, its outcome and the rendered answer."""
+        job = _Job(record, decode, render, asyncio.get_running_loop().create_future())
+        self._queue.append(job)
+        if self._flushing < self.writer.concurrency:
+            self._flushing += 1
+            task = asyncio.create_task(self._flush())
+            self._flushers.add(task)
+            task.add_done_callback(self._flushers.discard)
+        return await job.future
+
+    async def _flush(self) -> None:
+        try:
+            while self._queue:
+                batch, self._queue = self._queue[: self.max_batch], self._queue[self.max_batch :]
+                try:
+                    await self._commit(batch)
+                except Exception as exc:  # never leave a sender waiting forever
+                    for job in batch:
+                        if not job.future.done():
+                            job.future.set_exception(exc)
+        finally:
+            # In the same step as the empty-queue check: a job queued after it starts a new flush.
+            self._flushing -= 1
+
+    async def _commit(self, batch: list[_Job]) -> None:
+        if len(batch) > 1:
+            try:
+                results = await self.writer.run(partial(self._transaction, batch, split_on_error=True))
+            except _SplitBatch:
+                for job in batch:
+                    await self._commit([job])
+                return
+        else:
+            results = [await self._alone(batch[0])]
+        self.on_commit()
+        for job, result in zip(batch, results, strict=True):
+            if not job.future.done():
+                job.future.set_result(result)
+
+    async def _alone(self, job: _Job) -> tuple[Outcome, bytes | None]:
         for attempt in range(1, ATTEMPTS + 1):
             try:
-                result = await self._once(record, decode, render)
+                return (await self.writer.run(partial(self._transaction, [job], split_on_error=False)))[0]
             except IntegrityError as exc:
                 # A concurrent transaction bound the same identifier or moved the same order
                 # first: run again, and reconciliation sees what it did.
                 log.info("intake retry %d after a concurrent change", attempt)
                 if attempt == ATTEMPTS:
                     raise TransientError(detail=f"concurrent change: {type(exc).__name__}") from exc
-                continue
             except DBAPIError as exc:
                 raise TransientError(detail=f"database: {type(exc.orig).__name__}") from exc
-            self.on_commit()
-            return result
+            except (GatewayError, AssertionError):
+                raise
+            except Exception as exc:  # a defect of ours: keep the message, answer with an error
+                log.exception("intake failed on a message from %s", job.record.partner)
+                defect = type(exc).__name__
+                return await self.writer.run(partial(self._store_failure, job.record, defect, job.render))
         raise AssertionError("unreachable")
 
-    async def _once(
-        self, record: InboundRecord, decode: Decode, render: Render | None
-    ) -> tuple[Outcome, bytes | None]:
-        async with self.engine.begin() as conn:
-            repo = Repository(conn)
-            if record.message_id:
-                previous = await repo.previous_answer(record.partner, record.message_id)
-                if previous is not None:
-                    answer, rendered = previous
-                    return Outcome.model_validate({**answer, "duplicate": True}), rendered
-            now = self.clock()
-            inbound_id = await repo.save_inbound(record, "received")
-            applied, commands = _Applied(), []
-            try:
-                commands = _decoded(decode)
-                async with conn.begin_nested():
-                    applied = await self._apply_all(repo, record, commands, inbound_id, now)
-                outcome = Outcome(
-                    status="applied",
-                    inbound_id=inbound_id,
-                    partner=record.partner,
-                    message_id=record.message_id,
-                    order_id=applied.order.order_id if applied.order else None,
-                    coi=applied.order.coi if applied.order else None,
-                    event_ids=tuple(e.id for e in applied.envelopes),
-                )
-            except IdentityProblem as exc:
-                applied, outcome = await self._quarantine(repo, record, commands, inbound_id, exc, now)
-            except TransientError:
-                raise
-            except GatewayError as exc:  # rejected: malformed, unmappable, illegal, not permitted
-                outcome = Outcome.of_error("rejected", exc, inbound_id, record.partner, record.message_id)
-                applied = _Applied()
-                applied.audit.append(
-                    self._entry(
-                        record,
-                        inbound_id,
-                        "message.rejected",
-                        None,
-                        error=type(exc).__name__,
-                        reason=exc.detail,
-                    )
-                )
-            await repo.add_events(applied.envelopes, outcome.order_id, inbound_id)
-            await repo.finish_inbound(inbound_id, outcome.status, outcome.error, outcome.order_id)
-            await append(conn, applied.audit, now)
-            rendered = render(outcome) if render else None
-            if record.message_id:
-                await repo.remember_answer(
-                    record.partner,
-                    record.message_id,
-                    inbound_id,
-                    outcome.model_dump(mode="json"),
-                    rendered,
-                )
-            return outcome, rendered
+    def _transaction(self, batch: list[_Job], *, split_on_error: bool) -> list[tuple[Outcome, bytes | None]]:
+        try:
+            with self.writer.engine.begin() as conn:
+                return self._in_transaction(conn, batch)
+        except (GatewayError, AssertionError):
+            raise
+        except Exception as exc:
+            if split_on_error:
+                raise _SplitBatch from exc
+            raise
 
-    # -- applying ---------------------------------------------------------------------------
-    async def _apply_all(
+    def _in_transaction(self, conn: Connection, batch: list[_Job]) -> list[tuple[Outcome, bytes | None]]:
+        repo, writes, audit = Repository(conn), PendingWrites(), []
+        now = self.clock()
+        answered: dict[tuple[str, str], tuple[Outcome, bytes | None]] = {}
+        results: list[tuple[Outcome, bytes | None]] = []
+        for job in batch:
+            record = job.record
+            key = (record.partner, record.message_id) if record.message_id else None
+            previous = answered.get(key) if key else None
+            if key and previous is None and (stored := repo.previous_answer(*key)) is not None:
+                previous = (Outcome.model_validate(stored[0]), stored[1])
+            if previous is not None:
+                results.append((previous[0].model_copy(update={"duplicate": True}), previous[1]))
+                continue
+            inbound_id = str(uuid.uuid4())
+            result = self._process(conn, repo, record, job.decode, inbound_id, now)
+            outcome = result.outcome
+            writes.message(inbound_id, record, outcome.status, outcome.error, outcome.order_id)
+            if result.quarantine:
+                writes.quarantined(**result.quarantine)
+            writes.events(result.envelopes, outcome.order_id, inbound_id)
+            audit.extend(result.audit)
+            rendered = job.render(outcome) if job.render else None
+            if key:
+                writes.answer(record, inbound_id, outcome.model_dump(mode="json"), rendered)
+                answered[key] = (outcome, rendered)
+            results.append((outcome, rendered))
+        writes.flush(conn)
+        append(conn, audit, now)
+        return results
+
+    def _process(
         self,
+        conn: Connection,
         repo: Repository,
         record: InboundRecord,
-        commands: list[Command],
-        inbound_id: int,
+        decode: Decode,
+        inbound_id: str,
         now: datetime,
+    ) -> _Result:
+        commands: list[Command] = []
+        try:
+            commands = _decoded(decode)
+            if len(commands) == 1:
+                # One command raises any identity or lifecycle problem before it writes: no
+                # savepoint needed. Several must be applied whole or not at all.
+                applied = self._apply_all(repo, record, commands, inbound_id, now)
+            else:
+                with conn.begin_nested():
+                    applied = self._apply_all(repo, record, commands, inbound_id, now)
+        except IdentityProblem as exc:
+            return self._quarantine(repo, record, commands, inbound_id, exc, now)
+        except TransientError:
+            raise
+        except GatewayError as exc:  # rejected: malformed, unmappable, illegal, not permitted
+            outcome = Outcome.of_error("rejected", exc, inbound_id, record.partner, record.message_id)
+            entry = self._entry(
+                record, inbound_id, "message.rejected", None, error=type(exc).__name__, reason=exc.detail
+            )
+            return _Result(outcome, audit=[entry])
+        order = applied.order
+        outcome = Outcome(
+            status="applied",
+            inbound_id=inbound_id,
+            partner=record.partner,
+            message_id=record.message_id,
+            order_id=order.order_id if order else None,
+            coi=order.coi if order else None,
+            event_ids=tuple(e.id for e in applied.envelopes),
+        )
+        return _Result(outcome, applied.envelopes, applied.audit)
+
+    def _store_failure(
+        self, record: InboundRecord, defect: str, render: Render | None
+    ) -> tuple[Outcome, bytes | None]:
+        """After a defect rolled the transaction back: keep the raw message, not its answer (a
+        resend may succeed once the defect is fixed)."""
+        inbound_id, now = str(uuid.uuid4()), self.clock()
+        outcome = Outcome(
+            status="rejected",
+            inbound_id=inbound_id,
+            partner=record.partner,
+            message_id=record.message_id,
+            error="InternalError",
+            reason="the gateway failed to process the message; it is kept",
+            code="207",
+            http_status=500,
+        )
+        with self.writer.engine.begin() as conn:
+            writes = PendingWrites()
+            writes.message(inbound_id, record, "rejected", "InternalError", None)
+            writes.flush(conn)
+            append(conn, [self._entry(record, inbound_id, "message.failed", None, error=defect)], now)
+        try:
+            return outcome, render(outcome) if render else None
+        except Exception:  # the dialect's renderer is what failed: answer without it
+            log.exception("could not render the error answer")
+            return outcome, None
+
+    # -- applying ---------------------------------------------------------------------------
+    def _apply_all(
+        self, repo: Repository, record: InboundRecord, commands: list[Command], inbound_id: str, now: datetime
     ) -> _Applied:
         applied = _Applied()
         for command in commands:
-            bindings = await repo.bindings(command.refs)
-            patients = await repo.patients({b.patient_id for b in bindings.values()})
+            bindings = repo.bindings(command.refs)
+            # Demographics are read only where they are checked or needed.
+            wants_patients = command.patient is not None or command.scope is Scope.patient
+            wants_patients = wants_patients or command.event == "order.placed"
+            patients = repo.patients({b.patient_id for b in bindings.values()}) if wants_patients else {}
             resolution = reconcile(command, bindings, patients)
-            if command.event == "order.placed":
-                order, before = await self._place(repo, command, resolution, inbound_id, now), None
-            elif command.scope is Scope.patient:
+            if command.scope is Scope.patient:
                 applied.envelopes.append(
-                    await self._patient(repo, record, command, resolution, inbound_id, now)
+                    self._patient(repo, record, command, resolution, patients, inbound_id, now)
                 )
                 applied.audit.append(
                     self._entry(
@@ -178,12 +301,14 @@ class Intake:
                     )
                 )
                 continue
+            if command.event == "order.placed":
+                order, before = self._place(repo, command, resolution, patients, inbound_id, now), None
             else:
                 assert resolution.order_id is not None
-                current = await repo.order(resolution.order_id)
-                order, before = apply_event(current, command.event, command.payload, now), current
-                await repo.update_order(order)
-                await repo.bind(resolution.new_bindings, order.patient_id, order.order_id, now, inbound_id)
+                before = repo.order(resolution.order_id)
+                order = apply_event(before, command.event, command.payload, now)
+                repo.update_order(order)
+                repo.bind(resolution.new_bindings, order.patient_id, order.order_id, now, inbound_id)
             event = order_event(
                 command.event,
                 order,
@@ -208,94 +333,80 @@ class Intake:
             )
         return applied
 
-    async def _place(
+    def _place(
         self,
         repo: Repository,
         command: Command,
         resolution: Resolution,
-        inbound_id: int,
+        patients: dict[str, PatientIdentity],
+        inbound_id: str,
         now: datetime,
     ) -> TherapyOrder:
         assert isinstance(command.payload, OrderPlaced)
-        patient_id = resolution.patient_id
-        if patient_id is None:
-            patient_id = str(uuid.uuid4())
-            await repo.save_patient(patient_id, command.patient or PatientIdentity(), now, new=True)
-        known = await repo.patients([patient_id])
+        known = resolution.patient_id
+        patient_id = known or str(uuid.uuid4())
+        identity = patients[known] if known else (command.patient or PatientIdentity())
         carried = next((r.value for r in command.refs if r.namespace == COI_NAMESPACE), None)
-        coi = carried or new_coi(self.coi_facility, now.year)
         order = TherapyOrder(
             **command.payload.order.model_dump(),
             order_id=str(uuid.uuid4()),
-            coi=coi,
+            coi=carried or new_coi(self.coi_facility, now.year),
             patient_id=patient_id,
-            patient=known[patient_id],
+            patient=identity,
             created_at=now,
             updated_at=now,
         )
-        await repo.insert_order(order)
+        if known is None:
+            repo.insert_patient(patient_id, identity, now)
+        repo.insert_order(order)
         refs = list(resolution.new_bindings)
         if carried is None:
             refs.append(coi_ref(order.coi))
-        await repo.bind(refs, patient_id, order.order_id, now, inbound_id)
+        repo.bind(refs, patient_id, order.order_id, now, inbound_id)
         return order
 
-    async def _patient(
+    def _patient(
         self,
         repo: Repository,
         record: InboundRecord,
         command: Command,
         resolution: Resolution,
-        inbound_id: int,
+        patients: dict[str, PatientIdentity],
+        inbound_id: str,
         now: datetime,
     ) -> CloudEvent:
         assert resolution.patient_id is not None
         patient_id = resolution.patient_id
-        known = (await repo.patients([patient_id]))[patient_id]
+        known = patients[patient_id]
         payload = command.payload
         if isinstance(payload, PatientUpdated):
-            await repo.save_patient(patient_id, known.merged_with(payload.patient), now, new=False)
+            repo.update_patient(patient_id, known.merged_with(payload.patient), now)
         elif isinstance(payload, PatientMerged):
             if resolution.merged_patient_id:
-                await repo.merge_patient(
-                    resolution.merged_patient_id, into=patient_id, identity=known, at=now
-                )
+                repo.merge_patient(resolution.merged_patient_id, into=patient_id, identity=known, at=now)
             payload = payload.model_copy(update={"merged_patient_id": resolution.merged_patient_id})
         else:
             raise UnsupportedMessage(f"{command.event} is not taken by this intake")
-        await repo.bind(resolution.new_bindings, patient_id, None, now, inbound_id)
-        cois = tuple(o.coi for o in await repo.orders_of_patient(patient_id))
+        repo.bind(resolution.new_bindings, patient_id, None, now, inbound_id)
+        cois = tuple(o.coi for o in repo.orders_of_patient(patient_id))
         data = {**payload.model_dump(exclude_none=True), "patient_id": patient_id, "cois": cois}
         return envelope(
-            command.event,
-            data,
-            source=source_of(record.partner, record.adapter),
-            subject=None,
-            time=now,
+            command.event, data, source=source_of(record.partner, record.adapter), subject=None, time=now
         )
 
     # -- quarantine -------------------------------------------------------------------------
-    async def _quarantine(
+    def _quarantine(
         self,
         repo: Repository,
         record: InboundRecord,
         commands: list[Command],
-        inbound_id: int,
+        inbound_id: str,
         exc: IdentityProblem,
         now: datetime,
-    ) -> tuple[_Applied, Outcome]:
+    ) -> _Result:
         quarantine_id = str(uuid.uuid4())
-        await repo.add_quarantine(
-            quarantine_id,
-            inbound_id,
-            record.partner,
-            exc.reason.value,
-            exc.detail,
-            [c.model_dump(mode="json") for c in commands],
-            now,
-        )
         refs = [r for c in commands for r in c.refs]
-        bindings = await repo.bindings(refs)
+        bindings = repo.bindings(refs)
         cois = sorted({r.value for r in refs if r.namespace == COI_NAMESPACE and r in bindings})
         notice = IdentityMismatch(
             quarantine_id=quarantine_id,
@@ -312,25 +423,31 @@ class Intake:
             subject=cois[0] if len(cois) == 1 else None,
             time=now,
         )
-        applied = _Applied(envelopes=[event])
-        applied.audit.append(
-            self._entry(
-                record,
-                inbound_id,
-                "message.quarantined",
-                None,
-                quarantine_id=quarantine_id,
-                reason=exc.reason.value,
-                why=exc.detail,
-                event_id=event.id,
-            )
+        entry = self._entry(
+            record,
+            inbound_id,
+            "message.quarantined",
+            None,
+            quarantine_id=quarantine_id,
+            reason=exc.reason.value,
+            why=exc.detail,
+            event_id=event.id,
         )
         outcome = Outcome.of_error("quarantined", exc, inbound_id, record.partner, record.message_id)
-        return applied, outcome.model_copy(update={"event_ids": (event.id,)})
+        row = {
+            "quarantine_id": quarantine_id,
+            "inbound_id": inbound_id,
+            "partner": record.partner,
+            "reason": exc.reason.value,
+            "detail": exc.detail,
+            "commands": [c.model_dump(mode="json") for c in commands],
+            "at": now,
+        }
+        return _Result(outcome.model_copy(update={"event_ids": (event.id,)}), [event], [entry], row)
 
     @staticmethod
     def _entry(
-        record: InboundRecord, inbound_id: int, action: str, subject: str | None, **detail: Any
+        record: InboundRecord, inbound_id: str, action: str, subject: str | None, **detail: Any
     ) -> AuditEntry:
         detail = {k: v for k, v in detail.items() if v is not None}
         detail.update(inbound_id=inbound_id, adapter=record.adapter, transport=record.transport)
@@ -352,7 +469,7 @@ def _decoded(decode: Decode) -> list[Command]:
             detail=errors[0]["msg"] if errors else exc.title,
             location=where or None,
         ) from exc
-    except Exception as exc:  # an adapter bug: keep the message, answer with an error
+    except Exception as exc:  # an adapter defect: keep the message, answer with an error
         log.exception("adapter failed to map a message")
         raise MappingError(detail=f"adapter error {type(exc).__name__}") from exc
 

@@ -8,7 +8,8 @@ from gateway.audit import AuditEntry, append
 from gateway.canonical.envelope import CloudEvent, utcnow
 from gateway.canonical.payloads import DeliveryFailed
 from gateway.service.events import envelope
-from gateway.store.repository import Repository
+from gateway.store.db import writer_for
+from gateway.store.repository import PendingWrites
 
 
 async def record_delivery_failure(
@@ -37,13 +38,20 @@ async def record_delivery_failure(
         subject=failed.subject,
         time=now,
     )
-    async with engine.begin() as conn:
-        await Repository(conn).add_events([alert], order_id=failed.data.get("order_id"), inbound_id=None)
-        entry = AuditEntry(
-            actor=f"gateway:outbound:{adapter}",
-            action="delivery.failed",
-            subject=failed.subject,
-            detail={"partner": partner, "event_id": failed.id, "attempts": attempts, "alert_id": alert.id},
-        )
-        await append(conn, [entry], now)
+    entry = AuditEntry(
+        actor=f"gateway:outbound:{adapter}",
+        action="delivery.failed",
+        subject=failed.subject,
+        detail={"partner": partner, "event_id": failed.id, "attempts": attempts, "alert_id": alert.id},
+    )
+    writer = writer_for(engine)
+
+    def write() -> None:
+        with writer.engine.begin() as conn:
+            writes = PendingWrites()
+            writes.events([alert], order_id=failed.data.get("order_id"), inbound_id=None)
+            writes.flush(conn)
+            append(conn, [entry], now)
+
+    await writer.run(write)
     return alert

@@ -15,7 +15,7 @@ class Outcome(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     status: Status
-    inbound_id: int
+    inbound_id: str
     partner: str
     message_id: str | None = None
     order_id: str | None = None
@@ -33,7 +33,7 @@ class Outcome(BaseModel):
         cls,
         status: Status,
         exc: GatewayError,
-        inbound_id: int,
+        inbound_id: str,
         partner: str,
         message_id: str | None,
     ) -> Outcome:

@@ -1,16 +1,30 @@
-"""Database engines: SQLite in WAL mode by default, PostgreSQL by URL; one place knows the difference."""
+"""Database engines: SQLite in WAL mode by default, PostgreSQL by URL; one place knows the difference.
+
+Each database gets two engines on one URL. The async engine (aiosqlite / asyncpg) serves reads,
+the relay and consumers. The intake's write transaction runs on a synchronous twin (sqlite3 /
+psycopg) in a worker thread: one thread hop a message instead of one a statement, which measured
+~5x faster on this machine (bench/results/core_path.md).
+"""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import event
-from sqlalchemy.engine import make_url
+import orjson
+from sqlalchemy import Engine, event
+from sqlalchemy import create_engine as create_sync_engine
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+T = TypeVar("T")
+_SYNC_DRIVERS = {"sqlite": "sqlite+pysqlite", "postgresql": "postgresql+psycopg"}
 
-def is_sqlite(engine: AsyncEngine) -> bool:
+
+def is_sqlite(engine: AsyncEngine | Engine) -> bool:
     return engine.dialect.name == "sqlite"
 
 
@@ -31,16 +45,72 @@ def _sqlite_begin(conn: Any) -> None:
     conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
+def _prepare_sqlite(url: URL, sync_engine: Engine) -> None:
+    if url.database and url.database != ":memory:":
+        Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+    event.listen(sync_engine, "connect", _sqlite_pragmas)
+    event.listen(sync_engine, "begin", _sqlite_begin)
+
+
+def _json(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
 def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
+    kwargs.setdefault("json_serializer", _json)
+    kwargs.setdefault("json_deserializer", orjson.loads)
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
-        if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         engine = create_async_engine(url, **kwargs)
-        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
-        event.listen(engine.sync_engine, "begin", _sqlite_begin)
+        _prepare_sqlite(parsed, engine.sync_engine)
         return engine
     kwargs.setdefault("pool_size", 10)
     kwargs.setdefault("max_overflow", 10)
     kwargs.setdefault("pool_pre_ping", True)
     return create_async_engine(url, **kwargs)
+
+
+class Writer:
+    """The synchronous twin of an async engine and the threads its transactions run on."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        url = engine.url.set(drivername=_SYNC_DRIVERS[engine.url.get_backend_name()])
+        sqlite = url.get_backend_name() == "sqlite"
+        # No pre-ping: it would cost a round trip a message. A connection that went stale fails
+        # its transaction with a DBAPIError, which the sender sees as transient and retries.
+        options: dict[str, Any] = {"json_serializer": _json, "json_deserializer": orjson.loads}
+        if not sqlite:
+            options.update(pool_size=10, pool_recycle=300)
+        self.engine = create_sync_engine(url, **options)
+        if sqlite:
+            _prepare_sqlite(url, self.engine)
+        # SQLite takes one writer at a time; more threads would only queue in its busy handler,
+        # which sleeps in coarse steps. PostgreSQL writers run side by side.
+        self.concurrency = 1 if sqlite else 10
+        self._threads = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="cgt-writer")
+
+    async def run(self, work: Callable[[], T]) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._threads, work)
+
+    def close(self) -> None:
+        self._threads.shutdown(wait=True)
+        self.engine.dispose()
+
+
+_WRITERS: dict[int, Writer] = {}
+
+
+def writer_for(engine: AsyncEngine) -> Writer:
+    """The one Writer of `engine`, made on first use and closed by `dispose`."""
+    key = id(engine)
+    if key not in _WRITERS:
+        _WRITERS[key] = Writer(engine)
+    return _WRITERS[key]
+
+
+async def dispose(engine: AsyncEngine) -> None:
+    """Close an engine and its writer twin."""
+    twin = _WRITERS.pop(id(engine), None)
+    if twin is not None:
+        await asyncio.get_running_loop().run_in_executor(None, twin.close)
+    await engine.dispose()

@@ -1,18 +1,23 @@
-"""Reads and writes of the service's transaction, over one SQLAlchemy connection (Core, no ORM)."""
+"""The intake transaction's reads and writes (synchronous, on the writer twin), and the async reads
+the HTTP API and the CLI make.
+
+Statements are built once at import and executed with parameters: SQLAlchemy then reuses their
+compiled form, which is most of the cost of a statement here.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import func, insert, select, tuple_, update
+from sqlalchemy import Connection, bindparam, func, insert, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.canonical.envelope import CloudEvent
-from gateway.canonical.ids import ExternalRef
+from gateway.canonical.ids import ExternalRef, IdentifierScope
 from gateway.canonical.order import PatientIdentity, TherapyOrder
 from gateway.identity import Binding
 from gateway.store import tables as t
@@ -29,205 +34,217 @@ class InboundRecord:
     raw: bytes
 
 
-class Repository:
-    """Everything the intake transaction reads and writes. Not thread-safe; one per transaction."""
+_keys, _cw, _pt, _or = t.idempotency_keys, t.crosswalk, t.patients, t.orders
+_PREVIOUS = select(_keys.c.answer, _keys.c.rendered).where(
+    _keys.c.partner == bindparam("p"), _keys.c.message_id == bindparam("m")
+)
+_BINDINGS = select(_cw.c.namespace, _cw.c.value, _cw.c.patient_id, _cw.c.order_id).where(
+    tuple_(_cw.c.namespace, _cw.c.value).in_(bindparam("keys", expanding=True))
+)
+_PATIENTS = select(_pt.c.patient_id, _pt.c.identity).where(
+    _pt.c.patient_id.in_(bindparam("ids", expanding=True))
+)
+_UPDATE_PATIENT = (
+    update(_pt)
+    .where(_pt.c.patient_id == bindparam("pid"))
+    .values(identity=bindparam("identity"), updated_at=bindparam("at"))
+)
+_ORDER = select(_or.c.document).where(_or.c.order_id == bindparam("oid")).with_for_update()
+_ORDERS_OF_PATIENT = select(_or.c.document).where(_or.c.patient_id == bindparam("pid"))
+_UPDATE_ORDER = (
+    update(_or)
+    .where(_or.c.order_id == bindparam("oid"), _or.c.version == bindparam("expected"))
+    .values(
+        patient_id=bindparam("patient_id"),
+        status=bindparam("status"),
+        version=bindparam("version"),
+        document=bindparam("document"),
+        updated_at=bindparam("updated_at"),
+    )
+)
+_REPOINT_CROSSWALK = (
+    update(_cw).where(_cw.c.patient_id == bindparam("old")).values(patient_id=bindparam("new"))
+)
+_TOMBSTONE = (
+    update(_pt)
+    .where(_pt.c.patient_id == bindparam("old"))
+    .values(merged_into=bindparam("new"), updated_at=bindparam("at"))
+)
 
-    def __init__(self, conn: AsyncConnection) -> None:
+
+class Repository:
+    """Everything the intake transaction reads and writes, on one synchronous connection."""
+
+    def __init__(self, conn: Connection) -> None:
         self.conn = conn
 
     # -- idempotency and raw messages ------------------------------------------------------
-    async def previous_answer(
-        self, partner: str, message_id: str
-    ) -> tuple[dict[str, Any], bytes | None] | None:
-        keys = t.idempotency_keys
-        row = (
-            await self.conn.execute(
-                select(keys.c.answer, keys.c.rendered).where(
-                    keys.c.partner == partner, keys.c.message_id == message_id
-                )
-            )
-        ).first()
+    def previous_answer(self, partner: str, message_id: str) -> tuple[dict[str, Any], bytes | None] | None:
+        row = self.conn.execute(_PREVIOUS, {"p": partner, "m": message_id}).first()
         return (dict(row.answer), row.rendered) if row else None
 
-    async def save_inbound(self, record: InboundRecord, outcome: str) -> int:
-        result = await self.conn.execute(
-            insert(t.inbound_messages)
-            .values(
-                partner=record.partner,
-                transport=record.transport,
-                adapter=record.adapter,
-                message_id=record.message_id,
-                received_at=record.received_at,
-                content_type=record.content_type,
-                raw=record.raw,
-                outcome=outcome,
-            )
-            .returning(t.inbound_messages.c.id)
-        )
-        return int(result.scalar_one())
-
-    async def finish_inbound(
-        self, inbound_id: int, outcome: str, reason: str | None, order_id: str | None
-    ) -> None:
-        await self.conn.execute(
-            update(t.inbound_messages)
-            .where(t.inbound_messages.c.id == inbound_id)
-            .values(outcome=outcome, reason=reason, order_id=order_id)
-        )
-
-    async def remember_answer(
-        self,
-        partner: str,
-        message_id: str,
-        inbound_id: int,
-        answer: dict[str, Any],
-        rendered: bytes | None,
-    ) -> None:
-        await self.conn.execute(
-            insert(t.idempotency_keys).values(
-                partner=partner,
-                message_id=message_id,
-                inbound_id=inbound_id,
-                outcome=answer["status"],
-                answer=answer,
-                rendered=rendered,
-            )
-        )
-
     # -- crosswalk ------------------------------------------------------------------------
-    async def bindings(self, refs: Iterable[ExternalRef]) -> dict[ExternalRef, Binding]:
+    def bindings(self, refs: Iterable[ExternalRef]) -> dict[ExternalRef, Binding]:
         wanted = {(r.namespace, r.value): r for r in refs}
         if not wanted:
             return {}
-        cw = t.crosswalk
-        rows = await self.conn.execute(
-            select(cw.c.namespace, cw.c.value, cw.c.patient_id, cw.c.order_id).where(
-                tuple_(cw.c.namespace, cw.c.value).in_(list(wanted))
-            )
-        )
+        rows = self.conn.execute(_BINDINGS, {"keys": list(wanted)})
         return {wanted[(r.namespace, r.value)]: Binding(r.patient_id, r.order_id) for r in rows}
 
-    async def bind(
+    def bind(
         self,
         refs: Iterable[ExternalRef],
         patient_id: str,
         order_id: str | None,
         at: datetime,
-        inbound_id: int | None,
+        inbound_id: str | None,
     ) -> None:
         rows = [
             {
                 "namespace": r.namespace,
                 "value": r.value,
                 "patient_id": patient_id,
-                "order_id": order_id if r.scope.value == "order" else None,
+                "order_id": order_id if r.scope is IdentifierScope.order else None,
                 "bound_at": at,
                 "inbound_id": inbound_id,
             }
             for r in refs
         ]
         if rows:
-            await self.conn.execute(insert(t.crosswalk), rows)
+            self.conn.execute(insert(_cw), rows)
 
     # -- patients and orders ---------------------------------------------------------------
-    async def patients(self, patient_ids: Iterable[str]) -> dict[str, PatientIdentity]:
-        ids = set(patient_ids)
+    def patients(self, patient_ids: Iterable[str]) -> dict[str, PatientIdentity]:
+        ids = list(set(patient_ids))
         if not ids:
             return {}
-        rows = await self.conn.execute(
-            select(t.patients.c.patient_id, t.patients.c.identity).where(t.patients.c.patient_id.in_(ids))
-        )
+        rows = self.conn.execute(_PATIENTS, {"ids": ids})
         return {r.patient_id: PatientIdentity.model_validate(r.identity) for r in rows}
 
-    async def save_patient(
-        self, patient_id: str, identity: PatientIdentity, at: datetime, *, new: bool
-    ) -> None:
-        values = {"identity": identity.model_dump(mode="json"), "updated_at": at}
-        if new:
-            await self.conn.execute(insert(t.patients).values(patient_id=patient_id, **values))
-        else:
-            await self.conn.execute(
-                update(t.patients).where(t.patients.c.patient_id == patient_id).values(**values)
-            )
+    def insert_patient(self, patient_id: str, identity: PatientIdentity, at: datetime) -> None:
+        self.conn.execute(
+            insert(_pt),
+            {"patient_id": patient_id, "identity": identity.model_dump(mode="json"), "updated_at": at},
+        )
 
-    async def merge_patient(self, folded: str, *, into: str, identity: PatientIdentity, at: datetime) -> None:
+    def update_patient(self, patient_id: str, identity: PatientIdentity, at: datetime) -> None:
+        self.conn.execute(
+            _UPDATE_PATIENT, {"pid": patient_id, "identity": identity.model_dump(mode="json"), "at": at}
+        )
+
+    def merge_patient(self, folded: str, *, into: str, identity: PatientIdentity, at: datetime) -> None:
         """Re-point every identifier and order of `folded` to `into`; keep `folded` as a tombstone."""
-        await self.conn.execute(
-            update(t.crosswalk).where(t.crosswalk.c.patient_id == folded).values(patient_id=into)
-        )
-        for order in await self.orders_of_patient(folded):
-            moved = order.model_copy(
-                update={
-                    "patient_id": into,
-                    "patient": identity,
-                    "version": order.version + 1,
-                    "updated_at": at,
-                }
+        self.conn.execute(_REPOINT_CROSSWALK, {"old": folded, "new": into})
+        for order in self.orders_of_patient(folded):
+            self.update_order(
+                order.model_copy(
+                    update={
+                        "patient_id": into,
+                        "patient": identity,
+                        "version": order.version + 1,
+                        "updated_at": at,
+                    }
+                )
             )
-            await self.update_order(moved)
-        await self.conn.execute(
-            update(t.patients)
-            .where(t.patients.c.patient_id == folded)
-            .values(merged_into=into, updated_at=at)
-        )
+        self.conn.execute(_TOMBSTONE, {"old": folded, "new": into, "at": at})
 
-    async def order(self, order_id: str) -> TherapyOrder:
-        row = (
-            await self.conn.execute(
-                select(t.orders.c.document).where(t.orders.c.order_id == order_id).with_for_update()
-            )
-        ).one()
+    def order(self, order_id: str) -> TherapyOrder:
+        row = self.conn.execute(_ORDER, {"oid": order_id}).one()
         return TherapyOrder.model_validate(row.document)
 
-    async def orders_of_patient(self, patient_id: str) -> list[TherapyOrder]:
-        rows = await self.conn.execute(select(t.orders.c.document).where(t.orders.c.patient_id == patient_id))
+    def orders_of_patient(self, patient_id: str) -> list[TherapyOrder]:
+        rows = self.conn.execute(_ORDERS_OF_PATIENT, {"pid": patient_id})
         return [TherapyOrder.model_validate(r.document) for r in rows]
 
-    async def insert_order(self, order: TherapyOrder) -> None:
-        await self.conn.execute(insert(t.orders).values(**self._order_row(order)))
+    def insert_order(self, order: TherapyOrder) -> None:
+        self.conn.execute(
+            insert(_or),
+            {
+                "order_id": order.order_id,
+                "coi": order.coi,
+                "patient_id": order.patient_id,
+                "status": order.status.value,
+                "version": order.version,
+                "document": order.model_dump(mode="json"),
+                "created_at": order.created_at,
+                "updated_at": order.updated_at,
+            },
+        )
 
-    async def update_order(self, order: TherapyOrder) -> None:
-        result = await self.conn.execute(
-            update(t.orders)
-            .where(t.orders.c.order_id == order.order_id, t.orders.c.version == order.version - 1)
-            .values(**self._order_row(order))
+    def update_order(self, order: TherapyOrder) -> None:
+        result = self.conn.execute(
+            _UPDATE_ORDER,
+            {
+                "oid": order.order_id,
+                "expected": order.version - 1,
+                "patient_id": order.patient_id,
+                "status": order.status.value,
+                "version": order.version,
+                "document": order.model_dump(mode="json"),
+                "updated_at": order.updated_at,
+            },
         )
         if result.rowcount != 1:
             raise IntegrityError("order changed concurrently", None, Exception(order.order_id))
 
-    @staticmethod
-    def _order_row(order: TherapyOrder) -> dict[str, Any]:
-        return {
-            "order_id": order.order_id,
-            "coi": order.coi,
-            "patient_id": order.patient_id,
-            "status": order.status.value,
-            "version": order.version,
-            "document": order.model_dump(mode="json"),
-            "created_at": order.created_at,
-            "updated_at": order.updated_at,
-        }
 
-    # -- events, outbox, quarantine --------------------------------------------------------
-    async def add_events(
-        self, envelopes: list[CloudEvent], order_id: str | None, inbound_id: int | None
+@dataclass
+class PendingWrites:
+    """The appends of a batch of messages (raw messages, answers, events, outbox, quarantine),
+    written together, one statement a table, at the end of the transaction."""
+
+    inbound: list[dict[str, Any]] = field(default_factory=list)
+    answers: list[dict[str, Any]] = field(default_factory=list)
+    quarantine: list[dict[str, Any]] = field(default_factory=list)
+    timeline: list[dict[str, Any]] = field(default_factory=list)
+    outbox: list[dict[str, Any]] = field(default_factory=list)
+
+    def message(
+        self, inbound_id: str, record: InboundRecord, outcome: str, reason: str | None, order_id: str | None
     ) -> None:
-        if not envelopes:
-            return
-        event_rows, box_rows = [], []
+        self.inbound.append(
+            {
+                "id": inbound_id,
+                "partner": record.partner,
+                "transport": record.transport,
+                "adapter": record.adapter,
+                "message_id": record.message_id,
+                "received_at": record.received_at,
+                "content_type": record.content_type,
+                "raw": record.raw,
+                "outcome": outcome,
+                "reason": reason,
+                "order_id": order_id,
+            }
+        )
+
+    def answer(
+        self, record: InboundRecord, inbound_id: str, answer: dict[str, Any], rendered: bytes | None
+    ) -> None:
+        self.answers.append(
+            {
+                "partner": record.partner,
+                "message_id": record.message_id,
+                "inbound_id": inbound_id,
+                "outcome": answer["status"],
+                "answer": answer,
+                "rendered": rendered,
+            }
+        )
+
+    def events(self, envelopes: list[CloudEvent], order_id: str | None, inbound_id: str | None) -> None:
         for env in envelopes:
-            doc = env.model_dump(mode="json")
-            event_rows.append(
+            self.timeline.append(
                 {
                     "event_id": env.id,
                     "order_id": order_id,
                     "type": env.type,
                     "time": env.time,
-                    "envelope": doc,
+                    "envelope": env.model_dump(mode="json"),
                     "inbound_id": inbound_id,
                 }
             )
-            box_rows.append(
+            self.outbox.append(
                 {
                     "event_id": env.id,
                     "routing_key": env.routing_key,
@@ -235,36 +252,47 @@ class Repository:
                     "created_at": env.time,
                 }
             )
-        await self.conn.execute(insert(t.events), event_rows)
-        await self.conn.execute(insert(t.outbox), box_rows)
 
-    async def add_quarantine(
+    def quarantined(
         self,
+        *,
         quarantine_id: str,
-        inbound_id: int,
+        inbound_id: str,
         partner: str,
         reason: str,
         detail: str,
         commands: list[dict[str, Any]],
         at: datetime,
     ) -> None:
-        await self.conn.execute(
-            insert(t.quarantine).values(
-                quarantine_id=quarantine_id,
-                inbound_id=inbound_id,
-                partner=partner,
-                reason=reason,
-                detail=detail,
-                command={"commands": commands},
-                status="open",
-                created_at=at,
-            )
+        self.quarantine.append(
+            {
+                "quarantine_id": quarantine_id,
+                "inbound_id": inbound_id,
+                "partner": partner,
+                "reason": reason,
+                "detail": detail,
+                "command": {"commands": commands},
+                "status": "open",
+                "created_at": at,
+            }
         )
+
+    def flush(self, conn: Connection) -> None:
+        # Raw messages first: answers and quarantine rows refer to them.
+        for table, rows in (
+            (t.inbound_messages, self.inbound),
+            (t.idempotency_keys, self.answers),
+            (t.quarantine, self.quarantine),
+            (t.events, self.timeline),
+            (t.outbox, self.outbox),
+        ):
+            if rows:
+                conn.execute(insert(table), rows)
 
 
 # -- read side, for the HTTP API and the CLI --------------------------------------------------
 async def order_by_coi(conn: AsyncConnection, coi: str) -> TherapyOrder | None:
-    row = (await conn.execute(select(t.orders.c.document).where(t.orders.c.coi == coi))).first()
+    row = (await conn.execute(select(_or.c.document).where(_or.c.coi == coi))).first()
     return TherapyOrder.model_validate(row.document) if row else None
 
 
@@ -303,5 +331,5 @@ async def outbox_backlog(conn: AsyncConnection) -> tuple[int, datetime | None]:
     ).one()
     oldest = row[1]
     if isinstance(oldest, str):  # SQLite's min() of a datetime column comes back as text
-        oldest = datetime.fromisoformat(oldest)
+        oldest = datetime.fromisoformat(oldest).replace(tzinfo=UTC)
     return int(row[0]), oldest

@@ -58,7 +58,7 @@ Time = UtcDateTime()
 inbound_messages = Table(
     "inbound_messages",
     metadata,
-    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("id", String(36), primary_key=True),
     Column("partner", String(100), nullable=False),
     Column("transport", String(50), nullable=False),
     Column("adapter", String(100), nullable=False),
@@ -78,7 +78,7 @@ idempotency_keys = Table(
     metadata,
     Column("partner", String(100), primary_key=True),
     Column("message_id", String(200), primary_key=True),
-    Column("inbound_id", Id, ForeignKey("inbound_messages.id"), nullable=False),
+    Column("inbound_id", String(36), ForeignKey("inbound_messages.id"), nullable=False),
     Column("outcome", String(20), nullable=False),
     Column("answer", JSON, nullable=False),
     Column("rendered", LargeBinary),
@@ -115,7 +115,7 @@ crosswalk = Table(
     Column("patient_id", String(36), ForeignKey("patients.patient_id"), nullable=False),
     Column("order_id", String(36), ForeignKey("orders.order_id")),
     Column("bound_at", Time, nullable=False),
-    Column("inbound_id", Id),
+    Column("inbound_id", String(36)),
 )
 Index("ix_crosswalk_order", crosswalk.c.order_id)
 Index("ix_crosswalk_patient", crosswalk.c.patient_id)
@@ -129,7 +129,7 @@ events = Table(
     Column("type", String(100), nullable=False),
     Column("time", Time, nullable=False),
     Column("envelope", JSON, nullable=False),
-    Column("inbound_id", Id),
+    Column("inbound_id", String(36)),
 )
 Index("ix_events_order_time", events.c.order_id, events.c.time)
 
@@ -179,7 +179,7 @@ quarantine = Table(
     "quarantine",
     metadata,
     Column("quarantine_id", String(36), primary_key=True),
-    Column("inbound_id", Id, ForeignKey("inbound_messages.id"), nullable=False),
+    Column("inbound_id", String(36), ForeignKey("inbound_messages.id"), nullable=False),
     Column("partner", String(100), nullable=False),
     Column("reason", String(50), nullable=False),
     Column("detail", Text, nullable=False),

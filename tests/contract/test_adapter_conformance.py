@@ -60,7 +60,7 @@ def test_examples_parse_or_fail_as_declared(adapter: Adapter, example: Example) 
 def test_every_outcome_renders_an_answer(name: str, status: str) -> None:
     outcome = Outcome(
         status=status,
-        inbound_id=1,
+        inbound_id="1",
         partner="demo-hospital",
         message_id="M1",  # type: ignore[arg-type]
         error=None if status == "applied" else "MappingError",

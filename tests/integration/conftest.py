@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from gateway.store.db import create_engine
+from gateway.store.db import create_engine, dispose
 from gateway.store.migrate import migrate
 from tests.support.private_broker import PrivateBroker
 
@@ -16,7 +16,7 @@ async def sqlite_engine(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
     eng = create_engine(f"sqlite+aiosqlite:///{tmp_path}/gateway.db")
     await migrate(eng)
     yield eng
-    await eng.dispose()
+    await dispose(eng)
 
 
 @pytest.fixture

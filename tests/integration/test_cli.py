@@ -12,7 +12,7 @@ from sqlalchemy import update
 
 from gateway.service.intake import Intake
 from gateway.store import tables as t
-from gateway.store.db import create_engine
+from gateway.store.db import create_engine, dispose
 from gateway.store.migrate import migrate
 from tests.support.builders import place
 from tests.support.drive import send
@@ -49,7 +49,7 @@ async def test_migrate_audit_verify_and_outbox_status(tmp_path: Path) -> None:
         await conn.execute(
             update(t.audit_records).where(t.audit_records.c.seq == 3).values(action="order.cancelled")
         )
-    await engine.dispose()
+    await dispose(engine)
     broken = cli("audit", "verify", database_url=url)
     assert broken.returncode == 1 and "record 3" in broken.stderr
 

@@ -238,3 +238,61 @@ async def test_a_merge_into_a_new_identifier_binds_it_to_the_known_patient(engin
 async def test_a_merge_of_patients_the_gateway_never_saw_is_quarantined(engine: AsyncEngine) -> None:
     outcome = await send(intake(engine), merge("MRN-X", "MRN-Y"))  # type: ignore[arg-type]
     assert outcome.status == "quarantined" and outcome.error == "UnknownIdentity"
+
+
+async def test_a_message_resent_while_the_first_is_in_flight_is_applied_once(engine: AsyncEngine) -> None:
+    gate = intake(engine)
+    raw = envelope_json("same-id", place(1))
+    results = await asyncio.gather(*(send_raw(gate, raw) for _ in range(5)))
+    assert [r[0].duplicate for r in results].count(False) == 1
+    assert len({r[1] for r in results}) == 1  # every sender gets the same answer
+    assert await count(engine, t.orders) == 1
+
+
+async def test_a_defect_in_one_message_leaves_the_messages_committed_with_it_alone(
+    engine: AsyncEngine,
+) -> None:
+    from gateway.canonical.envelope import utcnow
+    from gateway.store.repository import InboundRecord
+
+    gate = intake(engine)
+
+    def defective() -> list[object]:
+        raise RuntimeError("a bug in a mapping")
+
+    async def send_defect() -> object:
+        record = InboundRecord("demo-hospital", "http", "canonical-json", "bad-1", utcnow(), None, b"{raw}")
+        return (await gate.receive(record, defective))[0]  # type: ignore[arg-type]
+
+    outcomes = await asyncio.gather(send(gate, place(1)), send_defect(), send(gate, place(2)))
+    good_1, bad, good_2 = outcomes
+    assert good_1.status == good_2.status == "applied"  # type: ignore[union-attr]
+    assert bad.status == "rejected" and bad.error in ("MappingError", "InternalError")  # type: ignore[attr-defined]
+    assert await count(engine, t.orders) == 2
+    assert await count(engine, t.inbound_messages, t.inbound_messages.c.raw == b"{raw}") == 1
+    async with engine.connect() as conn:
+        assert (await verify(conn)).ok
+
+
+async def test_a_failure_while_committing_a_batch_is_isolated_to_its_message(engine: AsyncEngine) -> None:
+    from adapters.canonical_json.adapter import adapter
+    from gateway.canonical.envelope import utcnow
+    from gateway.store.repository import InboundRecord
+
+    gate = intake(engine)
+
+    def broken_render(outcome: object) -> bytes:
+        raise RuntimeError("renderer bug")
+
+    async def one(n: int, render: object) -> object:
+        command = place(n)
+        record = InboundRecord("demo-hospital", "http", "canonical-json", f"m-{n}", utcnow(), None, b"raw")
+        return (await gate.receive(record, lambda: [command], render))[0]  # type: ignore[arg-type]
+
+    outcomes = await asyncio.gather(*(one(n, broken_render if n == 3 else adapter.ack) for n in range(1, 6)))
+    statuses = [o.status for o in outcomes]  # type: ignore[attr-defined]
+    assert statuses == ["applied", "applied", "rejected", "applied", "applied"]
+    assert outcomes[2].error == "InternalError"  # type: ignore[attr-defined]
+    assert await count(engine, t.orders) == 4
+    async with engine.connect() as conn:
+        assert (await verify(conn)).ok

@@ -53,7 +53,7 @@ def upgrade() -> None:
         sa.Column("type", sa.String(length=100), nullable=False),
         sa.Column("time", sa.DateTime(timezone=True), nullable=False),
         sa.Column("envelope", sa.JSON(), nullable=False),
-        sa.Column("inbound_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True),
+        sa.Column("inbound_id", sa.String(length=36), nullable=True),
         sa.PrimaryKeyConstraint("event_id", name=op.f("pk_events")),
     )
     with op.batch_alter_table("events", schema=None) as batch_op:
@@ -61,12 +61,7 @@ def upgrade() -> None:
 
     op.create_table(
         "inbound_messages",
-        sa.Column(
-            "id",
-            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
-            autoincrement=True,
-            nullable=False,
-        ),
+        sa.Column("id", sa.String(length=36), nullable=False),
         sa.Column("partner", sa.String(length=100), nullable=False),
         sa.Column("transport", sa.String(length=50), nullable=False),
         sa.Column("adapter", sa.String(length=100), nullable=False),
@@ -85,10 +80,7 @@ def upgrade() -> None:
     op.create_table(
         "outbox",
         sa.Column(
-            "id",
-            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
-            autoincrement=True,
-            nullable=False,
+            "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False
         ),
         sa.Column("event_id", sa.String(length=36), nullable=False),
         sa.Column("routing_key", sa.String(length=100), nullable=False),
@@ -122,7 +114,7 @@ def upgrade() -> None:
         "idempotency_keys",
         sa.Column("partner", sa.String(length=100), nullable=False),
         sa.Column("message_id", sa.String(length=200), nullable=False),
-        sa.Column("inbound_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("inbound_id", sa.String(length=36), nullable=False),
         sa.Column("outcome", sa.String(length=20), nullable=False),
         sa.Column("answer", sa.JSON(), nullable=False),
         sa.Column("rendered", sa.LargeBinary(), nullable=True),
@@ -152,7 +144,7 @@ def upgrade() -> None:
     op.create_table(
         "quarantine",
         sa.Column("quarantine_id", sa.String(length=36), nullable=False),
-        sa.Column("inbound_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("inbound_id", sa.String(length=36), nullable=False),
         sa.Column("partner", sa.String(length=100), nullable=False),
         sa.Column("reason", sa.String(length=50), nullable=False),
         sa.Column("detail", sa.Text(), nullable=False),
@@ -160,9 +152,7 @@ def upgrade() -> None:
         sa.Column("status", sa.String(length=20), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
-            ["inbound_id"],
-            ["inbound_messages.id"],
-            name=op.f("fk_quarantine_inbound_id_inbound_messages"),
+            ["inbound_id"], ["inbound_messages.id"], name=op.f("fk_quarantine_inbound_id_inbound_messages")
         ),
         sa.PrimaryKeyConstraint("quarantine_id", name=op.f("pk_quarantine")),
     )
@@ -176,7 +166,7 @@ def upgrade() -> None:
         sa.Column("patient_id", sa.String(length=36), nullable=False),
         sa.Column("order_id", sa.String(length=36), nullable=True),
         sa.Column("bound_at", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("inbound_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True),
+        sa.Column("inbound_id", sa.String(length=36), nullable=True),
         sa.ForeignKeyConstraint(["order_id"], ["orders.order_id"], name=op.f("fk_crosswalk_order_id_orders")),
         sa.ForeignKeyConstraint(
             ["patient_id"], ["patients.patient_id"], name=op.f("fk_crosswalk_patient_id_patients")
