@@ -72,3 +72,9 @@ async def test_every_event_the_service_publishes_obeys_its_schema(engine: AsyncE
         errors = list(Draft202012Validator(schema).iter_errors(document))
         assert errors == [], (name, [e.message for e in errors])
     assert {"order.placed", "shipment.temperature_excursion", "patient.updated", "identity.mismatch"} <= seen
+
+
+def test_the_readme_names_every_event_in_the_catalogue() -> None:
+    readme = (CONTRACTS_DIR.parent / "README.md").read_text()
+    missing = [name for name in CATALOGUE if f"`{name}`" not in readme]
+    assert missing == [], f"README's event table lacks {missing}"
