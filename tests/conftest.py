@@ -58,9 +58,7 @@ async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
     await dispose(eng)
 
 
-@pytest.fixture(scope="session")
-def amqp_url() -> Iterator[str]:
-    """A private vhost on the local RabbitMQ, so tests never see anyone else's queues."""
+def _vhost() -> Iterator[str]:
     host, port = RABBIT.split(":")
     if not port_open(host, int(port)):
         pytest.fail(f"RabbitMQ is not running at {RABBIT} (start it: rabbitmq-server -detached)")
@@ -73,3 +71,15 @@ def amqp_url() -> Iterator[str]:
     )
     yield f"amqp://guest:guest@{RABBIT}/{vhost}"
     subprocess.run(["rabbitmqctl", "-q", "delete_vhost", vhost], check=False, capture_output=True)
+
+
+@pytest.fixture(scope="session")
+def amqp_url() -> Iterator[str]:
+    """A private vhost on the local RabbitMQ for the session: tests never see anyone else's queues."""
+    yield from _vhost()
+
+
+@pytest.fixture
+def fresh_amqp_url() -> Iterator[str]:
+    """A vhost of the test's own, for tests about what no binding catches."""
+    yield from _vhost()

@@ -123,6 +123,7 @@ async def test_one_journey_on_the_embedded_defaults(
         assert order["order"]["status"] == "released"
         assert len(order["timeline"]) == 6
     delivered = await drain(queue, settle=1.5)
+    await queue.delete(if_unused=False, if_empty=False)  # the vhost is shared by the session
     await connection.close()
     assert [m.routing_key for m in delivered] == [
         "order.placed",
@@ -155,6 +156,7 @@ async def test_two_gateway_processes_share_one_postgresql_and_publish_each_event
         )
     assert all(r.status_code == 201 for r in responses), [r.text for r in responses if r.status_code != 201]
     delivered = await drain(queue, settle=2.0)
+    await queue.delete(if_unused=False, if_empty=False)
     await connection.close()
     expected = sorted(r.json()["event_ids"][0] for r in responses)
     assert sorted(m.message_id or "" for m in delivered) == expected

@@ -60,6 +60,7 @@ async def test_an_applied_message_is_delivered_once_per_id(
         messages = await drain(queue)
     finally:
         await relay.stop()
+    await queue.delete(if_unused=False, if_empty=False)  # the vhost is shared by the session
     ids = [m.message_id for m in messages]
     assert sorted(ids) == sorted(o.event_ids[0] for o in outcomes)
     for message in messages:
@@ -74,17 +75,20 @@ async def test_an_applied_message_is_delivered_once_per_id(
 
 
 async def test_events_nobody_binds_are_kept_not_dropped(
-    sqlite_engine: AsyncEngine, amqp_url: str, channel: aio_pika.abc.AbstractChannel
+    sqlite_engine: AsyncEngine, fresh_amqp_url: str
 ) -> None:
-    relay = OutboxRelay(sqlite_engine, Broker(amqp_url))
+    relay = OutboxRelay(sqlite_engine, Broker(fresh_amqp_url))
     intake = Intake(sqlite_engine, coi_facility="A9999")
     await relay.broker.connect()
+    connection = await aio_pika.connect(fresh_amqp_url)
+    channel = await connection.channel()
     unrouted = await channel.get_queue(UNROUTED)
     await unrouted.purge()
     outcome = await send(intake, event("order.cancelled", *place(1).refs[1:]))  # quarantined
     assert await relay.run_once() == 1
     await relay.stop()
     kept = await drain(unrouted)
+    await connection.close()
     assert [m.message_id for m in kept] == list(outcome.event_ids)
 
 
