@@ -8,6 +8,11 @@ What the handler raises decides the message's fate (as in FastStream):
 Before a message is dead-lettered, `on_dead_letter` (if given) is awaited, so an outbound adapter
 can raise its alert: nothing is given up silently. A message whose CloudEvent id this consumer
 has already committed is acked and not handled again.
+
+Outbound adapters talk to partners in `deliver(event)`, awaited with no transaction open (an HTTP
+call or an MLLP exchange must not hold the database's write lock); `handler(event, conn)` then
+runs in the short transaction that records the event as consumed. A crash between the two
+delivers again: partners see at-least-once, like every consumer of the bus.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from collections.abc import Awaitable, Callable, Sequence
 import aio_pika
 from aio_pika.abc import AbstractConnection, AbstractIncomingMessage
 from pydantic import ValidationError
-from sqlalchemy import insert
+from sqlalchemy import insert, select
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -30,6 +35,7 @@ from gateway.store.tables import consumed_events
 log = logging.getLogger(__name__)
 
 Handler = Callable[[CloudEvent, AsyncConnection], Awaitable[None]]
+Deliver = Callable[[CloudEvent], Awaitable[None]]
 DeadLetterHook = Callable[[CloudEvent, int, str], Awaitable[None]]  # event, deliveries, reason
 
 
@@ -45,7 +51,8 @@ class EventConsumer:
         *,
         name: str,
         patterns: Sequence[str],
-        handler: Handler,
+        handler: Handler | None = None,
+        deliver: Deliver | None = None,
         delivery_limit: int = 5,
         prefetch: int = 50,
         on_dead_letter: DeadLetterHook | None = None,
@@ -55,6 +62,7 @@ class EventConsumer:
         self.name = name
         self.patterns = patterns
         self.handler = handler
+        self.deliver = deliver
         self.delivery_limit = delivery_limit
         self.prefetch = prefetch
         self.on_dead_letter = on_dead_letter
@@ -86,6 +94,10 @@ class EventConsumer:
             await message.reject(requeue=False)
             return
         try:
+            if self.deliver is not None:
+                if await self._consumed(event.id):
+                    raise _AlreadyConsumed
+                await self.deliver(event)
             async with self.engine.begin() as conn:
                 try:
                     await conn.execute(
@@ -95,7 +107,8 @@ class EventConsumer:
                     )
                 except IntegrityError:
                     raise _AlreadyConsumed from None
-                await self.handler(event, conn)
+                if self.handler is not None:
+                    await self.handler(event, conn)
         except _AlreadyConsumed:
             self.duplicates += 1
             await message.ack()
@@ -113,6 +126,15 @@ class EventConsumer:
         else:
             self.handled += 1
             await message.ack()
+
+    async def _consumed(self, event_id: str) -> bool:
+        async with self.engine.connect() as conn:
+            found = await conn.execute(
+                select(consumed_events.c.event_id).where(
+                    consumed_events.c.consumer == self.name, consumed_events.c.event_id == event_id
+                )
+            )
+            return found.first() is not None
 
     async def _dead_letter(
         self, message: AbstractIncomingMessage, event: CloudEvent, deliveries: int, exc: Exception

@@ -186,3 +186,31 @@ async def test_consumer_failures_go_to_the_dead_letter_queue(
         ]
     assert sorted(a["data"]["event_id"] for a in alerts) == sorted(m.message_id for m in dead_letters)
     assert {a["data"]["attempts"] for a in alerts} == {1, 3}
+
+
+async def test_a_partner_delivery_holds_no_database_lock(sqlite_engine: AsyncEngine, amqp_url: str) -> None:
+    """While an outbound adapter waits on a partner, the intake still commits (SQLite has one writer)."""
+    intake = Intake(sqlite_engine, coi_facility="A9999")
+    waiting, release = asyncio.Event(), asyncio.Event()
+    delivered: list[str] = []
+
+    async def deliver(envelope: CloudEvent) -> None:
+        waiting.set()
+        await release.wait()  # the partner is slow
+        delivered.append(envelope.id)
+
+    consumer = EventConsumer(sqlite_engine, amqp_url, name="slow-partner", patterns=["order.placed"], deliver=deliver)
+    await consumer.start()
+    first = await send(intake, place(1))
+    relay = OutboxRelay(sqlite_engine, Broker(amqp_url))
+    assert await relay.run_once() == 1
+    await asyncio.wait_for(waiting.wait(), 10)
+    second = await asyncio.wait_for(send(intake, place(2)), 10)  # would wait forever on a held lock
+    assert second.status == "applied"
+    release.set()
+    deadline = time.monotonic() + 10
+    while consumer.handled < 1 and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    await relay.stop()
+    await consumer.stop()
+    assert delivered == [first.event_ids[0]]
