@@ -1,0 +1,169 @@
+"""A site's FHIR profile, loaded from `mappings/fhir/<profile>.yaml`: what its identifier systems mean,
+which codes name products and appointments, how it may authenticate and where it wants push."""
+
+from __future__ import annotations
+
+import os
+from functools import cache
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from gateway.errors import ConfigError
+from gateway.partners import Partner, SecretRef
+from gateway.settings import ROOT
+
+PROFILES_DIR = ROOT / "mappings" / "fhir"
+PROFILES_ENV = "CGT_FHIR_PROFILES_DIR"  # tests and deployments may point elsewhere
+V2_0203 = "http://terminology.hl7.org/CodeSystem/v2-0203"
+NOT_PROFILES = {"task-status"}  # other tables that live beside the profiles
+IdentifierKind = Literal["mrn", "placer_order", "coi", "din"]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Code(_Model):
+    system: str = Field(min_length=1)
+    code: str = Field(min_length=1)
+
+
+class IdentifierRule(_Model):
+    """Identifiers in any of `systems`, or whose `type` carries one of `types`, mean `namespace`."""
+
+    namespace: str
+    systems: tuple[str, ...] = Field(min_length=1)
+    types: tuple[Code, ...] = ()
+
+    @property
+    def system(self) -> str:
+        """The system the gateway writes when it renders this identifier back (Task)."""
+        return self.systems[0]
+
+
+class Identifiers(_Model):
+    mrn: IdentifierRule
+    placer_order: IdentifierRule
+    coi: IdentifierRule
+    din: IdentifierRule
+
+
+class ProductEntry(_Model):
+    code: str = Field(min_length=1, max_length=50)
+    name: str | None = None
+
+
+class ProductSystem(_Model):
+    """A code system that names products. `pass_through`: the code is the canonical product code
+    (ISBT 128 product description codes, stored as given); otherwise `codes` translates it."""
+
+    system: str
+    canonical_system: str = "isbt128"
+    pass_through: bool = False
+    codes: dict[str, ProductEntry] = {}
+
+
+class AppointmentKinds(_Model):
+    collection: tuple[Code, ...] = Field(min_length=1)
+    infusion: tuple[Code, ...] = Field(min_length=1)
+
+
+class OAuthClient(_Model):
+    """A SMART Backend Services client: it signs its assertions with a key in `jwks`."""
+
+    client_id: str = Field(min_length=1)
+    scopes: tuple[str, ...] = Field(min_length=1)
+    jwks: dict[str, Any]
+
+
+class OAuth(_Model):
+    clients: tuple[OAuthClient, ...] = ()
+    token_lifetime_seconds: int = Field(default=300, ge=30, le=3600)
+
+
+class EnvValue(_Model):
+    env: str = Field(pattern=r"^[A-Z][A-Z0-9_]*$")
+    default: str | None = None
+
+    def resolve(self) -> str | None:
+        return os.environ.get(self.env) or self.default
+
+
+class Notifications(_Model):
+    """Push of the order's Task to the site: PUT {url}/Task/{id} (an R4 rest-hook with payload)."""
+
+    url: EnvValue
+    secret: SecretRef
+    events: tuple[str, ...] = Field(min_length=1)
+    timeout_seconds: float = Field(default=3.0, gt=0, le=30)
+    backoff_seconds: float = Field(default=0.5, ge=0)
+    max_backoff_seconds: float = Field(default=5.0, ge=0)
+
+
+class SiteProfile(_Model):
+    partner: str
+    identifiers: Identifiers
+    products: tuple[ProductSystem, ...] = Field(min_length=1)
+    appointments: AppointmentKinds
+    oauth: OAuth = OAuth()
+    notifications: Notifications | None = None
+
+    @model_validator(mode="after")
+    def _namespaces_are_the_partners(self) -> SiteProfile:
+        for kind in ("mrn", "placer_order"):
+            rule: IdentifierRule = getattr(self.identifiers, kind)
+            if not rule.namespace.startswith(f"site:{self.partner}:"):
+                raise ValueError(f"{kind} namespace must be site:{self.partner}:...")
+        return self
+
+    def rule(self, kind: IdentifierKind) -> IdentifierRule:
+        rule: IdentifierRule = getattr(self.identifiers, kind)
+        return rule
+
+    def kind_of_system(self, system: str) -> IdentifierKind | None:
+        for kind in ("mrn", "placer_order", "coi", "din"):
+            if system in self.rule(kind).systems:
+                return kind
+        return None
+
+
+def profiles_dir() -> Path:
+    return Path(os.environ.get(PROFILES_ENV) or PROFILES_DIR)
+
+
+@cache
+def _load(path: Path) -> SiteProfile:
+    try:
+        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+        return SiteProfile.model_validate(document)
+    except (OSError, yaml.YAMLError, ValidationError) as exc:
+        raise ConfigError(f"FHIR profile {path}: {exc}") from exc
+
+
+def load_profile(name: str) -> SiteProfile:
+    return _load(profiles_dir() / f"{name}.yaml")
+
+
+def profile_for(partner: Partner) -> SiteProfile | None:
+    """The partner's FHIR profile, or None when it does not speak FHIR here."""
+    path = _profile_path(profiles_dir(), partner.profile or partner.id)
+    if path is None:
+        return None
+    profile = _load(path)
+    if profile.partner != partner.id:
+        raise ConfigError(f"FHIR profile {path} is for {profile.partner}, not {partner.id}")
+    return profile
+
+
+@cache
+def _profile_path(directory: Path, name: str) -> Path | None:
+    path = directory / f"{name}.yaml"
+    return path if path.is_file() else None
+
+
+def all_profiles() -> list[SiteProfile]:
+    paths = sorted(profiles_dir().glob("*.yaml"))
+    return [_load(p) for p in paths if not p.stem.endswith("_test") and p.stem not in NOT_PROFILES]

@@ -1,0 +1,266 @@
+"""The /fhir/r4 routes: intake of Bundles and resources, Task reads, metadata, the token endpoint.
+
+Every answer is FHIR JSON: errors, including authentication and limits, are OperationOutcomes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Literal
+from urllib.parse import parse_qsl
+
+import orjson
+from fastapi import APIRouter, Request
+from starlette.responses import Response
+
+from adapters.fhir import answers, capability, queries
+from adapters.fhir.adapter import ANY_REQUEST, FhirRequest
+from adapters.fhir.message import Interaction
+from adapters.fhir.oauth import OAuthError, permits, token_service
+from adapters.fhir.profile import SiteProfile, profile_for
+from adapters.fhir.task import render_task
+from gateway.errors import (
+    GatewayError,
+    MalformedMessage,
+    NotAuthenticated,
+    NotFound,
+    NotPermitted,
+    TooLarge,
+    TransientError,
+    UnsupportedMessage,
+)
+from gateway.partners import Partner
+from gateway.registry import Runtime
+from gateway.service.inbound import accept
+
+BASE = capability.BASE
+WRITABLE = ("ServiceRequest", "MedicationRequest", "Patient", "Appointment")
+JSON_TYPES = ("application/fhir+json", "application/json", "application/json+fhir")
+
+
+class UnsupportedMediaType(UnsupportedMessage):
+    public_message = "the content type is not taken; send application/fhir+json"
+    http_status = 415
+
+
+def fhir(body: bytes, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(body, status_code=status, media_type=answers.FHIR_JSON, headers=headers)
+
+
+def failed(exc: GatewayError) -> Response:
+    headers = {"Retry-After": "5"} if isinstance(exc, TransientError) else None
+    if isinstance(exc, NotAuthenticated):
+        headers = {"WWW-Authenticate": 'Bearer realm="fhir"'}
+    return fhir(answers.of_error(exc), exc.http_status, headers)
+
+
+def runtime(request: Request) -> Runtime:
+    gateway: Runtime = request.app.state.gateway
+    return gateway
+
+
+@dataclass(frozen=True)
+class Caller:
+    partner: Partner
+    profile: SiteProfile
+    scopes: frozenset[str] | None  # None: an API key, which may do all a site may
+
+    def require(self, resource_types: Iterable[str], access: Literal["read", "write"]) -> None:
+        for kind in resource_types:
+            if not permits(self.scopes, kind, access):
+                raise NotPermitted(f"the token's scopes do not allow {access} of {kind}")
+
+
+def authenticate(request: Request, resource_type: str, access: Literal["read", "write"]) -> Caller:
+    """An API key, or a bearer token from our token endpoint; then the scope and the profile."""
+    gw = runtime(request)
+    authorization = request.headers.get("authorization", "")
+    scopes = None
+    if authorization.lower().startswith("bearer "):
+        grant = token_service().verify(authorization[7:].strip())
+        partner, scopes = gw.partners.get(grant.partner), grant.scopes
+    else:
+        partner = gw.partners.by_api_key(request.headers.get("x-api-key"))
+    profile = profile_for(partner)
+    if profile is None:
+        raise NotPermitted("this partner is not configured for FHIR", detail=partner.id)
+    caller = Caller(partner, profile, scopes)
+    if resource_type != "Bundle":  # a Bundle's entries are checked once it is read
+        caller.require([resource_type], access)
+    return caller
+
+
+async def body_of(request: Request, limit: int) -> bytes:
+    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media and media not in JSON_TYPES:
+        raise UnsupportedMediaType(f"content type {media} is not taken; send application/fhir+json")
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise TooLarge(f"the body exceeds {limit} bytes")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise TooLarge(f"the body exceeds {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def receive(
+    request: Request, interaction: Interaction, accepted: tuple[str, ...], scope: str
+) -> Response:
+    """Authenticate, look up what the mapping must know, hand the body to the intake, answer."""
+    try:
+        gw = runtime(request)
+        caller = authenticate(request, scope, "write")
+        partner, profile = caller.partner, caller.profile
+        raw = await body_of(request, gw.settings.max_body_bytes)
+        view = FhirRequest(interaction, accepted)
+        caller.require(view.acted_on(raw), "write")
+        looked_up = view.orders_to_look_up(raw, profile)
+        if looked_up:
+            view.with_known_orders(await queries.order_statuses(gw.engine, looked_up))
+        outcome, rendered = await accept(
+            gw.intake, view, partner, raw, transport="http", content_type=request.headers.get("content-type")
+        )
+    except GatewayError as exc:
+        return failed(exc)
+    headers = {}
+    if outcome.order_id and outcome.status == "applied":
+        headers["Location"] = f"{str(request.base_url).rstrip('/')}{BASE}/Task/{outcome.order_id}"
+    status = outcome.http_status
+    if outcome.duplicate:
+        status = 200  # a conditional create that matched: nothing new was made
+    elif outcome.status == "applied":
+        status = 201 if view.places_order else 200
+    return fhir(rendered or b"", status, headers)
+
+
+def router() -> APIRouter:
+    api = APIRouter(prefix=BASE, tags=["FHIR R4"])
+
+    @api.get("/metadata")
+    async def metadata(request: Request) -> Response:
+        base = f"{str(request.base_url).rstrip('/')}{BASE}"
+        return fhir(answers.render(capability.capability_statement(base)))
+
+    @api.post("/auth/token")
+    async def token(request: Request) -> Response:
+        try:
+            raw = await body_of_form(request)
+            form = {k: v for k, v in parse_qsl(raw.decode("utf-8", "replace"))}
+            answer = token_service().issue(form, str(request.url).split("?")[0])
+        except OAuthError as exc:
+            return Response(orjson.dumps(exc.body()), exc.status, media_type="application/json")
+        return Response(
+            orjson.dumps(answer), 200, media_type="application/json", headers={"Cache-Control": "no-store"}
+        )
+
+    @api.post("")
+    async def bundle(request: Request) -> Response:
+        return await receive(request, Interaction(), ("Bundle",), "Bundle")
+
+    @api.post("/$process-message")
+    async def process_message(request: Request) -> Response:
+        return await receive(request, Interaction(operation="process-message"), ("Bundle",), "Bundle")
+
+    @api.post("/Patient/$merge")
+    async def merge(request: Request) -> Response:
+        return await receive(request, Interaction(operation="merge"), ("Parameters",), "Patient")
+
+    @api.post("/{resource_type}")
+    async def create(request: Request, resource_type: str) -> Response:
+        if resource_type not in WRITABLE:
+            return failed(unsupported(resource_type))
+        interaction = Interaction(
+            method="POST", resource_type=resource_type, if_none_exist=request.headers.get("if-none-exist")
+        )
+        return await receive(request, interaction, (resource_type,), resource_type)
+
+    @api.put("/{resource_type}/{resource_id}")
+    async def update(request: Request, resource_type: str, resource_id: str) -> Response:
+        if resource_type not in WRITABLE:
+            return failed(unsupported(resource_type))
+        interaction = Interaction(method="PUT", resource_type=resource_type, resource_id=resource_id)
+        return await receive(request, interaction, (resource_type,), resource_type)
+
+    @api.get("/Task/{task_id}")
+    async def read_task(request: Request, task_id: str) -> Response:
+        try:
+            profile = authenticate(request, "Task", "read").profile
+            async with runtime(request).engine.connect() as conn:
+                view = await queries.order_view(conn, task_id, profile)
+            if view is None:
+                raise NotFound(f"Task/{task_id} is not known")
+        except GatewayError as exc:
+            return failed(exc)
+        return fhir(answers.render(render_task(view.order, view.refs, profile)))
+
+    @api.get("/Task")
+    async def search_tasks(request: Request) -> Response:
+        try:
+            profile = authenticate(request, "Task", "read").profile
+            views = await search(request, profile)
+        except GatewayError as exc:
+            return failed(exc)
+        base = f"{str(request.base_url).rstrip('/')}{BASE}"
+        entries = [
+            {
+                "fullUrl": f"{base}/Task/{v.order.order_id}",
+                "resource": render_task(v.order, v.refs, profile),
+                "search": {"mode": "match"},
+            }
+            for v in views
+        ]
+        found = {"resourceType": "Bundle", "type": "searchset", "total": len(entries), "entry": entries}
+        return fhir(answers.render(found))
+
+    @api.api_route("/{path:path}", methods=["GET", "POST", "PUT", "DELETE", "PATCH"])
+    async def elsewhere(request: Request, path: str) -> Response:
+        kind = path.split("/")[0]
+        if kind in ANY_REQUEST or kind == "Task":
+            return failed(
+                MalformedMessage(f"{request.method} {BASE}/{path} is not an interaction served here")
+            )
+        return failed(unsupported(kind))
+
+    return api
+
+
+def unsupported(resource_type: str) -> UnsupportedMessage:
+    served = ", ".join([*WRITABLE, "Task"])
+    return UnsupportedMessage(
+        f"{resource_type} is not supported by this server; it serves {served} (see {BASE}/metadata)",
+        location=resource_type,
+    )
+
+
+async def body_of_form(request: Request) -> bytes:
+    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media != "application/x-www-form-urlencoded":
+        raise OAuthError("invalid_request", "send the token request as application/x-www-form-urlencoded")
+    raw = await request.body()
+    if len(raw) > 16_384:
+        raise OAuthError("invalid_request", "the token request is too large")
+    return raw
+
+
+async def search(request: Request, profile: SiteProfile) -> list[queries.OrderView]:
+    params = list(request.query_params.multi_items())
+    unknown = sorted({k for k, _ in params} - {"identifier", "_format"})
+    if unknown:
+        raise MalformedMessage(f"unknown search parameter: {', '.join(unknown)}; Task takes identifier")
+    tokens = [v for k, v in params if k == "identifier"]
+    if len(tokens) != 1 or not tokens[0]:
+        raise MalformedMessage("search Task by one identifier=[system|]value")
+    system, _, value = tokens[0].rpartition("|")
+    namespaces: list[str] = [profile.rule("coi").namespace, profile.rule("placer_order").namespace]
+    if system:
+        kind = profile.kind_of_system(system)
+        namespaces = [profile.rule(kind).namespace] if kind in ("coi", "placer_order") else []
+    if not namespaces:
+        return []
+    value = value.upper() if system and profile.kind_of_system(system) == "coi" else value
+    async with runtime(request).engine.connect() as conn:
+        return await queries.orders_by_identifier(conn, namespaces, value, profile)
