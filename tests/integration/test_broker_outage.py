@@ -43,6 +43,7 @@ async def test_the_broker_down_loses_and_refuses_nothing(
         database_url=f"sqlite+aiosqlite:///{tmp_path}/gateway.db",
         amqp_url=private_broker.url,
         outbox_poll_seconds=0.1,
+        mllp_port=0,
     )
     gateway = bootstrap(settings)
     gateway.relay.max_backoff = 0.5

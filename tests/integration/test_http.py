@@ -29,6 +29,7 @@ async def client(tmp_path: Path, amqp_url: str) -> AsyncIterator[httpx.AsyncClie
         database_url=f"sqlite+aiosqlite:///{tmp_path}/gw.db",
         amqp_url=amqp_url,
         max_body_bytes=4096,
+        mllp_port=0,  # any free port: other gateways may run beside this one
     )
     gateway = bootstrap(settings)
     await gateway.start()

@@ -199,7 +199,9 @@ async def test_a_partner_delivery_holds_no_database_lock(sqlite_engine: AsyncEng
         await release.wait()  # the partner is slow
         delivered.append(envelope.id)
 
-    consumer = EventConsumer(sqlite_engine, amqp_url, name="slow-partner", patterns=["order.placed"], deliver=deliver)
+    consumer = EventConsumer(
+        sqlite_engine, amqp_url, name="slow-partner", patterns=["order.placed"], deliver=deliver
+    )
     await consumer.start()
     first = await send(intake, place(1))
     relay = OutboxRelay(sqlite_engine, Broker(amqp_url))

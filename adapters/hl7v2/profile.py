@@ -1,0 +1,199 @@
+"""A site's HL7 v2 mapping profile: the data in `mappings/hl7v2/<profile>.yaml`, validated at load.
+
+Which PID-3 repetition is the MRN, where the COI travels, which ORC-1 codes mean what, how SIU
+appointments are told apart, what Z-segments keep, and where status messages go back to.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from adapters.hl7v2.er7 import CHARSETS, field_path
+from gateway.errors import ConfigError
+from gateway.settings import ROOT
+
+PROFILES = Path(os.environ.get("CGT_HL7V2_PROFILES", ROOT / "mappings" / "hl7v2"))
+OrderEvent = Literal["order.placed", "order.cancelled", "order.updated", "order.held", "order.resumed"]
+
+
+class _Rules(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+def _check_path(path: str) -> str:
+    field_path(path)  # raises ValueError on a bad path: the profile is refused at load
+    return path
+
+
+FieldRef = Annotated[str, AfterValidator(_check_path)]
+Paths = tuple[FieldRef, ...]
+
+
+class IdentifierRule(_Rules):
+    """Which repetitions of a CX field (PID-3, MRG-1) carry this identifier."""
+
+    field: FieldRef = "PID-3"
+    identifier_types: tuple[str, ...] = Field(min_length=1)
+    assigning_authorities: tuple[str, ...] = Field(default=(), description="empty: any authority")
+    namespace: str
+
+    def matches(self, authority: str, identifier_type: str) -> bool:
+        if identifier_type not in self.identifier_types:
+            return False
+        return not self.assigning_authorities or authority in self.assigning_authorities
+
+
+class OrderRules(_Rules):
+    placer_order: Paths = ("ORC-2.1", "OBR-2.1")
+    placer_namespace: str
+    product: Paths = ("OBR-4",)
+    blood_product: Paths = ("BPO-2",)  # BPO-1 is the set id (SI)
+    product_systems: dict[str, str] = Field(
+        default_factory=dict, description="coding system (CE-3) -> canonical Product.system"
+    )
+    default_product_system: str = "isbt128"
+    practitioner: Paths = ("ORC-12", "OBR-16")
+    order_control: dict[str, OrderEvent] = Field(min_length=1)
+    reason: Paths = ("ORC-16.2", "ORC-16.1")
+    occurred_at: Paths = ("ORC-9", "MSH-7")
+
+
+Sex = Literal["M", "F", "O", "U"]
+# HL7 table 0001 -> canonical sex; A (ambiguous), N (not applicable) and X have no canonical code.
+_SEX: dict[str, Sex] = {"M": "M", "F": "F", "O": "O", "U": "U", "A": "O", "N": "U", "X": "O"}
+
+
+class PatientRules(_Rules):
+    updated: tuple[str, ...] = ("A01", "A04", "A08")
+    merged: tuple[str, ...] = ("A40",)
+    occurred_at: Paths = ("EVN-2", "MSH-7")
+    sex: dict[str, Sex] = Field(default_factory=lambda: dict(_SEX))
+
+
+class SchedulingRules(_Rules):
+    service: Paths = ("AIS-3.1", "SCH-8.1", "SCH-7.1")
+    apheresis: tuple[str, ...] = Field(min_length=1)
+    infusion: tuple[str, ...] = Field(min_length=1)
+    start: Paths = ("AIS-4", "SCH-11.4", "TQ1-7")
+    location: Paths = ("AIL-3.1",)
+    placer_order: Paths = ("SCH-26.1",)
+    appointment: Paths = ("SCH-1.1", "SCH-2.1")
+    appointment_namespace: str
+    reason: Paths = ("SCH-6.2", "SCH-6.1")
+
+    @field_validator("apheresis", "infusion")
+    @classmethod
+    def _upper(cls, codes: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(c.upper() for c in codes)  # codes are compared upper-case
+
+
+class StatusCode(_Rules):
+    """How one canonical event reads in the site's status message (OBX-5, ORC-5)."""
+
+    code: str
+    text: str
+    order_status: str = Field(default="IP", description="HL7 table 0038, written to ORC-5")
+
+
+class Outbound(_Rules):
+    """Where and how status goes back to the site's EHR over MLLP."""
+
+    host: str
+    port: int = Field(ge=1, le=65535)
+    message_type: Literal["ORU^R01", "ORM^O01"] = "ORU^R01"
+    acceptance: Literal["ORR^O02", "ORL^O22"] = "ORR^O02"
+    version: str = "2.5.1"
+    events: tuple[str, ...] = Field(min_length=1)
+    statuses: dict[str, StatusCode] = Field(default_factory=dict)
+    sending_application: str = "CGT_GATEWAY"
+    sending_facility: str = "CGT"
+    receiving_application: str = ""
+    receiving_facility: str = ""
+    processing_id: str = "P"
+    connect_timeout: float = Field(default=5.0, gt=0)
+    ack_timeout: float = Field(default=10.0, gt=0)
+    attempts: int = Field(default=3, ge=1, le=10, description="tries within one delivery")
+    backoff: float = Field(default=0.5, ge=0, description="seconds before the 2nd try, doubling")
+    retry_on: tuple[Literal["AE", "AR", "CE", "CR"], ...] = ("AE", "CE")
+    delivery_limit: int | None = Field(default=None, ge=1, description="default: CGT_CONSUMER_DELIVERY_LIMIT")
+
+    @model_validator(mode="after")
+    def _every_event_has_a_status(self) -> Outbound:
+        missing = [e for e in self.events if e != "order.accepted" and e not in self.statuses]
+        if missing:
+            raise ValueError(f"outbound events without a status code: {missing}")
+        return self
+
+
+class SiteProfile(_Rules):
+    partner: str
+    versions: tuple[str, ...] = ("2.3", "2.3.1", "2.4", "2.5", "2.5.1", "2.8")
+    processing_ids: tuple[str, ...] = ("P",)
+    default_charset: str = "UTF-8"
+    timezone: str = "UTC"
+    strict_validation: bool = False
+    mrn: IdentifierRule
+    coi: IdentifierRule | None = None
+    orders: OrderRules
+    patients: PatientRules = PatientRules()
+    scheduling: SchedulingRules
+    z_segments: dict[str, Literal["notes", "ignore"]] = Field(default_factory=dict)
+    outbound: Outbound | None = None
+
+    @field_validator("default_charset")
+    @classmethod
+    def _known_charset(cls, value: str) -> str:
+        if value.upper() not in CHARSETS:
+            raise ValueError(f"unknown character set {value!r}")
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}") from None
+        return value
+
+    @model_validator(mode="after")
+    def _own_namespaces(self) -> SiteProfile:
+        own = f"site:{self.partner}:"
+        spaces = [self.mrn.namespace, self.orders.placer_namespace, self.scheduling.appointment_namespace]
+        foreign = [ns for ns in spaces if not ns.startswith(own)]
+        if foreign:
+            raise ValueError(f"namespaces must start with {own}: {foreign}")
+        if not self.mrn.namespace.endswith(":mrn"):
+            raise ValueError("the MRN namespace must end in ':mrn' (a patient identifier)")
+        if self.coi is not None and self.coi.namespace != "coi":
+            raise ValueError("the COI's namespace is 'coi'")
+        return self
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+
+@lru_cache(maxsize=64)
+def load_profile(name: str, directory: Path = PROFILES) -> SiteProfile:
+    path = directory / f"{name}.yaml"
+    try:
+        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+        return SiteProfile.model_validate(document)
+    except (OSError, yaml.YAMLError, ValidationError, ValueError) as exc:
+        raise ConfigError(f"HL7 v2 profile {path}: {exc}") from exc

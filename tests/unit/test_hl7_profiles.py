@@ -1,0 +1,135 @@
+"""Every site profile in mappings/hl7v2 runs its own cases (`<profile>_test.yaml` beside it), and a
+profile that is wrong is refused when it is loaded, with a message that says why."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from adapters.hl7v2.adapter import Hl7v2
+from adapters.hl7v2.profile import PROFILES, load_profile
+from gateway.canonical.envelope import utcnow
+from gateway.errors import ConfigError, GatewayError
+from gateway.partners import load_partners
+from gateway.registry import InboundContext
+from gateway.settings import Settings
+
+PARTNERS = load_partners(Settings().partners_file, env="test")
+
+
+def cases() -> list[Any]:
+    out = []
+    for path in sorted(PROFILES.glob("*_test.yaml")):
+        profile = path.name.removesuffix("_test.yaml")
+        for case in yaml.safe_load(path.read_text(encoding="utf-8"))["cases"]:
+            out.append(pytest.param(profile, case, id=f"{profile}: {case['name'][:60]}"))
+    return out
+
+
+def contains(actual: Any, expected: Any) -> bool:
+    """Every key the case names is there with the value it names (lists: item by item)."""
+    if isinstance(expected, dict):
+        return isinstance(actual, dict) and all(
+            k in actual and contains(actual[k], v) for k, v in expected.items()
+        )
+    if isinstance(expected, list):
+        return (
+            isinstance(actual, list) and len(actual) == len(expected) and all(map(contains, actual, expected))
+        )
+    return bool(actual == expected)
+
+
+@pytest.mark.parametrize(("profile", "case"), cases())
+def test_profile_case(profile: str, case: dict[str, Any]) -> None:
+    adapter = Hl7v2(PROFILES)
+    partner = PARTNERS.get(load_profile(profile).partner)
+    ctx = InboundContext(partner, "test", utcnow())
+    raw = "\r".join(case["message"].strip().splitlines()).encode("utf-8")
+    if "error" in case:
+        with pytest.raises(GatewayError) as caught:
+            adapter.to_canonical(adapter.parse(raw, ctx), ctx)
+        found = {"error": type(caught.value).__name__, **vars(caught.value)}
+        assert contains(found, case["error"]), found
+        return
+    commands = [c.model_dump(mode="json") for c in adapter.to_canonical(adapter.parse(raw, ctx), ctx)]
+    assert contains(commands, case["expect"]), commands
+
+
+def test_every_profile_has_cases() -> None:
+    profiles = {p.stem for p in PROFILES.glob("*.yaml") if not p.stem.endswith("_test")}
+    tested = {p.name.removesuffix("_test.yaml") for p in PROFILES.glob("*_test.yaml")}
+    assert profiles and profiles == tested
+
+
+@pytest.mark.parametrize(
+    ("change", "complaint"),
+    [
+        (
+            {"mrn": {"identifier_types": ["MR"], "namespace": "site:other-site:mrn"}},
+            "must start with site:demo-hospital:",
+        ),
+        (
+            {"mrn": {"identifier_types": ["MR"], "namespace": "site:demo-hospital:patient-number"}},
+            "must end in ':mrn'",
+        ),
+        (
+            {
+                "orders": {
+                    "placer_namespace": "site:demo-hospital:placer-order",
+                    "order_control": {"NW": "order.placed"},
+                    "product": ["OBR 4"],
+                }
+            },
+            "not an HL7 field path",
+        ),
+        (
+            {
+                "orders": {
+                    "placer_namespace": "site:demo-hospital:placer-order",
+                    "order_control": {"NW": "order.shipped"},
+                }
+            },
+            "order_control",
+        ),
+        ({"timezone": "Mars/Olympus_Mons"}, "unknown time zone"),
+        ({"default_charset": "EBCDIC"}, "unknown character set"),
+        (
+            {"outbound": {"host": "ehr", "port": 6661, "events": ["collection.completed"]}},
+            "without a status code",
+        ),
+    ],
+)
+def test_a_wrong_profile_is_refused_at_load(tmp_path: Path, change: dict[str, Any], complaint: str) -> None:
+    document = yaml.safe_load((PROFILES / "demo-hospital.yaml").read_text(encoding="utf-8"))
+    document.update(change)
+    (tmp_path / "broken.yaml").write_text(yaml.safe_dump(document), encoding="utf-8")
+    with pytest.raises(ConfigError, match=complaint):
+        load_profile("broken", tmp_path)
+
+
+def test_a_profile_may_turn_on_strict_validation_with_hl7apy(tmp_path: Path) -> None:
+    document = yaml.safe_load((PROFILES / "demo-hospital.yaml").read_text(encoding="utf-8"))
+    document["strict_validation"] = True
+    (tmp_path / "demo-hospital.yaml").write_text(yaml.safe_dump(document), encoding="utf-8")
+    strict, lenient = Hl7v2(tmp_path), Hl7v2(PROFILES)
+    ctx = InboundContext(PARTNERS.get("demo-hospital"), "test", utcnow())
+    fixtures = Path(__file__).resolve().parents[1] / "fixtures" / "hl7v2"
+    # the fixtures that conform strictly; most real-world-shaped ones do not, which is why it is opt-in
+    for name in ("oml_o21_new_order", "omb_o27_new_order", "orm_o01_hold", "adt_a01_admit", "adt_a40_merge"):
+        raw = (fixtures / f"{name}.hl7").read_bytes()
+        assert strict.to_canonical(strict.parse(raw, ctx), ctx) == lenient.to_canonical(
+            lenient.parse(raw, ctx), ctx
+        )
+    # a data type error the fast path does not look at (OBR-1 is a sequence number, SI)
+    bad = (fixtures / "oml_o21_new_order.hl7").read_bytes().replace(b"OBR|1|", b"OBR|one|")
+    lenient.parse(bad, ctx)
+    with pytest.raises(GatewayError) as caught:
+        strict.parse(bad, ctx)
+    assert type(caught.value).__name__ == "MalformedMessage" and caught.value.code == "102"
+    # a segment that does not belong in the message's structure
+    misplaced = (fixtures / "adt_a01_admit.hl7").read_bytes().replace(b"EVN|", b"XYZ|", 1)
+    with pytest.raises(GatewayError, match="strict validation"):
+        strict.parse(misplaced, ctx)
