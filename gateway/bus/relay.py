@@ -13,6 +13,7 @@ import contextlib
 import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from functools import partial
 
 from sqlalchemy import or_, select, update
 from sqlalchemy.exc import DBAPIError
@@ -22,6 +23,7 @@ from gateway import metrics
 from gateway.bus.broker import Broker, Outgoing
 from gateway.canonical.envelope import utcnow
 from gateway.errors import TransientError
+from gateway.store.db import writer_for
 from gateway.store.tables import outbox
 
 log = logging.getLogger(__name__)
@@ -40,6 +42,7 @@ class OutboxRelay:
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self.engine = engine
+        self.writer = writer_for(engine)
         self.broker = broker
         self.batch = batch
         self.poll_seconds = poll_seconds
@@ -60,6 +63,14 @@ class OutboxRelay:
         self._wake.set()
 
     async def claim(self) -> list[Outgoing]:
+        return await self.writer.run(self._claim)
+
+    async def mark(self, sent: list[str], unsent: list[str], error: str | None) -> None:
+        await self.writer.run(partial(self._mark, sent, unsent, error))
+
+    # The claim and the marks are short writes; they run on the database's writer thread, beside
+    # the intake's transactions rather than against them (SQLite has one writer at a time).
+    def _claim(self) -> list[Outgoing]:
         now = self.clock()
         due = (
             select(outbox.c.id)
@@ -71,28 +82,26 @@ class OutboxRelay:
             .limit(self.batch)
             .with_for_update(skip_locked=True)
         )
-        async with self.engine.begin() as conn:
-            claimed = (
-                await conn.execute(
-                    update(outbox)
-                    .where(outbox.c.id.in_(due.scalar_subquery()))
-                    .values(claimed_until=now + self.lease, attempts=outbox.c.attempts + 1)
-                    .returning(outbox.c.id, outbox.c.event_id, outbox.c.routing_key, outbox.c.body)
-                )
+        with self.writer.engine.begin() as conn:
+            claimed = conn.execute(
+                update(outbox)
+                .where(outbox.c.id.in_(due.scalar_subquery()))
+                .values(claimed_until=now + self.lease, attempts=outbox.c.attempts + 1)
+                .returning(outbox.c.id, outbox.c.event_id, outbox.c.routing_key, outbox.c.body)
             ).all()
         rows = sorted(claimed, key=lambda r: r.id)
         return [Outgoing(r.event_id, r.routing_key, r.body) for r in rows]
 
-    async def mark(self, sent: list[str], unsent: list[str], error: str | None) -> None:
-        async with self.engine.begin() as conn:
+    def _mark(self, sent: list[str], unsent: list[str], error: str | None) -> None:
+        with self.writer.engine.begin() as conn:
             if sent:
-                await conn.execute(
+                conn.execute(
                     update(outbox)
                     .where(outbox.c.event_id.in_(sent))
                     .values(sent_at=self.clock(), claimed_until=None, last_error=None)
                 )
             if unsent:
-                await conn.execute(
+                conn.execute(
                     update(outbox)
                     .where(outbox.c.event_id.in_(unsent))
                     .values(claimed_until=None, last_error=error)

@@ -29,8 +29,9 @@ def is_sqlite(engine: AsyncEngine | Engine) -> bool:
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    # Let SQLAlchemy's "begin" event issue BEGIN IMMEDIATE: a writer takes the lock when it
-    # starts, so two transactions never read the same chain head and race to extend it.
+    # The driver's own transaction handling off: SQLAlchemy's "begin" event issues BEGIN. On the
+    # writer it is BEGIN IMMEDIATE, so two transactions never read the same audit chain head and
+    # race to extend it.
     dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
@@ -41,15 +42,21 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def _sqlite_begin(conn: Any) -> None:
+def _begin_immediate(conn: Any) -> None:
     conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-def _prepare_sqlite(url: URL, sync_engine: Engine) -> None:
+def _begin_deferred(conn: Any) -> None:
+    conn.exec_driver_sql("BEGIN")
+
+
+def _prepare_sqlite(url: URL, sync_engine: Engine, *, writer: bool) -> None:
     if url.database and url.database != ":memory:":
         Path(url.database).parent.mkdir(parents=True, exist_ok=True)
     event.listen(sync_engine, "connect", _sqlite_pragmas)
-    event.listen(sync_engine, "begin", _sqlite_begin)
+    # The writer takes the write lock at BEGIN. Everyone else begins deferred: reads never wait
+    # for a writer (WAL), and their few writes take the lock at their first write statement.
+    event.listen(sync_engine, "begin", _begin_immediate if writer else _begin_deferred)
 
 
 def _json(value: Any) -> str:
@@ -62,7 +69,7 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         engine = create_async_engine(url, **kwargs)
-        _prepare_sqlite(parsed, engine.sync_engine)
+        _prepare_sqlite(parsed, engine.sync_engine, writer=False)
         return engine
     kwargs.setdefault("pool_size", 10)
     kwargs.setdefault("max_overflow", 10)
@@ -83,7 +90,7 @@ class Writer:
             options.update(pool_size=10, pool_recycle=300)
         self.engine = create_sync_engine(url, **options)
         if sqlite:
-            _prepare_sqlite(url, self.engine)
+            _prepare_sqlite(url, self.engine, writer=True)
         # SQLite takes one writer at a time; more threads would only queue in its busy handler,
         # which sleeps in coarse steps. PostgreSQL writers run side by side.
         self.concurrency = 1 if sqlite else 10
