@@ -1,5 +1,5 @@
 """Appointments from SIU: S12/S13/S14 booked, rescheduled, modified -> collection.scheduled or
-infusion.scheduled; S15 cancelled -> collection.cancelled.
+infusion.scheduled; S15 cancelled -> collection.cancelled or infusion.cancelled.
 
 Apheresis and infusion are told apart by the service code (AIS-3, else SCH-8 / SCH-7) against the
 profile's lists. The order is found by its placer order number (SCH-26), the COI and the MRN; the
@@ -46,14 +46,9 @@ def _payload(kind: str, header: Header, message: Message, profile: SiteProfile) 
     sent, _ = pick(["MSH-7"], message.segments)
     occurred = timestamp(sent, profile.zone, location="MSH-7")
     if header.trigger == "S15":
-        if kind == "infusion":
-            raise MappingError(
-                "an infusion cancellation has no canonical event yet: tell the therapy coordinator",
-                location="MSH-9",
-                code="201",
-            )
         reason, _ = pick(rules.reason, message.segments)
-        return "collection.cancelled", WithReason(occurred_at=occurred, reason=reason[:500] or None)
+        cancelled = "infusion.cancelled" if kind == "infusion" else "collection.cancelled"
+        return cancelled, WithReason(occurred_at=occurred, reason=reason[:500] or None)
     value, where = pick(rules.start, message.segments)
     start = timestamp(value, profile.zone, location=where)
     if start is None:

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from functools import partial
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import Connection, or_, select, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -52,6 +52,7 @@ class OutboxRelay:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
+        self._ahead: list[Outgoing] = []  # claimed with the last mark, not yet published
         self.published = 0
 
     @property
@@ -65,12 +66,18 @@ class OutboxRelay:
     async def claim(self) -> list[Outgoing]:
         return await self.writer.run(self._claim)
 
-    async def mark(self, sent: list[str], unsent: list[str], error: str | None) -> None:
-        await self.writer.run(partial(self._mark, sent, unsent, error))
+    async def mark(self, sent: list[str], unsent: list[str], error: str | None) -> list[Outgoing]:
+        """Mark a published batch and, when it all went, claim the next in the same transaction."""
+        return await self.writer.run(partial(self._mark, sent, unsent, error))
 
-    # The claim and the marks are short writes; they run on the database's writer thread, beside
-    # the intake's transactions rather than against them (SQLite has one writer at a time).
+    # Claims and marks are short writes on the database's writer thread, beside the intake's
+    # transactions rather than against them (SQLite has one writer), and relaxed: they need not
+    # reach the disk before they return, since losing one only publishes an event again.
     def _claim(self) -> list[Outgoing]:
+        with self.writer.relaxed() as conn:
+            return self._claim_on(conn)
+
+    def _claim_on(self, conn: Connection) -> list[Outgoing]:
         now = self.clock()
         due = (
             select(outbox.c.id)
@@ -82,18 +89,17 @@ class OutboxRelay:
             .limit(self.batch)
             .with_for_update(skip_locked=True)
         )
-        with self.writer.engine.begin() as conn:
-            claimed = conn.execute(
-                update(outbox)
-                .where(outbox.c.id.in_(due.scalar_subquery()))
-                .values(claimed_until=now + self.lease, attempts=outbox.c.attempts + 1)
-                .returning(outbox.c.id, outbox.c.event_id, outbox.c.routing_key, outbox.c.body)
-            ).all()
+        claimed = conn.execute(
+            update(outbox)
+            .where(outbox.c.id.in_(due.scalar_subquery()))
+            .values(claimed_until=now + self.lease, attempts=outbox.c.attempts + 1)
+            .returning(outbox.c.id, outbox.c.event_id, outbox.c.routing_key, outbox.c.body)
+        ).all()
         rows = sorted(claimed, key=lambda r: r.id)
         return [Outgoing(r.event_id, r.routing_key, r.body) for r in rows]
 
-    def _mark(self, sent: list[str], unsent: list[str], error: str | None) -> None:
-        with self.writer.engine.begin() as conn:
+    def _mark(self, sent: list[str], unsent: list[str], error: str | None) -> list[Outgoing]:
+        with self.writer.relaxed() as conn:
             if sent:
                 conn.execute(
                     update(outbox)
@@ -106,11 +112,18 @@ class OutboxRelay:
                     .where(outbox.c.event_id.in_(unsent))
                     .values(claimed_until=None, last_error=error)
                 )
+                return []
+            return self._claim_on(conn)
+
+    async def release(self, batch: list[Outgoing]) -> None:
+        """Give back claimed events this relay will not publish (it is stopping)."""
+        if batch:
+            await self.mark([], [item.event_id for item in batch], None)
 
     async def run_once(self) -> int:
-        """Claim, publish and mark one batch; returns how many the broker confirmed."""
+        """Publish one claimed batch and mark it; returns how many the broker confirmed."""
         await self.broker.connect()  # also when idle, so that /health tells the truth
-        batch = await self.claim()
+        batch, self._ahead = self._ahead or await self.claim(), []
         if not batch:
             return 0
         try:
@@ -119,7 +132,7 @@ class OutboxRelay:
             confirmed = [False] * len(batch)
         sent = [item.event_id for item, ok in zip(batch, confirmed, strict=True) if ok]
         unsent = [item.event_id for item, ok in zip(batch, confirmed, strict=True) if not ok]
-        await self.mark(sent, unsent, self.broker.last_error if unsent else None)
+        self._ahead = await self.mark(sent, unsent, self.broker.last_error if unsent else None)
         self.published += len(sent)
         metrics.PUBLISHED.inc(len(sent))
         metrics.PUBLISH_FAILURES.inc(len(unsent))
@@ -140,7 +153,7 @@ class OutboxRelay:
             metrics.BROKER_UP.set(1 if self.broker_up else 0)
             if backoff:
                 await asyncio.sleep(backoff)  # the broker or database is down: do not spin
-            elif sent < self.batch:  # a full batch means more is waiting: go on at once
+            elif sent < self.batch and not self._ahead:  # more already claimed: go on at once
                 self._wake.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), self.poll_seconds)
@@ -158,5 +171,8 @@ class OutboxRelay:
             with contextlib.suppress(asyncio.CancelledError, TimeoutError):
                 await asyncio.wait_for(self._task, 10)
             self._task = None
+        with contextlib.suppress(DBAPIError):
+            await self.release(self._ahead)
+        self._ahead = []
         await self.broker.close()
         self._stopping = False

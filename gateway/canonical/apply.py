@@ -131,6 +131,7 @@ CHANGES: dict[str, Change] = {
     ),
     "manufacturing.failed": lambda o, ev: (S.failed, {}),
     "infusion.scheduled": lambda o, ev: (None, _infusion(o, planned_at=ev.planned_at)),
+    "infusion.cancelled": lambda o, ev: (None, _infusion(o, planned_at=None)),
     "infusion.completed": lambda o, ev: (S.infused, _infusion(o, infused_at=ev.infused_at)),
 }
 

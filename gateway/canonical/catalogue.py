@@ -97,6 +97,7 @@ _SPECS = [
     EventSpec("manufacturing.released", p.BatchEvent, "The product was released."),
     EventSpec("manufacturing.failed", p.ManufacturingFailed, "Manufacturing failed."),
     EventSpec("infusion.scheduled", p.InfusionScheduled, "The infusion was scheduled."),
+    EventSpec("infusion.cancelled", p.WithReason, "A scheduled infusion was cancelled."),
     EventSpec("infusion.completed", p.InfusionCompleted, "The product was infused."),
     EventSpec("identity.mismatch", p.IdentityMismatch, "A message was quarantined.", Scope.gateway),
     EventSpec(

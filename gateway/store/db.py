@@ -9,13 +9,14 @@ psycopg) in a worker thread: one thread hop a message instead of one a statement
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
 import orjson
-from sqlalchemy import Engine, event
+from sqlalchemy import Connection, Engine, event
 from sqlalchemy import create_engine as create_sync_engine
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
@@ -82,7 +83,7 @@ class Writer:
 
     def __init__(self, engine: AsyncEngine) -> None:
         url = engine.url.set(drivername=_SYNC_DRIVERS[engine.url.get_backend_name()])
-        sqlite = url.get_backend_name() == "sqlite"
+        sqlite = self.sqlite = url.get_backend_name() == "sqlite"
         # No pre-ping: it would cost a round trip a message. A connection that went stale fails
         # its transaction with a DBAPIError, which the sender sees as transient and retries.
         options: dict[str, Any] = {"json_serializer": _json, "json_deserializer": orjson.loads}
@@ -95,6 +96,26 @@ class Writer:
         # which sleeps in coarse steps. PostgreSQL writers run side by side.
         self.concurrency = 1 if sqlite else 10
         self._threads = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="cgt-writer")
+
+    @contextmanager
+    def relaxed(self) -> Iterator[Connection]:
+        """A transaction whose commit need not reach the disk before it returns, for bookkeeping
+        that is safe to lose: the relay's leases and sent marks (a lost mark only publishes an
+        event again, and consumers de-duplicate). The next durable commit flushes it anyway."""
+        with self.engine.connect() as conn:
+            if not self.sqlite:
+                with conn.begin():
+                    conn.exec_driver_sql("SET LOCAL synchronous_commit = off")
+                    yield conn
+                return
+            raw = conn.connection.driver_connection
+            assert raw is not None
+            raw.execute("PRAGMA synchronous=NORMAL")
+            try:
+                with conn.begin():
+                    yield conn
+            finally:
+                raw.execute("PRAGMA synchronous=FULL")
 
     async def run(self, work: Callable[[], T]) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._threads, work)

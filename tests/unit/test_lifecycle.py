@@ -104,3 +104,17 @@ def test_order_updates_change_only_the_fields_given() -> None:
         order(), "order.updated", payload("order.updated", {"changes": {"notes": "x"}}), NOW
     )
     assert changed.notes == "x" and changed.product.code == "S9999"
+
+
+def test_a_cancelled_infusion_clears_the_plan_and_keeps_the_status() -> None:
+    planned = apply_event(
+        order(S.delivered_to_site),
+        "infusion.scheduled",
+        payload("infusion.scheduled", {"planned_at": NOW}),
+        NOW,
+    )
+    cancelled = apply_event(
+        planned, "infusion.cancelled", payload("infusion.cancelled", {"reason": "unwell"}), NOW
+    )
+    assert planned.infusion.planned_at == NOW
+    assert cancelled.infusion.planned_at is None and cancelled.status is S.delivered_to_site
