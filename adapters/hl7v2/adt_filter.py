@@ -55,9 +55,9 @@ def _query(refs: list[ExternalRef]) -> Select[tuple[str]]:
 
 class CrosswalkLookup:
     """Read-only lookups of the crosswalk. On SQLite they run on a plain synchronous connection
-    in a thread of their own: the gateway's engine opens every transaction with BEGIN IMMEDIATE
-    (the write lock), which a hospital's whole ADT feed must not queue for, and a plain read in
-    WAL mode takes no lock. One thread hop a lookup instead of aiosqlite's several."""
+    in a thread of their own: a read in WAL mode takes no lock, so a hospital's whole ADT feed
+    never queues behind the writer, and it costs one thread hop a lookup instead of aiosqlite's
+    several."""
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
