@@ -20,13 +20,13 @@ from adapters.fhir.message import Interaction
 from adapters.fhir.oauth import OAuthError, permits, token_service
 from adapters.fhir.profile import SiteProfile, profile_for
 from adapters.fhir.task import render_task
+from gateway.entrypoints.problems import bounded_body
 from gateway.errors import (
     GatewayError,
     MalformedMessage,
     NotAuthenticated,
     NotFound,
     NotPermitted,
-    TooLarge,
     TransientError,
     UnsupportedMessage,
 )
@@ -95,16 +95,7 @@ async def body_of(request: Request, limit: int) -> bytes:
     media = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if media and media not in JSON_TYPES:
         raise UnsupportedMediaType(f"content type {media} is not taken; send application/fhir+json")
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        raise TooLarge(f"the body exceeds {limit} bytes")
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise TooLarge(f"the body exceeds {limit} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
+    return await bounded_body(request, limit)
 
 
 async def receive(

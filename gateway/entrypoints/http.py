@@ -18,8 +18,8 @@ from starlette.responses import Response
 from gateway import __version__, metrics
 from gateway.canonical.envelope import utcnow
 from gateway.entrypoints.bootstrap import Gateway, bootstrap
-from gateway.entrypoints.problems import PROBLEM, gateway_error, http_error, validation_error
-from gateway.errors import GatewayError, NotAuthenticated, NotFound, TooLarge
+from gateway.entrypoints.problems import PROBLEM, bounded_body, gateway_error, http_error, validation_error
+from gateway.errors import GatewayError, NotAuthenticated, NotFound
 from gateway.partners import Partner
 from gateway.registry import HasHttpRoutes, load_adapters
 from gateway.service.inbound import accept
@@ -135,7 +135,7 @@ def create_app(gateway: Gateway | None = None, settings: Settings | None = None)
     ) -> Response:
         """A message in the partner's configured dialect, authenticated by API key or HMAC."""
         g = gw(request)
-        raw = await _bounded_body(request, g.settings.max_body_bytes)
+        raw = await bounded_body(request, g.settings.max_body_bytes)
         partner: Partner
         if x_cgt_signature is not None:
             partner = g.partners.verify_hmac(x_cgt_partner or "", raw, x_cgt_timestamp, x_cgt_signature)
@@ -155,16 +155,3 @@ def create_app(gateway: Gateway | None = None, settings: Settings | None = None)
         return Response(rendered or b"", status_code=status, media_type=media)
 
     return app
-
-
-async def _bounded_body(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        raise TooLarge(f"the body exceeds {limit} bytes")
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise TooLarge(f"the body exceeds {limit} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)

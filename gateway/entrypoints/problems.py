@@ -1,4 +1,4 @@
-"""RFC 9457 problem+json: how the HTTP shell says what went wrong."""
+"""RFC 9457 problem+json: how the HTTP shell says what went wrong; and the body size limit."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
-from gateway.errors import GatewayError, RejectedMessage
+from gateway.errors import GatewayError, RejectedMessage, TooLarge
 
 PROBLEM = "application/problem+json"
 
@@ -43,3 +43,17 @@ async def validation_error(_: Request, exc: Exception) -> Response:
 async def http_error(_: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     return problem(exc.status_code, str(exc.detail))
+
+
+async def bounded_body(request: Request, limit: int) -> bytes:
+    """The request body, refused with TooLarge (413) as soon as it passes `limit` bytes."""
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise TooLarge(f"the body exceeds {limit} bytes")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise TooLarge(f"the body exceeds {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
