@@ -168,9 +168,9 @@ class Intake:
         try:
             with self.writer.engine.begin() as conn:
                 return self._in_transaction(conn, batch)
-        except (GatewayError, AssertionError):
-            raise
         except Exception as exc:
+            # Whatever one message of a batch met (a conflict, a transient error, a defect) is
+            # that message's alone: the batch is rolled back and its messages go one by one.
             if split_on_error:
                 raise _SplitBatch from exc
             raise
