@@ -79,5 +79,7 @@ def bootstrap(settings: Settings | None = None) -> Gateway:
         poll_seconds=settings.outbox_poll_seconds,
         lease_seconds=settings.outbox_lease_seconds,
     )
-    intake = Intake(engine, coi_facility=settings.coi_facility, on_commit=relay.wake)
+    intake = Intake(
+        engine, coi_facility=settings.coi_facility, on_commit=relay.wake, log_phi=settings.log_phi
+    )
     return Gateway(settings, engine, partners, adapters, broker, relay, intake)

@@ -92,12 +92,14 @@ class Intake:
         on_commit: Callable[[], None] | None = None,
         clock: Callable[[], datetime] = utcnow,
         max_batch: int = 64,
+        log_phi: bool = False,
     ) -> None:
         self.writer = writer_for(engine)
         self.coi_facility = coi_facility
         self.on_commit = on_commit or (lambda: None)
         self.clock = clock
         self.max_batch = max_batch
+        self.log_phi = log_phi
         self._queue: list[_Job] = []
         self._flushing = 0  # flush tasks running; counted here, not by their done callbacks
         self._flushers: set[asyncio.Task[None]] = set()
@@ -159,7 +161,7 @@ class Intake:
             except (GatewayError, AssertionError):
                 raise
             except Exception as exc:  # a defect of ours: keep the message, answer with an error
-                log.exception("intake failed on a message from %s", job.record.partner)
+                self._log_defect("intake failed on a message from %s", job.record.partner)
                 defect = type(exc).__name__
                 return await self.writer.run(partial(self._store_failure, job.record, defect, job.render))
         raise AssertionError("unreachable")
@@ -217,7 +219,7 @@ class Intake:
     ) -> _Result:
         commands: list[Command] = []
         try:
-            commands = _decoded(decode)
+            commands = self._decoded(decode)
             if len(commands) == 1:
                 # One command raises any identity or lifecycle problem before it writes: no
                 # savepoint needed. Several must be applied whole or not at all.
@@ -271,7 +273,7 @@ class Intake:
         try:
             return outcome, render(outcome) if render else None
         except Exception:  # the dialect's renderer is what failed: answer without it
-            log.exception("could not render the error answer")
+            self._log_defect("could not render the error answer for %s", record.partner)
             return outcome, None
 
     # -- applying ---------------------------------------------------------------------------
@@ -445,6 +447,29 @@ class Intake:
         }
         return _Result(outcome.model_copy(update={"event_ids": (event.id,)}), [event], [entry], row)
 
+    def _decoded(self, decode: Decode) -> list[Command]:
+        """Run the adapter's pure mapping; whatever goes wrong there is the message's fault or the
+        adapter's, never a reason to lose the message."""
+        try:
+            return decode()
+        except GatewayError:
+            raise
+        except ValidationError as exc:
+            errors = exc.errors()
+            where = "/".join(str(p) for p in errors[0]["loc"]) if errors else ""
+            raise ContractViolation(
+                f"the message breaks the canonical contract at {where or 'the top'}",
+                detail=errors[0]["msg"] if errors else exc.title,
+                location=where or None,
+            ) from exc
+        except Exception as exc:  # an adapter defect: keep the message, answer with an error
+            self._log_defect("adapter failed to map a message (%s)", type(exc).__name__)
+            raise MappingError(detail=f"adapter error {type(exc).__name__}") from exc
+
+    def _log_defect(self, message: str, *args: object) -> None:
+        """A defect's traceback, which may quote the payload, only when patient data may be logged."""
+        log.error(message, *args, exc_info=self.log_phi)
+
     @staticmethod
     def _entry(
         record: InboundRecord, inbound_id: str, action: str, subject: str | None, **detail: Any
@@ -452,26 +477,6 @@ class Intake:
         detail = {k: v for k, v in detail.items() if v is not None}
         detail.update(inbound_id=inbound_id, adapter=record.adapter, transport=record.transport)
         return AuditEntry(actor=f"partner:{record.partner}", action=action, subject=subject, detail=detail)
-
-
-def _decoded(decode: Decode) -> list[Command]:
-    """Run the adapter's pure mapping; whatever goes wrong there is the message's fault or the
-    adapter's, never a reason to lose the message."""
-    try:
-        return decode()
-    except GatewayError:
-        raise
-    except ValidationError as exc:
-        errors = exc.errors()
-        where = "/".join(str(p) for p in errors[0]["loc"]) if errors else ""
-        raise ContractViolation(
-            f"the message breaks the canonical contract at {where or 'the top'}",
-            detail=errors[0]["msg"] if errors else exc.title,
-            location=where or None,
-        ) from exc
-    except Exception as exc:  # an adapter defect: keep the message, answer with an error
-        log.exception("adapter failed to map a message")
-        raise MappingError(detail=f"adapter error {type(exc).__name__}") from exc
 
 
 def failed_decode(exc: GatewayError) -> Decode:

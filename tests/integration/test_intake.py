@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -296,3 +297,18 @@ async def test_a_failure_while_committing_a_batch_is_isolated_to_its_message(eng
     assert await count(engine, t.orders) == 4
     async with engine.connect() as conn:
         assert (await verify(conn)).ok
+
+
+async def test_a_defect_is_logged_without_the_patient_data_its_message_may_carry(
+    engine: AsyncEngine, caplog: pytest.LogCaptureFixture
+) -> None:
+    from gateway.canonical.envelope import utcnow
+    from gateway.store.repository import InboundRecord
+
+    def leaky() -> list[object]:
+        raise KeyError("MRN-SECRET-0042")
+
+    record = InboundRecord("demo-hospital", "http", "canonical-json", "leak-1", utcnow(), None, b"{}")
+    outcome, _ = await intake(engine).receive(record, leaky)  # type: ignore[arg-type]
+    assert outcome.error == "MappingError"
+    assert "KeyError" in caplog.text and "MRN-SECRET-0042" not in caplog.text
