@@ -32,6 +32,7 @@ class Settings(BaseSettings):
     )
     outbox_batch: int = Field(default=500, ge=1, le=10_000)
     outbox_poll_seconds: float = Field(default=0.5, gt=0)
+    outbox_linger_seconds: float = Field(default=0.02, ge=0)
     outbox_lease_seconds: float = Field(default=30.0, gt=0)
     consumer_delivery_limit: int = Field(default=5, ge=1)
     max_body_bytes: int = Field(default=1_048_576, ge=1024)

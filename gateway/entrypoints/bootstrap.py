@@ -77,6 +77,7 @@ def bootstrap(settings: Settings | None = None) -> Gateway:
         broker,
         batch=settings.outbox_batch,
         poll_seconds=settings.outbox_poll_seconds,
+        linger_seconds=settings.outbox_linger_seconds,
         lease_seconds=settings.outbox_lease_seconds,
     )
     intake = Intake(
