@@ -9,6 +9,7 @@ psycopg) in a worker thread: one thread hop a message instead of one a statement
 from __future__ import annotations
 
 import asyncio
+import weakref
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -125,20 +126,22 @@ class Writer:
         self.engine.dispose()
 
 
-_WRITERS: dict[int, Writer] = {}
+# Keyed by the engine object itself, weakly: an engine that is collected takes its entry along,
+# and a later engine can never be handed an earlier one's writer.
+_WRITERS: weakref.WeakKeyDictionary[AsyncEngine, Writer] = weakref.WeakKeyDictionary()
 
 
 def writer_for(engine: AsyncEngine) -> Writer:
     """The one Writer of `engine`, made on first use and closed by `dispose`."""
-    key = id(engine)
-    if key not in _WRITERS:
-        _WRITERS[key] = Writer(engine)
-    return _WRITERS[key]
+    writer = _WRITERS.get(engine)
+    if writer is None:
+        writer = _WRITERS[engine] = Writer(engine)
+    return writer
 
 
 async def dispose(engine: AsyncEngine) -> None:
     """Close an engine and its writer twin."""
-    twin = _WRITERS.pop(id(engine), None)
+    twin = _WRITERS.pop(engine, None)
     if twin is not None:
         await asyncio.get_running_loop().run_in_executor(None, twin.close)
     await engine.dispose()
