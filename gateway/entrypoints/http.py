@@ -21,7 +21,7 @@ from gateway.entrypoints.bootstrap import Gateway, bootstrap
 from gateway.entrypoints.problems import PROBLEM, bounded_body, gateway_error, http_error, validation_error
 from gateway.errors import GatewayError, NotAuthenticated, NotFound
 from gateway.partners import Partner
-from gateway.registry import HasHttpRoutes, load_adapters
+from gateway.registry import HasHttpRoutes
 from gateway.service.inbound import accept
 from gateway.settings import Settings
 from gateway.store import repository as reads
@@ -37,34 +37,32 @@ def operator_key(settings: Settings) -> str | None:
 
 
 def create_app(gateway: Gateway | None = None, settings: Settings | None = None) -> FastAPI:
-    """The app; with `gateway` given (tests), the caller owns its start and stop."""
+    """The app. With `gateway` given (tests), the caller owns its start and stop; otherwise the
+    app wires one from `settings` now (a bad configuration fails here) and runs it while it lives."""
+    owned = gateway is None
+    running = gateway if gateway is not None else bootstrap(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        if gateway is not None:
-            app.state.gateway = gateway
+        if not owned:
             yield
             return
-        gw = bootstrap(settings)
-        await gw.start()
-        app.state.gateway = gw
+        await running.start()
         try:
             yield
         finally:
-            await gw.stop()
+            await running.stop()
 
     app = FastAPI(
         title="CGT interoperability gateway",
         version=__version__,
         lifespan=lifespan,
     )
-    if gateway is not None:
-        app.state.gateway = gateway
+    app.state.gateway = running
     app.add_exception_handler(GatewayError, gateway_error)
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(HTTPException, http_error)
-    adapters = gateway.adapters if gateway else load_adapters((settings or Settings()).adapters)
-    for adapter in adapters.values():
+    for adapter in running.adapters.values():
         if isinstance(adapter, HasHttpRoutes):
             app.include_router(adapter.http_routes())
 
