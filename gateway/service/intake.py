@@ -137,7 +137,11 @@ class Intake:
                 results = await self.writer.run(partial(self._transaction, batch, split_on_error=True))
             except _SplitBatch:
                 for job in batch:
-                    await self._commit([job])
+                    try:
+                        await self._commit([job])
+                    except Exception as exc:  # this message's own error, and no other's
+                        if not job.future.done():
+                            job.future.set_exception(exc)
                 return
         else:
             results = [await self._alone(batch[0])]

@@ -312,3 +312,24 @@ async def test_a_defect_is_logged_without_the_patient_data_its_message_may_carry
     outcome, _ = await intake(engine).receive(record, leaky)  # type: ignore[arg-type]
     assert outcome.error == "MappingError"
     assert "KeyError" in caplog.text and "MRN-SECRET-0042" not in caplog.text
+
+
+async def test_a_transient_error_in_a_batch_is_its_message_alone(engine: AsyncEngine) -> None:
+    from gateway.canonical.envelope import utcnow
+    from gateway.errors import TransientError
+    from gateway.store.repository import InboundRecord
+
+    gate = intake(engine)
+
+    def busy() -> list[object]:
+        raise TransientError("a downstream lookup is busy")
+
+    async def one(n: int) -> object:
+        command = place(n)
+        record = InboundRecord("demo-hospital", "http", "canonical-json", f"t-{n}", utcnow(), None, b"raw")
+        decode = busy if n == 2 else (lambda: [command])
+        return (await gate.receive(record, decode))[0]  # type: ignore[arg-type]
+
+    results = await asyncio.gather(*(one(n) for n in range(1, 5)), return_exceptions=True)
+    assert isinstance(results[1], TransientError)
+    assert [r.status for i, r in enumerate(results) if i != 1] == ["applied"] * 3  # type: ignore[union-attr]
