@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.store.db import create_engine, dispose
 from gateway.store.migrate import migrate
+from tests.fixtures.hl7v2.peers import Ehr
 
 PG_ADMIN = os.environ.get("CGT_TEST_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres")
 PG_HOST = os.environ.get("CGT_TEST_PG_HOST", "postgres@127.0.0.1:5432")
@@ -83,3 +84,12 @@ def amqp_url() -> Iterator[str]:
 def fresh_amqp_url() -> Iterator[str]:
     """A vhost of the test's own, for tests about what no binding catches."""
     yield from _vhost()
+
+
+@pytest.fixture
+async def ehr() -> AsyncIterator[Ehr]:
+    """A test EHR's MLLP endpoint, for outbound HL7 tests."""
+    endpoint = Ehr()
+    await endpoint.start()
+    yield endpoint
+    await endpoint.stop()

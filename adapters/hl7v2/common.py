@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
-from adapters.hl7v2.er7 import Message, Segment, field_path, leaf
+from adapters.hl7v2.er7 import FieldPath, Message, Segment, field_path, leaf
 from adapters.hl7v2.profile import SiteProfile
 from adapters.hl7v2.values import person_name
 from gateway.canonical.order import Party
@@ -31,16 +31,24 @@ def _first(scope: Sequence[Segment], name: str) -> Segment | None:
     return next((s for s in scope if s.name == name), None)
 
 
-def pick(paths: Sequence[str], *scopes: Sequence[Segment]) -> tuple[str, str]:
-    """The first non-empty value among `paths`, looked up in each scope in turn; and its path."""
+def _located(
+    paths: Sequence[str], scopes: Sequence[Sequence[Segment]]
+) -> Iterator[tuple[FieldPath, Segment]]:
+    """Each path's segment in each scope, in the order a mapping prefers them."""
     for path in paths:
         p = field_path(path)
         for scope in scopes:
             segment = _first(scope, p.segment)
             if segment is not None:
-                value = segment.value(p.field, p.component, p.subcomponent, p.repetition)
-                if value:
-                    return value, f"{p.segment}-{p.field}"
+                yield p, segment
+
+
+def pick(paths: Sequence[str], *scopes: Sequence[Segment]) -> tuple[str, str]:
+    """The first non-empty value among `paths`, looked up in each scope in turn; and its path."""
+    for p, segment in _located(paths, scopes):
+        value = segment.value(p.field, p.component, p.subcomponent, p.repetition)
+        if value:
+            return value, f"{p.segment}-{p.field}"
     return "", ""
 
 
@@ -55,34 +63,24 @@ class Coded:
 
 
 def coded(paths: Sequence[str], *scopes: Sequence[Segment]) -> Coded | None:
-    for path in paths:
-        p = field_path(path)
-        for scope in scopes:
-            segment = _first(scope, p.segment)
-            if segment is None:
-                continue
-            rep = next((r for r in segment.repetitions(p.field) if r), "")
-            d = segment.delimiters
-            code = leaf(rep, d, p.component or 1)
-            if code:
-                text = "" if p.component else leaf(rep, d, 2)
-                system = "" if p.component else leaf(rep, d, 3)
-                return Coded(code, text, system.upper(), f"{p.segment}-{p.field}")
+    for p, segment in _located(paths, scopes):
+        rep = next((r for r in segment.repetitions(p.field) if r), "")
+        d = segment.delimiters
+        code = leaf(rep, d, p.component or 1)
+        if code:
+            text = "" if p.component else leaf(rep, d, 2)
+            system = "" if p.component else leaf(rep, d, 3)
+            return Coded(code, text, system.upper(), f"{p.segment}-{p.field}")
     return None
 
 
 def party(paths: Sequence[str], *scopes: Sequence[Segment]) -> Party | None:
     """A person by XCN: the id (XCN-1) and a display name; None when no id is given."""
-    for path in paths:
-        p = field_path(path)
-        for scope in scopes:
-            segment = _first(scope, p.segment)
-            if segment is None:
-                continue
-            ident = segment.value(p.field, 1)
-            if ident:
-                name = person_name(segment, p.field, offset=1)
-                return Party(id=ident[:200], name=(name.display or "")[:200] or None if name else None)
+    for p, segment in _located(paths, scopes):
+        ident = segment.value(p.field, 1)
+        if ident:
+            name = person_name(segment, p.field, offset=1)
+            return Party(id=ident[:200], name=(name.display or "")[:200] or None if name else None)
     return None
 
 

@@ -12,27 +12,14 @@ from hl7apy.parser import parse_message
 from adapters.hl7v2.profile import Outbound, load_profile
 from adapters.hl7v2.render import SiteOrder, status_message
 from gateway.canonical.envelope import CloudEvent
+from tests.support.builders import status_event
 
 NOW = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
 STATUS = {"manufacturing.released": {"code": "RELEASED", "text": "Product released"}}
 
 
 def event(name: str) -> CloudEvent:
-    return CloudEvent(
-        id="6f1c2a4e-0000-4000-8000-00000000abcd",
-        source="/partners/demo-manufacturer/canonical-json",
-        type=f"org.cgt.{name}",
-        subject="CHA999926ABC123",
-        time=NOW,
-        dataschema=f"urn:cgt:contracts:{name}:v1",
-        data={
-            "order_id": "o-1",
-            "coi": "CHA999926ABC123",
-            "patient_id": "p-1",
-            "status": "released",
-            "batch_id": "B1",
-        },
-    )
+    return status_event(name, time=NOW, status="released", batch_id="B1")
 
 
 @pytest.mark.parametrize(

@@ -35,14 +35,6 @@ ORM = (
 
 
 @pytest.fixture
-async def ehr() -> AsyncIterator[Ehr]:
-    endpoint = Ehr()
-    await endpoint.start()
-    yield endpoint
-    await endpoint.stop()
-
-
-@pytest.fixture
 async def gateway(tmp_path: Path, amqp_url: str, ehr: Ehr) -> AsyncIterator[Gateway]:
     profile = yaml.safe_load((PROFILES / "demo-hospital.yaml").read_text(encoding="utf-8"))
     profile["outbound"] = {

@@ -66,14 +66,6 @@ def partners_file(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-async def ehr() -> AsyncIterator[Ehr]:
-    endpoint = Ehr()
-    await endpoint.start()
-    yield endpoint
-    await endpoint.stop()
-
-
-@pytest.fixture
 async def gateways(tmp_path: Path, amqp_url: str) -> AsyncIterator[Callable[..., Any]]:
     """Starts the gateway (one a test) once the test knows where its EHR listens."""
     made: list[Gateway] = []

@@ -8,6 +8,7 @@ from typing import Any
 import orjson
 
 from gateway.canonical.command import Command
+from gateway.canonical.envelope import CloudEvent
 from gateway.canonical.ids import ExternalRef
 
 SITE = "site:demo-hospital"
@@ -52,3 +53,16 @@ def event(name: str, *refs: ExternalRef, binds: tuple[ExternalRef, ...] = (), **
 
 def envelope_json(message_id: str, *commands: Command) -> bytes:
     return orjson.dumps({"message_id": message_id, "commands": [c.model_dump(mode="json") for c in commands]})
+
+
+def status_event(name: str, *, time: datetime = T0, **data: Any) -> CloudEvent:
+    """A published status event of one synthetic order, as an outbound adapter receives it."""
+    return CloudEvent(
+        id="6f1c2a4e-0000-4000-8000-00000000abcd",
+        source="/partners/demo-manufacturer/canonical-json",
+        type=f"org.cgt.{name}",
+        subject="CHA999926ABC123",
+        time=time,
+        dataschema=f"urn:cgt:contracts:{name}:v1",
+        data={"order_id": "o-1", "coi": "CHA999926ABC123", "patient_id": "p-1", **data},
+    )

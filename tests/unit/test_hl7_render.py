@@ -11,6 +11,7 @@ from adapters.hl7v2 import er7
 from adapters.hl7v2.profile import Outbound, load_profile
 from adapters.hl7v2.render import SiteOrder, control_id, status_message
 from gateway.canonical.envelope import CloudEvent
+from tests.support.builders import status_event
 
 NOW = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
 PROFILE = load_profile("demo-hospital")
@@ -37,15 +38,7 @@ def outbound(**changes: Any) -> Outbound:
 
 
 def event(name: str, **data: Any) -> CloudEvent:
-    return CloudEvent(
-        id="6f1c2a4e-0000-4000-8000-00000000abcd",
-        source="/partners/demo-manufacturer/canonical-json",
-        type=f"org.cgt.{name}",
-        subject="CHA999926ABC123",
-        time=NOW,
-        dataschema=f"urn:cgt:contracts:{name}:v1",
-        data={"order_id": "o-1", "coi": "CHA999926ABC123", "patient_id": "p-1", **data},
-    )
+    return status_event(name, time=NOW, **data)
 
 
 def render(ev: CloudEvent, **changes: Any) -> er7.Message:
