@@ -15,7 +15,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from functools import partial
 
-from sqlalchemy import Connection, or_, select, update
+from sqlalchemy import Connection, bindparam, or_, select, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -27,6 +27,34 @@ from gateway.store.db import writer_for
 from gateway.store.tables import outbox
 
 log = logging.getLogger(__name__)
+
+# Built once and executed with parameters, so that SQLAlchemy reuses their compiled form.
+_DUE = (
+    select(outbox.c.id)
+    .where(
+        outbox.c.sent_at.is_(None),
+        or_(outbox.c.claimed_until.is_(None), outbox.c.claimed_until < bindparam("now")),
+    )
+    .order_by(outbox.c.id)
+    .limit(bindparam("limit"))
+    .with_for_update(skip_locked=True)
+)
+_CLAIM = (
+    update(outbox)
+    .where(outbox.c.id.in_(_DUE.scalar_subquery()))
+    .values(claimed_until=bindparam("until"), attempts=outbox.c.attempts + 1)
+    .returning(outbox.c.id, outbox.c.event_id, outbox.c.routing_key, outbox.c.body)
+)
+_SENT = (
+    update(outbox)
+    .where(outbox.c.event_id.in_(bindparam("ids", expanding=True)))
+    .values(sent_at=bindparam("at"), claimed_until=None, last_error=None)
+)
+_UNSENT = (
+    update(outbox)
+    .where(outbox.c.event_id.in_(bindparam("ids", expanding=True)))
+    .values(claimed_until=None, last_error=bindparam("error"))
+)
 
 
 class OutboxRelay:
@@ -70,9 +98,12 @@ class OutboxRelay:
     async def claim(self) -> list[Outgoing]:
         return await self.writer.run(self._claim)
 
-    async def mark(self, sent: list[str], unsent: list[str], error: str | None) -> list[Outgoing]:
-        """Mark a published batch and, when it all went, claim the next in the same transaction."""
-        return await self.writer.run(partial(self._mark, sent, unsent, error))
+    async def mark(
+        self, sent: list[str], unsent: list[str], error: str | None, *, claim_next: bool = False
+    ) -> list[Outgoing]:
+        """Mark a published batch and, when asked and it all went, claim the next in the same
+        transaction."""
+        return await self.writer.run(partial(self._mark, sent, unsent, error, claim_next))
 
     # Claims and marks are short writes on the database's writer thread, beside the intake's
     # transactions rather than against them (SQLite has one writer), and relaxed: they need not
@@ -83,41 +114,18 @@ class OutboxRelay:
 
     def _claim_on(self, conn: Connection) -> list[Outgoing]:
         now = self.clock()
-        due = (
-            select(outbox.c.id)
-            .where(
-                outbox.c.sent_at.is_(None),
-                or_(outbox.c.claimed_until.is_(None), outbox.c.claimed_until < now),
-            )
-            .order_by(outbox.c.id)
-            .limit(self.batch)
-            .with_for_update(skip_locked=True)
-        )
-        claimed = conn.execute(
-            update(outbox)
-            .where(outbox.c.id.in_(due.scalar_subquery()))
-            .values(claimed_until=now + self.lease, attempts=outbox.c.attempts + 1)
-            .returning(outbox.c.id, outbox.c.event_id, outbox.c.routing_key, outbox.c.body)
-        ).all()
-        rows = sorted(claimed, key=lambda r: r.id)
-        return [Outgoing(r.event_id, r.routing_key, r.body) for r in rows]
+        claimed = conn.execute(_CLAIM, {"now": now, "limit": self.batch, "until": now + self.lease}).all()
+        return [Outgoing(r.event_id, r.routing_key, r.body) for r in sorted(claimed, key=lambda r: r.id)]
 
-    def _mark(self, sent: list[str], unsent: list[str], error: str | None) -> list[Outgoing]:
+    def _mark(
+        self, sent: list[str], unsent: list[str], error: str | None, claim_next: bool
+    ) -> list[Outgoing]:
         with self.writer.relaxed() as conn:
             if sent:
-                conn.execute(
-                    update(outbox)
-                    .where(outbox.c.event_id.in_(sent))
-                    .values(sent_at=self.clock(), claimed_until=None, last_error=None)
-                )
+                conn.execute(_SENT, {"ids": sent, "at": self.clock()})
             if unsent:
-                conn.execute(
-                    update(outbox)
-                    .where(outbox.c.event_id.in_(unsent))
-                    .values(claimed_until=None, last_error=error)
-                )
-                return []
-            return self._claim_on(conn)
+                conn.execute(_UNSENT, {"ids": unsent, "error": error})
+            return self._claim_on(conn) if claim_next and not unsent else []
 
     async def release(self, batch: list[Outgoing]) -> None:
         """Give back claimed events this relay will not publish (it is stopping)."""
@@ -136,7 +144,11 @@ class OutboxRelay:
             confirmed = [False] * len(batch)
         sent = [item.event_id for item, ok in zip(batch, confirmed, strict=True) if ok]
         unsent = [item.event_id for item, ok in zip(batch, confirmed, strict=True) if not ok]
-        self._ahead = await self.mark(sent, unsent, self.broker.last_error if unsent else None)
+        # A full batch means a backlog: claim the next with this mark. A partial one means the
+        # relay has caught up: wait for the next commit (and linger) instead of claiming a few
+        # events at a time in a transaction each.
+        error = self.broker.last_error if unsent else None
+        self._ahead = await self.mark(sent, unsent, error, claim_next=len(batch) == self.batch)
         self.published += len(sent)
         metrics.PUBLISHED.inc(len(sent))
         metrics.PUBLISH_FAILURES.inc(len(unsent))

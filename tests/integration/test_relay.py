@@ -107,7 +107,7 @@ async def test_a_relay_killed_between_publish_and_mark_leaves_the_event_to_be_se
 
     crashing = OutboxRelay(sqlite_engine, Broker(amqp_url), lease_seconds=0.5)
 
-    async def killed(*_: object) -> None:
+    async def killed(*_: object, **__: object) -> None:
         raise SystemExit("relay killed after the broker confirmed, before marking sent")
 
     crashing.mark = killed  # type: ignore[method-assign]
