@@ -17,6 +17,7 @@ import orjson
 from sqlalchemy import Connection, bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from gateway.store.prepared import Prepared
 from gateway.store.tables import audit_head, audit_records
 
 GENESIS = "0" * 64
@@ -45,16 +46,25 @@ def record_hash(seq: int, at: datetime, entry: AuditEntry, prev_hash: str) -> st
     return hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
-_HEAD = select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.id == 1).with_for_update()
-_MOVE_HEAD = (
+_HEAD = Prepared(select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.id == 1).with_for_update())
+_MOVE_HEAD = Prepared(
     update(audit_head).where(audit_head.c.id == 1).values(seq=bindparam("seq"), hash=bindparam("hash"))
+)
+_APPEND = Prepared(
+    insert(audit_records).values(
+        {
+            name: bindparam(name)
+            for name in ("seq", "at", "actor", "action", "subject", "detail", "prev_hash", "hash")
+        }
+    )
 )
 
 
 def append(conn: Connection, entries: list[AuditEntry], at: datetime) -> int:
     """Append `entries` in order inside the caller's (synchronous) transaction; returns the last seq."""
-    head = conn.execute(_HEAD).one()
-    seq, prev = head.seq, head.hash
+    head = _HEAD.first(conn)
+    assert head is not None, "the audit chain has no head: run the migrations"
+    seq, prev = head
     rows = []
     for entry in entries:
         seq += 1
@@ -73,8 +83,8 @@ def append(conn: Connection, entries: list[AuditEntry], at: datetime) -> int:
         )
         prev = digest
     if rows:
-        conn.execute(insert(audit_records), rows)
-        conn.execute(_MOVE_HEAD, {"seq": seq, "hash": prev})
+        _APPEND.execute_many(conn, rows)
+        _MOVE_HEAD.execute(conn, {"seq": seq, "hash": prev})
     return int(seq)
 
 

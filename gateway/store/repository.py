@@ -1,8 +1,8 @@
 """The intake transaction's reads and writes (synchronous, on the writer twin), and the async reads
 the HTTP API and the CLI make.
 
-Statements are built once at import and executed with parameters: SQLAlchemy then reuses their
-compiled form, which is most of the cost of a statement here.
+The intake's statements are built once at import and run as `Prepared` statements: compiled once
+for each dialect, executed on the driver's cursor (see gateway.store.prepared).
 """
 
 from __future__ import annotations
@@ -10,9 +10,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, func, insert, select, tuple_, update
+from sqlalchemy import Connection, Table, and_, bindparam, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -21,6 +22,7 @@ from gateway.canonical.ids import ExternalRef, IdentifierScope
 from gateway.canonical.order import PatientIdentity, TherapyOrder
 from gateway.identity import Binding
 from gateway.store import tables as t
+from gateway.store.prepared import Prepared
 
 
 @dataclass(frozen=True)
@@ -35,23 +37,26 @@ class InboundRecord:
 
 
 _keys, _cw, _pt, _or = t.idempotency_keys, t.crosswalk, t.patients, t.orders
-_PREVIOUS = select(_keys.c.answer, _keys.c.rendered).where(
-    _keys.c.partner == bindparam("p"), _keys.c.message_id == bindparam("m")
+
+
+def _insert(table: Table, columns: str) -> Prepared:
+    return Prepared(insert(table).values({name: bindparam(name) for name in columns.split()}))
+
+
+_PREVIOUS = Prepared(
+    select(_keys.c.answer, _keys.c.rendered).where(
+        _keys.c.partner == bindparam("p"), _keys.c.message_id == bindparam("m")
+    )
 )
-_BINDINGS = select(_cw.c.namespace, _cw.c.value, _cw.c.patient_id, _cw.c.order_id).where(
-    tuple_(_cw.c.namespace, _cw.c.value).in_(bindparam("keys", expanding=True))
-)
-_PATIENTS = select(_pt.c.patient_id, _pt.c.identity).where(
-    _pt.c.patient_id.in_(bindparam("ids", expanding=True))
-)
-_UPDATE_PATIENT = (
+_PATIENT = Prepared(select(_pt.c.identity).where(_pt.c.patient_id == bindparam("pid")))
+_UPDATE_PATIENT = Prepared(
     update(_pt)
     .where(_pt.c.patient_id == bindparam("pid"))
     .values(identity=bindparam("identity"), updated_at=bindparam("at"))
 )
-_ORDER = select(_or.c.document).where(_or.c.order_id == bindparam("oid")).with_for_update()
-_ORDERS_OF_PATIENT = select(_or.c.document).where(_or.c.patient_id == bindparam("pid"))
-_UPDATE_ORDER = (
+_ORDER = Prepared(select(_or.c.document).where(_or.c.order_id == bindparam("oid")).with_for_update())
+_ORDERS_OF_PATIENT = Prepared(select(_or.c.document).where(_or.c.patient_id == bindparam("pid")))
+_UPDATE_ORDER = Prepared(
     update(_or)
     .where(_or.c.order_id == bindparam("oid"), _or.c.version == bindparam("expected"))
     .values(
@@ -62,14 +67,49 @@ _UPDATE_ORDER = (
         updated_at=bindparam("updated_at"),
     )
 )
-_REPOINT_CROSSWALK = (
+_REPOINT_CROSSWALK = Prepared(
     update(_cw).where(_cw.c.patient_id == bindparam("old")).values(patient_id=bindparam("new"))
 )
-_TOMBSTONE = (
+_TOMBSTONE = Prepared(
     update(_pt)
     .where(_pt.c.patient_id == bindparam("old"))
     .values(merged_into=bindparam("new"), updated_at=bindparam("at"))
 )
+_INSERT_PATIENT = Prepared(
+    insert(_pt).values(
+        patient_id=bindparam("pid"), identity=bindparam("identity"), updated_at=bindparam("at")
+    )
+)
+_INSERT_ORDER = _insert(_or, "order_id coi patient_id status version document created_at updated_at")
+_INSERT_BINDING = _insert(_cw, "namespace value patient_id order_id bound_at inbound_id")
+_APPENDS = [
+    # Raw messages first: answers and quarantine rows refer to them.
+    (
+        "inbound",
+        _insert(
+            t.inbound_messages,
+            "id partner transport adapter message_id received_at content_type raw outcome reason order_id",
+        ),
+    ),
+    ("answers", _insert(_keys, "partner message_id inbound_id outcome answer rendered")),
+    (
+        "quarantine",
+        _insert(t.quarantine, "quarantine_id inbound_id partner reason detail command status created_at"),
+    ),
+    ("timeline", _insert(t.events, "event_id order_id type time envelope inbound_id")),
+    ("outbox", _insert(t.outbox, "event_id routing_key body created_at")),
+]
+
+
+@lru_cache(maxsize=16)
+def _bindings_of(count: int) -> Prepared:
+    """The crosswalk rows of `count` identifiers, in one query (one round trip)."""
+    wanted = [
+        and_(_cw.c.namespace == bindparam(f"n{i}"), _cw.c.value == bindparam(f"v{i}")) for i in range(count)
+    ]
+    return Prepared(
+        select(_cw.c.namespace, _cw.c.value, _cw.c.patient_id, _cw.c.order_id).where(or_(*wanted))
+    )
 
 
 class Repository:
@@ -80,16 +120,21 @@ class Repository:
 
     # -- idempotency and raw messages ------------------------------------------------------
     def previous_answer(self, partner: str, message_id: str) -> tuple[dict[str, Any], bytes | None] | None:
-        row = self.conn.execute(_PREVIOUS, {"p": partner, "m": message_id}).first()
-        return (dict(row.answer), row.rendered) if row else None
+        row = _PREVIOUS.first(self.conn, {"p": partner, "m": message_id})
+        return (dict(row[0]), row[1]) if row else None
 
     # -- crosswalk ------------------------------------------------------------------------
     def bindings(self, refs: Iterable[ExternalRef]) -> dict[ExternalRef, Binding]:
         wanted = {(r.namespace, r.value): r for r in refs}
         if not wanted:
             return {}
-        rows = self.conn.execute(_BINDINGS, {"keys": list(wanted)})
-        return {wanted[(r.namespace, r.value)]: Binding(r.patient_id, r.order_id) for r in rows}
+        values: dict[str, str] = {}
+        for i, (namespace, value) in enumerate(wanted):
+            values[f"n{i}"], values[f"v{i}"] = namespace, value
+        rows = _bindings_of(len(wanted)).rows(self.conn, values)
+        return {
+            wanted[(ns, value)]: Binding(patient_id, order_id) for ns, value, patient_id, order_id in rows
+        }
 
     def bind(
         self,
@@ -99,42 +144,42 @@ class Repository:
         at: datetime,
         inbound_id: str | None,
     ) -> None:
-        rows = [
-            {
-                "namespace": r.namespace,
-                "value": r.value,
-                "patient_id": patient_id,
-                "order_id": order_id if r.scope is IdentifierScope.order else None,
-                "bound_at": at,
-                "inbound_id": inbound_id,
-            }
-            for r in refs
-        ]
-        if rows:
-            self.conn.execute(insert(_cw), rows)
+        _INSERT_BINDING.execute_many(
+            self.conn,
+            (
+                {
+                    "namespace": r.namespace,
+                    "value": r.value,
+                    "patient_id": patient_id,
+                    "order_id": order_id if r.scope is IdentifierScope.order else None,
+                    "bound_at": at,
+                    "inbound_id": inbound_id,
+                }
+                for r in refs
+            ),
+        )
 
     # -- patients and orders ---------------------------------------------------------------
     def patients(self, patient_ids: Iterable[str]) -> dict[str, PatientIdentity]:
-        ids = list(set(patient_ids))
-        if not ids:
-            return {}
-        rows = self.conn.execute(_PATIENTS, {"ids": ids})
-        return {r.patient_id: PatientIdentity.model_validate(r.identity) for r in rows}
+        found = {}
+        for patient_id in set(patient_ids):  # one, or two for a merge
+            if row := _PATIENT.first(self.conn, {"pid": patient_id}):
+                found[patient_id] = PatientIdentity.model_validate(row[0])
+        return found
 
     def insert_patient(self, patient_id: str, identity: PatientIdentity, at: datetime) -> None:
-        self.conn.execute(
-            insert(_pt),
-            {"patient_id": patient_id, "identity": identity.model_dump(mode="json"), "updated_at": at},
+        _INSERT_PATIENT.execute(
+            self.conn, {"pid": patient_id, "identity": identity.model_dump(mode="json"), "at": at}
         )
 
     def update_patient(self, patient_id: str, identity: PatientIdentity, at: datetime) -> None:
-        self.conn.execute(
-            _UPDATE_PATIENT, {"pid": patient_id, "identity": identity.model_dump(mode="json"), "at": at}
+        _UPDATE_PATIENT.execute(
+            self.conn, {"pid": patient_id, "identity": identity.model_dump(mode="json"), "at": at}
         )
 
     def merge_patient(self, folded: str, *, into: str, identity: PatientIdentity, at: datetime) -> None:
         """Re-point every identifier and order of `folded` to `into`; keep `folded` as a tombstone."""
-        self.conn.execute(_REPOINT_CROSSWALK, {"old": folded, "new": into})
+        _REPOINT_CROSSWALK.execute(self.conn, {"old": folded, "new": into})
         for order in self.orders_of_patient(folded):
             self.update_order(
                 order.model_copy(
@@ -146,19 +191,21 @@ class Repository:
                     }
                 )
             )
-        self.conn.execute(_TOMBSTONE, {"old": folded, "new": into, "at": at})
+        _TOMBSTONE.execute(self.conn, {"old": folded, "new": into, "at": at})
 
     def order(self, order_id: str) -> TherapyOrder:
-        row = self.conn.execute(_ORDER, {"oid": order_id}).one()
-        return TherapyOrder.model_validate(row.document)
+        row = _ORDER.first(self.conn, {"oid": order_id})
+        if row is None:
+            raise LookupError(f"order {order_id} is bound in the crosswalk but not stored")
+        return TherapyOrder.model_validate(row[0])
 
     def orders_of_patient(self, patient_id: str) -> list[TherapyOrder]:
-        rows = self.conn.execute(_ORDERS_OF_PATIENT, {"pid": patient_id})
-        return [TherapyOrder.model_validate(r.document) for r in rows]
+        rows = _ORDERS_OF_PATIENT.rows(self.conn, {"pid": patient_id})
+        return [TherapyOrder.model_validate(document) for (document,) in rows]
 
     def insert_order(self, order: TherapyOrder) -> None:
-        self.conn.execute(
-            insert(_or),
+        _INSERT_ORDER.execute(
+            self.conn,
             {
                 "order_id": order.order_id,
                 "coi": order.coi,
@@ -172,8 +219,8 @@ class Repository:
         )
 
     def update_order(self, order: TherapyOrder) -> None:
-        result = self.conn.execute(
-            _UPDATE_ORDER,
+        touched = _UPDATE_ORDER.execute(
+            self.conn,
             {
                 "oid": order.order_id,
                 "expected": order.version - 1,
@@ -184,7 +231,7 @@ class Repository:
                 "updated_at": order.updated_at,
             },
         )
-        if result.rowcount != 1:
+        if touched != 1:
             raise IntegrityError("order changed concurrently", None, Exception(order.order_id))
 
 
@@ -278,16 +325,8 @@ class PendingWrites:
         )
 
     def flush(self, conn: Connection) -> None:
-        # Raw messages first: answers and quarantine rows refer to them.
-        for table, rows in (
-            (t.inbound_messages, self.inbound),
-            (t.idempotency_keys, self.answers),
-            (t.quarantine, self.quarantine),
-            (t.events, self.timeline),
-            (t.outbox, self.outbox),
-        ):
-            if rows:
-                conn.execute(insert(table), rows)
+        for name, statement in _APPENDS:
+            statement.execute_many(conn, getattr(self, name))
 
 
 # -- read side, for the HTTP API and the CLI --------------------------------------------------
