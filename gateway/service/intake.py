@@ -173,7 +173,11 @@ class Intake:
     def _transaction(self, batch: list[_Job], *, split_on_error: bool) -> list[tuple[Outcome, bytes | None]]:
         try:
             with self.writer.engine.begin() as conn:
-                return self._in_transaction(conn, batch)
+                repo = Repository(conn)
+                with self.writer.pipelined(conn):
+                    results = self._in_transaction(conn, repo, batch)
+                repo.settle()
+                return results
         except Exception as exc:
             # Whatever one message of a batch met (a conflict, a transient error, a defect) is
             # that message's alone: the batch is rolled back and its messages go one by one.
@@ -181,8 +185,10 @@ class Intake:
                 raise _SplitBatch from exc
             raise
 
-    def _in_transaction(self, conn: Connection, batch: list[_Job]) -> list[tuple[Outcome, bytes | None]]:
-        repo, writes, audit = Repository(conn), PendingWrites(), []
+    def _in_transaction(
+        self, conn: Connection, repo: Repository, batch: list[_Job]
+    ) -> list[tuple[Outcome, bytes | None]]:
+        writes, audit = PendingWrites(), []
         now = self.clock()
         answered: dict[tuple[str, str], tuple[Outcome, bytes | None]] = {}
         results: list[tuple[Outcome, bytes | None]] = []

@@ -22,6 +22,8 @@ from sqlalchemy import create_engine as create_sync_engine
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from gateway.store.prepared import driver_errors
+
 T = TypeVar("T")
 _SYNC_DRIVERS = {"sqlite": "sqlite+pysqlite", "postgresql": "postgresql+psycopg"}
 
@@ -97,6 +99,20 @@ class Writer:
         # which sleeps in coarse steps. PostgreSQL writers run side by side.
         self.concurrency = 1 if sqlite else 10
         self._threads = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="cgt-writer")
+
+    @contextmanager
+    def pipelined(self, conn: Connection) -> Iterator[None]:
+        """On PostgreSQL, send the writes of a transaction without waiting for each answer
+        (psycopg's pipeline mode): a read waits for everything sent before it, and leaving the
+        block waits for the rest. A write's error then surfaces at the next read or at the end,
+        still inside the transaction. SQLite runs in-process: nothing to wait for."""
+        if self.sqlite:
+            yield
+            return
+        raw = conn.connection.dbapi_connection
+        assert raw is not None
+        with driver_errors(conn), raw.pipeline():
+            yield
 
     @contextmanager
     def relaxed(self) -> Iterator[Connection]:

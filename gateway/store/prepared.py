@@ -12,7 +12,8 @@ callers handle one family of exceptions.
 from __future__ import annotations
 
 import weakref
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import Connection
@@ -71,39 +72,47 @@ class Prepared:
     def rows(self, conn: Connection, values: Mapping[str, Any] | None = None) -> list[tuple[Any, ...]]:
         """Run a query; its rows, converted to Python values."""
         compiled = self._for(conn.dialect)
-        cursor = _run(conn, compiled, lambda c: c.execute(compiled.sql, compiled.parameters(values or {})))
-        try:
-            return [compiled.row(raw) for raw in cursor.fetchall()]
-        finally:
-            cursor.close()
+        with driver_errors(conn, compiled.sql):
+            cursor = _cursor(conn)
+            try:
+                cursor.execute(compiled.sql, compiled.parameters(values or {}))
+                return [compiled.row(raw) for raw in cursor.fetchall()]
+            finally:
+                cursor.close()
 
     def first(self, conn: Connection, values: Mapping[str, Any] | None = None) -> tuple[Any, ...] | None:
         found = self.rows(conn, values)
         return found[0] if found else None
 
-    def execute(self, conn: Connection, values: Mapping[str, Any]) -> int:
-        """Run a write; how many rows it touched."""
+    def execute(self, conn: Connection, values: Mapping[str, Any]) -> Any:
+        """Run a write; its cursor, whose `rowcount` tells how many rows it touched once the
+        statement has run (in a PostgreSQL pipeline: after the next read or sync)."""
         compiled = self._for(conn.dialect)
-        cursor = _run(conn, compiled, lambda c: c.execute(compiled.sql, compiled.parameters(values)))
-        count = int(cursor.rowcount)
-        cursor.close()
-        return count
+        with driver_errors(conn, compiled.sql):
+            cursor = _cursor(conn)
+            cursor.execute(compiled.sql, compiled.parameters(values))
+            return cursor
 
     def execute_many(self, conn: Connection, rows: Iterable[Mapping[str, Any]]) -> None:
         """Run a write once for each of `rows` (psycopg pipelines them: one round trip)."""
         compiled = self._for(conn.dialect)
         parameters = [compiled.parameters(row) for row in rows]
         if parameters:
-            _run(conn, compiled, lambda c: c.executemany(compiled.sql, parameters)).close()
+            with driver_errors(conn, compiled.sql):
+                _cursor(conn).executemany(compiled.sql, parameters)
 
 
-def _run(conn: Connection, compiled: _Compiled, call: Callable[[Any], object]) -> Any:
+def _cursor(conn: Connection) -> Any:
     dbapi_connection = conn.connection.dbapi_connection
     assert dbapi_connection is not None
-    cursor = dbapi_connection.cursor()
+    return dbapi_connection.cursor()
+
+
+@contextmanager
+def driver_errors(conn: Connection, sql: str | None = None) -> Iterator[None]:
+    """The driver's exceptions as SQLAlchemy's (IntegrityError, OperationalError, ...)."""
+    base = conn.dialect.loaded_dbapi.Error
     try:
-        call(cursor)
-    except conn.dialect.loaded_dbapi.Error as exc:
-        cursor.close()
-        raise DBAPIError.instance(compiled.sql, None, exc, conn.dialect.loaded_dbapi.Error) from exc
-    return cursor
+        yield
+    except base as exc:
+        raise DBAPIError.instance(sql, None, exc, base) from exc

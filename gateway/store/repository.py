@@ -117,6 +117,15 @@ class Repository:
 
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
+        self._updated: list[tuple[Any, str]] = []  # (cursor, order id) of each order update
+
+    def settle(self) -> None:
+        """Check, once every statement has run, that each order update found the version it
+        expected; a concurrent change fails the transaction (and the intake runs it again)."""
+        for cursor, order_id in self._updated:
+            if cursor.rowcount != 1:
+                raise IntegrityError("order changed concurrently", None, Exception(order_id))
+        self._updated.clear()
 
     # -- idempotency and raw messages ------------------------------------------------------
     def previous_answer(self, partner: str, message_id: str) -> tuple[dict[str, Any], bytes | None] | None:
@@ -219,7 +228,9 @@ class Repository:
         )
 
     def update_order(self, order: TherapyOrder) -> None:
-        touched = _UPDATE_ORDER.execute(
+        # Its row count is known once the statement has run: at once on SQLite, after the
+        # pipeline's next sync on PostgreSQL. `settle` checks it before the commit.
+        cursor = _UPDATE_ORDER.execute(
             self.conn,
             {
                 "oid": order.order_id,
@@ -231,8 +242,7 @@ class Repository:
                 "updated_at": order.updated_at,
             },
         )
-        if touched != 1:
-            raise IntegrityError("order changed concurrently", None, Exception(order.order_id))
+        self._updated.append((cursor, order.order_id))
 
 
 @dataclass
