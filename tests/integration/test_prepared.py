@@ -1,0 +1,119 @@
+"""Prepared statements on the driver's cursor: what they write, SQLAlchemy reads back the same;
+driver errors come out as SQLAlchemy's; on PostgreSQL, pipelined writes still fail their
+transaction."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from gateway.service.intake import Intake
+from gateway.store.db import writer_for
+from gateway.store.prepared import Prepared
+from gateway.store.repository import Repository
+from gateway.store.tables import audit_head, events, orders
+from tests.support.builders import place
+from tests.support.drive import send
+
+_INSERT = Prepared(
+    insert(events).values(
+        {name: bindparam(name) for name in ("event_id", "order_id", "type", "time", "envelope", "inbound_id")}
+    )
+)
+_BY_ORDER = Prepared(
+    select(events.c.event_id, events.c.time, events.c.envelope)
+    .where(events.c.order_id == bindparam("oid"))
+    .order_by(events.c.event_id)
+)
+_HEAD = Prepared(select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.id == 1))
+_RETYPE = Prepared(update(events).where(events.c.event_id == bindparam("eid")).values(type=bindparam("type")))
+
+
+def _row(event_id: str, at: datetime) -> dict[str, object]:
+    return {
+        "event_id": event_id,
+        "order_id": "o-1",
+        "type": "order.placed",
+        "time": at,
+        "envelope": {"id": event_id, "nested": {"n": 1, "list": [1, "two"]}},
+        "inbound_id": None,
+    }
+
+
+async def test_what_a_prepared_statement_writes_reads_back_the_same_both_ways(engine: AsyncEngine) -> None:
+    writer = writer_for(engine)
+    at = datetime(2026, 11, 23, 8, 30, 15, 123456, tzinfo=timezone(timedelta(hours=2)))
+
+    def work() -> tuple[list[tuple[object, ...]], tuple[object, ...] | None, int]:
+        with writer.engine.begin() as conn:
+            _INSERT.execute_many(conn, [_row("e-1", at), _row("e-2", at + timedelta(seconds=1))])
+            touched = _RETYPE.execute(conn, {"eid": "e-2", "type": "order.cancelled"}).rowcount
+            return _BY_ORDER.rows(conn, {"oid": "o-1"}), _HEAD.first(conn), touched
+
+    rows, head, touched = await writer.run(work)
+    assert touched == 1
+    assert [r[0] for r in rows] == ["e-1", "e-2"]
+    assert rows[0][1] == at.astimezone(UTC) and rows[0][1].tzinfo is not None
+    assert rows[0][2] == {"id": "e-1", "nested": {"n": 1, "list": [1, "two"]}}
+    assert head is not None and head[0] == 0  # a literal in the statement (`id == 1`) is bound too
+    async with engine.connect() as conn:  # SQLAlchemy's own reading of the same rows
+        read = (await conn.execute(select(events).order_by(events.c.event_id))).all()
+    assert [(r.event_id, r.type, r.time, r.envelope) for r in read] == [
+        ("e-1", "order.placed", at.astimezone(UTC), rows[0][2]),
+        ("e-2", "order.cancelled", (at + timedelta(seconds=1)).astimezone(UTC), rows[1][2]),
+    ]
+
+
+async def test_a_driver_error_is_sqlalchemys_and_rolls_the_transaction_back(engine: AsyncEngine) -> None:
+    writer = writer_for(engine)
+    at = datetime.now(UTC)
+
+    def work() -> None:
+        with writer.engine.begin() as conn, writer.pipelined(conn):
+            _INSERT.execute(conn, _row("e-1", at))
+            _INSERT.execute(conn, _row("e-1", at))  # the same key: fails here or, pipelined, later
+            _BY_ORDER.rows(conn, {"oid": "o-1"})
+
+    with pytest.raises(IntegrityError):
+        await writer.run(work)
+    async with engine.connect() as conn:
+        assert (await conn.execute(select(events.c.event_id))).all() == []
+
+
+async def test_a_pipelined_write_is_seen_by_the_next_read(engine: AsyncEngine) -> None:
+    writer = writer_for(engine)
+
+    def work() -> list[tuple[object, ...]]:
+        with writer.engine.begin() as conn, writer.pipelined(conn):
+            _INSERT.execute(conn, _row("e-1", datetime.now(UTC)))
+            return _BY_ORDER.rows(conn, {"oid": "o-1"})
+
+    assert [r[0] for r in await writer.run(work)] == ["e-1"]
+
+
+async def test_an_order_update_that_finds_another_version_fails_before_the_commit(
+    engine: AsyncEngine,
+) -> None:
+    outcome = await send(Intake(engine, coi_facility="A9999"), place(1))
+    assert outcome.order_id is not None
+    order_id = outcome.order_id
+    writer = writer_for(engine)
+
+    def stale_update() -> None:
+        with writer.engine.begin() as conn:
+            repo = Repository(conn)
+            with writer.pipelined(conn):
+                current = repo.order(order_id)
+                # Written as if the stored order were one version further on than it is.
+                repo.update_order(current.model_copy(update={"version": current.version + 2}))
+            repo.settle()
+
+    with pytest.raises(IntegrityError, match="changed concurrently"):
+        await writer.run(stale_update)
+    async with engine.connect() as conn:
+        version = (await conn.execute(select(orders.c.version).where(orders.c.order_id == order_id))).scalar()
+    assert version == 1
