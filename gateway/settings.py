@@ -30,6 +30,11 @@ class Settings(BaseSettings):
         default=None,
         description="comma-separated adapters to enable (default: every installed adapter)",
     )
+    relay: Literal["embedded", "separate"] = Field(
+        default="embedded",
+        description="embedded: serve publishes the outbox itself; separate: run `cgt-gateway relay`"
+        " processes beside it (they use other cores, and several share the work)",
+    )
     outbox_batch: int = Field(default=500, ge=1, le=10_000)
     outbox_poll_seconds: float = Field(default=0.5, gt=0)
     outbox_linger_seconds: float = Field(default=0.02, ge=0)

@@ -29,6 +29,7 @@ from gateway.store.tables import outbox
 log = logging.getLogger(__name__)
 
 # Built once and executed with parameters, so that SQLAlchemy reuses their compiled form.
+_WAITING = select(outbox.c.id).where(outbox.c.sent_at.is_(None)).limit(1)
 _DUE = (
     select(outbox.c.id)
     .where(
@@ -98,6 +99,12 @@ class OutboxRelay:
     async def claim(self) -> list[Outgoing]:
         return await self.writer.run(self._claim)
 
+    async def waiting(self) -> bool:
+        """Whether any event waits to be published. A plain read: it takes no write lock, so a
+        relay that polls often (one in a process of its own) costs the intake nothing when idle."""
+        async with self.engine.connect() as conn:
+            return (await conn.execute(_WAITING)).first() is not None
+
     async def mark(
         self, sent: list[str], unsent: list[str], error: str | None, *, claim_next: bool = False
     ) -> list[Outgoing]:
@@ -135,7 +142,7 @@ class OutboxRelay:
     async def run_once(self) -> int:
         """Publish one claimed batch and mark it; returns how many the broker confirmed."""
         await self.broker.connect()  # also when idle, so that /health tells the truth
-        batch, self._ahead = self._ahead or await self.claim(), []
+        batch, self._ahead = self._ahead or (await self.claim() if await self.waiting() else []), []
         if not batch:
             return 0
         try:

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from dataclasses import dataclass, field
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from gateway import metrics
 from gateway.bus.broker import Broker
 from gateway.bus.relay import OutboxRelay
-from gateway.errors import ConfigError
+from gateway.errors import ConfigError, TransientError
 from gateway.partners import Partners, load_partners
 from gateway.registry import Adapter, HasTransport, Running, load_adapters
 from gateway.service.intake import Intake
@@ -32,11 +35,19 @@ class Gateway:
     intake: Intake
     started: bool = field(default=False)
     transports: list[Running] = field(default_factory=list)
+    _watch: asyncio.Task[None] | None = None
+
+    @property
+    def relay_embedded(self) -> bool:
+        return self.settings.relay == "embedded"
 
     async def start(self, *, run_migrations: bool = True) -> None:
         if run_migrations:
             await migrate(self.engine)
-        self.relay.start()
+        if self.relay_embedded:
+            self.relay.start()
+        else:  # `cgt-gateway relay` publishes; this process only watches the broker for /health
+            self._watch = asyncio.create_task(self._watch_broker(), name="broker-watch")
         for adapter in self.adapters.values():
             if isinstance(adapter, HasTransport):
                 self.transports.append(await adapter.start_transport(self))
@@ -46,9 +57,21 @@ class Gateway:
     async def stop(self) -> None:
         while self.transports:
             await self.transports.pop().stop()
+        if self._watch is not None:
+            self._watch.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watch
+            self._watch = None
         await self.relay.stop()
         await dispose(self.engine)
         self.started = False
+
+    async def _watch_broker(self) -> None:
+        while True:
+            with contextlib.suppress(TransientError):
+                await self.broker.connect()  # reconnects only when the connection is gone
+            metrics.BROKER_UP.set(1 if self.broker.connected else 0)
+            await asyncio.sleep(self.settings.outbox_poll_seconds)
 
     async def database_up(self) -> bool:
         try:
@@ -81,6 +104,9 @@ def bootstrap(settings: Settings | None = None) -> Gateway:
         lease_seconds=settings.outbox_lease_seconds,
     )
     intake = Intake(
-        engine, coi_facility=settings.coi_facility, on_commit=relay.wake, log_phi=settings.log_phi
+        engine,
+        coi_facility=settings.coi_facility,
+        on_commit=relay.wake if settings.relay == "embedded" else None,
+        log_phi=settings.log_phi,
     )
     return Gateway(settings, engine, partners, adapters, broker, relay, intake)

@@ -1,10 +1,11 @@
-"""`cgt-gateway`: serve, migrate, contracts, audit, outbox."""
+"""`cgt-gateway`: serve, relay, migrate, contracts, audit, outbox."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import logging
+import signal
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -57,6 +58,44 @@ def serve(
     uvicorn.run(
         application, host=host or settings.http_host, port=port or settings.http_port, log_level="info"
     )
+
+
+@app.command()
+def relay(
+    poll_seconds: float = typer.Option(0.05, min=0.001, help="how often to look for new events"),
+) -> None:
+    """Publish the outbox to RabbitMQ, in a process of its own (with CGT_RELAY=separate on serve).
+
+    Run one or several: they share the work through leases (and SKIP LOCKED on PostgreSQL)."""
+    from gateway.bus.broker import Broker
+    from gateway.bus.relay import OutboxRelay
+    from gateway.store.migrate import migrate as run_migrations
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    settings = Settings()
+
+    async def run(engine: Any) -> None:
+        await run_migrations(engine)
+        outbox = OutboxRelay(
+            engine,
+            Broker(settings.amqp_url),
+            batch=settings.outbox_batch,
+            poll_seconds=poll_seconds,
+            linger_seconds=0,
+            lease_seconds=settings.outbox_lease_seconds,
+        )
+        stopping = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stopping.set)
+        outbox.start()
+        logging.getLogger(__name__).info("outbox relay started (database %s)", engine.dialect.name)
+        try:
+            await stopping.wait()
+        finally:
+            await outbox.stop()  # gives back what it claimed and did not publish
+
+    _with_engine(run)
 
 
 @app.command()

@@ -80,9 +80,10 @@ def create_app(gateway: Gateway | None = None, settings: Settings | None = None)
         g = gw(request)
         database = await g.database_up()
         body: dict[str, Any] = {
-            "status": "ok" if database and g.relay.broker_up else "degraded",
+            "status": "ok" if database and g.broker.connected else "degraded",
             "database": "up" if database else "down",
-            "broker": "up" if g.relay.broker_up else "down",
+            "broker": "up" if g.broker.connected else "down",
+            "relay": g.settings.relay,
             "version": __version__,
         }
         if database:

@@ -25,9 +25,13 @@ OPERATOR = {"X-API-Key": "demo-operator-key"}
 
 
 class GatewayProcess:
-    def __init__(self, tmp: Path, database_url: str, amqp_url: str) -> None:
+    """`cgt-gateway serve` (or another command: `relay`) in a process of its own."""
+
+    def __init__(
+        self, tmp: Path, database_url: str, amqp_url: str, command: str = "serve", **settings: str
+    ) -> None:
         self.port = free_port()
-        self.log = tmp / f"gateway-{self.port}.log"
+        self.log = tmp / f"{command}-{self.port}.log"
         env = {
             **os.environ,
             "CGT_DATABASE_URL": database_url,
@@ -35,10 +39,11 @@ class GatewayProcess:
             "CGT_HTTP_PORT": str(self.port),
             "CGT_MLLP_PORT": str(free_port()),
             "CGT_OUTBOX_POLL_SECONDS": "0.1",
+            **{f"CGT_{name.upper()}": value for name, value in settings.items()},
         }
         with open(self.log, "wb") as out:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "gateway.entrypoints.cli", "serve"],
+                [sys.executable, "-m", "gateway.entrypoints.cli", command],
                 env=env,
                 stdout=out,
                 stderr=subprocess.STDOUT,
@@ -71,10 +76,13 @@ class GatewayProcess:
 def start_gateways(tmp_path: Path, amqp_url: str) -> Iterator[object]:
     started: list[GatewayProcess] = []
 
-    def start(database_url: str, count: int = 1) -> list[GatewayProcess]:
-        new = [GatewayProcess(tmp_path, database_url, amqp_url) for _ in range(count)]
+    def start(
+        database_url: str, count: int = 1, command: str = "serve", **settings: str
+    ) -> list[GatewayProcess]:
+        new = [GatewayProcess(tmp_path, database_url, amqp_url, command, **settings) for _ in range(count)]
         for gateway in new:
-            gateway.wait_healthy()
+            if command == "serve":
+                gateway.wait_healthy()
         started.extend(new)
         return new
 
@@ -156,6 +164,31 @@ async def test_two_gateway_processes_share_one_postgresql_and_publish_each_event
         )
     assert all(r.status_code == 201 for r in responses), [r.text for r in responses if r.status_code != 201]
     delivered = await drain(queue, settle=2.0)
+    await queue.delete(if_unused=False, if_empty=False)
+    await connection.close()
+    expected = sorted(r.json()["event_ids"][0] for r in responses)
+    assert sorted(m.message_id or "" for m in delivered) == expected
+
+
+async def test_separate_relay_processes_publish_what_serve_stored_each_event_once(
+    database_url: str, amqp_url: str, start_gateways: object
+) -> None:
+    connection, queue = await queue_for(amqp_url, "e2e.separate", ["order.placed"])
+    [gateway] = start_gateways(database_url, relay="separate")  # type: ignore[operator]
+    async with httpx.AsyncClient(base_url=gateway.url, timeout=10) as http:
+        responses = [
+            await http.post("/api/messages", content=envelope_json(f"m-{n}", place(n)), headers=HOSPITAL)
+            for n in range(1, 21)
+        ]
+        assert all(r.status_code == 201 for r in responses)
+        health = (await http.get("/health")).json()
+        # serve stored them and publishes nothing itself; it still watches the broker.
+        assert (health["relay"], health["broker"], health["outbox"]["backlog"]) == ("separate", "up", 20)
+        start_gateways(database_url, count=2, command="relay")  # type: ignore[operator]
+        deadline = time.monotonic() + 30
+        while (await http.get("/health")).json()["outbox"]["backlog"] and time.monotonic() < deadline:
+            await asyncio.sleep(0.2)
+        delivered = await drain(queue, settle=1.0)
     await queue.delete(if_unused=False, if_empty=False)
     await connection.close()
     expected = sorted(r.json()["event_ids"][0] for r in responses)
