@@ -47,7 +47,7 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 
 def _begin_immediate(conn: Any) -> None:
-    conn.exec_driver_sql("BEGIN IMMEDIATE")
+    conn.connection.dbapi_connection.execute("BEGIN IMMEDIATE")  # below SQLAlchemy: once a message
 
 
 def _begin_deferred(conn: Any) -> None:

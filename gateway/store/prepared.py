@@ -32,10 +32,12 @@ class _Compiled:
         compiled = statement.compile(dialect=dialect)
         self.sql = compiled.string
         self.order: Sequence[str] | None = compiled.positiontup  # None for named paramstyles
-        self.binds = {
+        processors = {
             name: bind.type.dialect_impl(dialect).bind_processor(dialect)
             for bind, name in compiled.bind_names.items()
         }
+        # In the driver's order for positional paramstyles (SQLite's "?"), any order for named.
+        self.plan = [(name, processors[name]) for name in (self.order or processors)]
         # Values written into the statement itself (`column == 1`), under their generated names.
         self.literals = {name: bind.value for bind, name in compiled.bind_names.items() if not bind.required}
         columns = statement.selected_columns if isinstance(statement, Select) else ()
@@ -47,8 +49,9 @@ class _Compiled:
     def parameters(self, values: Mapping[str, Any]) -> Any:
         if self.literals:
             values = {**self.literals, **values}
-        converted = {name: (p(values[name]) if p else values[name]) for name, p in self.binds.items()}
-        return tuple(converted[name] for name in self.order) if self.order is not None else converted
+        if self.order is not None:
+            return tuple(p(values[name]) if p else values[name] for name, p in self.plan)
+        return {name: p(values[name]) if p else values[name] for name, p in self.plan}
 
     def row(self, raw: Sequence[Any]) -> tuple[Any, ...]:
         if not self.convert_rows:

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
+import orjson
 from sqlalchemy import Connection, Table, and_, bindparam, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -291,23 +292,19 @@ class PendingWrites:
 
     def events(self, envelopes: list[CloudEvent], order_id: str | None, inbound_id: str | None) -> None:
         for env in envelopes:
+            body = env.to_json()  # serialized once: the outbox's body and the timeline's JSON
             self.timeline.append(
                 {
                     "event_id": env.id,
                     "order_id": order_id,
                     "type": env.type,
                     "time": env.time,
-                    "envelope": env.model_dump(mode="json"),
+                    "envelope": orjson.Fragment(body),
                     "inbound_id": inbound_id,
                 }
             )
             self.outbox.append(
-                {
-                    "event_id": env.id,
-                    "routing_key": env.routing_key,
-                    "body": env.to_json(),
-                    "created_at": env.time,
-                }
+                {"event_id": env.id, "routing_key": env.routing_key, "body": body, "created_at": env.time}
             )
 
     def quarantined(
