@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import platform
 import sqlite3
 import statistics
@@ -27,7 +28,8 @@ from typing import Any
 
 import aio_pika
 import asyncpg
-from sqlalchemy import Column, Integer, MetaData, String, Table, insert
+import uvloop
+from sqlalchemy import Column, Integer, MetaData, String, Table, bindparam, insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -38,6 +40,7 @@ from gateway.canonical.command import Command
 from gateway.service.intake import Intake
 from gateway.store.db import create_engine, dispose, writer_for
 from gateway.store.migrate import migrate
+from gateway.store.prepared import Prepared
 from gateway.store.repository import InboundRecord
 
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -110,14 +113,14 @@ SCRATCH = Table(
 
 async def bare_insert(engine: AsyncEngine, n: int, concurrency: int) -> dict[str, float]:
     """The ceiling of the database as the intake meets it: one-row insert transactions on the same
-    writer (synchronous driver, worker thread, same pragmas) that the intake uses."""
+    writer (synchronous driver, worker thread, same pragmas, same prepared-statement execution)."""
     writer = writer_for(engine)
     SCRATCH.create(writer.engine, checkfirst=True)
-    statement = insert(SCRATCH)
+    statement = Prepared(insert(SCRATCH).values(v=bindparam("v")))
 
     def txn(i: int) -> None:
         with writer.engine.begin() as conn:
-            conn.execute(statement, {"v": f"row-{i}"})
+            statement.execute(conn, {"v": f"row-{i}"})
 
     return await timed(n, concurrency, lambda i: writer.run(lambda: txn(i)))
 
@@ -163,16 +166,44 @@ async def bare_publish(amqp_url: str, n: int, batch: int) -> dict[str, float]:
     return {"msgs_per_s": round(n / elapsed, 1)}
 
 
-async def core_path(engine: AsyncEngine, amqp_url: str, n: int, concurrency: int) -> dict[str, Any]:
-    """Intake with the relay running beside it, until every event is confirmed by the broker."""
+async def separate_relay(url: str, amqp_url: str, log: Path) -> asyncio.subprocess.Process:
+    """`cgt-gateway relay` in a process of its own, as with CGT_RELAY=separate; returns once it runs."""
+    env = {**os.environ, "CGT_DATABASE_URL": url, "CGT_AMQP_URL": amqp_url}
+    with log.open("wb") as out:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            *("-m", "gateway.entrypoints.cli", "relay", "--poll-seconds", "0.02"),
+            env=env,
+            stderr=out,
+        )
+    deadline = time.monotonic() + 60
+    while b"outbox relay started" not in log.read_bytes():
+        if process.returncode is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"the relay process did not start: {log.read_text()[-2000:]}")
+        await asyncio.sleep(0.05)
+    return process
+
+
+async def core_path(
+    engine: AsyncEngine, amqp_url: str, n: int, concurrency: int, relay: str
+) -> dict[str, Any]:
+    """Intake with the relay beside it (embedded, or a separate process), until the broker holds
+    every event on a bound queue."""
     await migrate(engine)
     connection = await aio_pika.connect(amqp_url)
     channel = await connection.channel()
+    embedded = OutboxRelay(engine, Broker(amqp_url), batch=500, poll_seconds=0.05)
+    await embedded.broker.connect()  # declares the topology
     queue = await channel.declare_queue("bench.sink", durable=True, arguments={"x-queue-type": "quorum"})
-    relay = OutboxRelay(engine, Broker(amqp_url), batch=500, poll_seconds=0.05)
-    await relay.broker.connect()
     await queue.bind("cgt.events", "#")
-    intake = Intake(engine, coi_facility="A9999", on_commit=relay.wake)
+    process = None
+    if relay == "separate":
+        await embedded.broker.close()
+        log = Path("bench/out") / f"relay-{uuid.uuid4().hex[:6]}.log"
+        process = await separate_relay(engine.url.render_as_string(hide_password=False), amqp_url, log)
+        intake = Intake(engine, coi_facility="A9999")
+    else:
+        intake = Intake(engine, coi_facility="A9999", on_commit=embedded.wake)
     commands = commands_for(n)
     run_id = uuid.uuid4().hex[:6]
 
@@ -191,16 +222,27 @@ async def core_path(engine: AsyncEngine, amqp_url: str, n: int, concurrency: int
         outcome, _ = await intake.receive(rec, lambda: [command])
         assert outcome.status == "applied", outcome
 
+    async def all_arrived() -> bool:
+        if process is None:
+            return embedded.published >= len(commands)
+        declared = await channel.declare_queue("bench.sink", passive=True)
+        return (declared.declaration_result.message_count or 0) >= len(commands)
+
     # Placements must precede their follow-ups: run the two halves in order, each concurrently.
-    relay.start()
+    if process is None:
+        embedded.start()
     began = time.perf_counter()
     placed = await timed(len(commands) // 2, concurrency, lambda i: one(2 * i))
     followed = await timed(len(commands) // 2, concurrency, lambda i: one(2 * i + 1))
     intake_elapsed = time.perf_counter() - began
-    while relay.published < len(commands):
+    while not await all_arrived():
         await asyncio.sleep(0.01)
     total_elapsed = time.perf_counter() - began
-    await relay.stop()
+    if process is None:
+        await embedded.stop()
+    else:
+        process.terminate()
+        await asyncio.wait_for(process.wait(), 20)
     await queue.delete(if_unused=False, if_empty=False)
     await connection.close()
     return {
@@ -253,13 +295,7 @@ async def database(kind: str, tmp: Path) -> tuple[str, Callable[[], Awaitable[No
     return f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}", drop_pg
 
 
-async def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--n", type=int, default=2000, help="messages a run (even)")
-    parser.add_argument("--databases", default="sqlite,postgresql")
-    parser.add_argument("--concurrency", default="1,8", help="concurrent senders, comma-separated")
-    parser.add_argument("--json", action="store_true")
-    args = parser.parse_args()
+async def main(args: argparse.Namespace) -> None:
     tmp = Path("bench/out")
     tmp.mkdir(parents=True, exist_ok=True)
     amqp_url, drop_vhost = await with_vhost()
@@ -277,20 +313,44 @@ async def main() -> None:
                 engine = create_engine(url)
                 try:
                     bare = await bare_insert(engine, args.n, concurrency)
-                    core = await core_path(engine, amqp_url, args.n, concurrency)
                 finally:
                     await dispose(engine)
                     await drop()
                 ceiling = min(bare["msgs_per_s"], results["bare_confirmed_publish"]["msgs_per_s"])
-                results[f"{kind}/senders={concurrency}"] = {
-                    "bare_insert_txn": bare,
-                    "core_path": core,
-                    "end_to_end_vs_slower_ceiling": round(core["end_to_end_msgs_per_s"] / ceiling, 2),
-                }
+                row: dict[str, Any] = {"bare_insert_txn": bare}
+                for relay in args.relay.split(","):
+                    url, drop = await database(kind, tmp)
+                    engine = create_engine(url)
+                    try:
+                        core = await core_path(engine, amqp_url, args.n, concurrency, relay)
+                    finally:
+                        await dispose(engine)
+                        await drop()
+                    core["end_to_end_vs_slower_ceiling"] = round(core["end_to_end_msgs_per_s"] / ceiling, 2)
+                    row[f"core_path/relay={relay}"] = core
+                results[f"{kind}/senders={concurrency}"] = row
     finally:
         drop_vhost()
     print(json.dumps(results, indent=None if args.json else 2))
 
 
+def arguments() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=2000, help="messages a run (even)")
+    parser.add_argument("--databases", default="sqlite,postgresql")
+    parser.add_argument("--concurrency", default="1,8", help="concurrent senders, comma-separated")
+    parser.add_argument(
+        "--relay", default="embedded,separate", help="embedded (in the intake's process), separate, or both"
+    )
+    parser.add_argument(
+        "--loop", choices=("uvloop", "asyncio"), default="uvloop", help="serve runs on uvloop"
+    )
+    parser.add_argument("--json", action="store_true")
+    return parser.parse_args()
+
+
 if __name__ == "__main__":
-    asyncio.run(main())
+    options = arguments()
+    # `cgt-gateway serve` runs on uvloop (uvicorn's default when it is installed): so does the bench.
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop if options.loop == "uvloop" else None) as runner:
+        runner.run(main(options))

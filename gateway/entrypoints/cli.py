@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import signal
@@ -25,7 +26,7 @@ app.add_typer(outbox_app, name="outbox")
 T = TypeVar("T")
 
 
-def _with_engine(work: Callable[[Any], Awaitable[T]]) -> T:
+def _with_engine(work: Callable[[Any], Awaitable[T]], *, fast_loop: bool = False) -> T:
     from gateway.store.db import create_engine, dispose
 
     async def run() -> T:
@@ -35,7 +36,14 @@ def _with_engine(work: Callable[[Any], Awaitable[T]]) -> T:
         finally:
             await dispose(engine)
 
-    return asyncio.run(run())
+    factory = None
+    if fast_loop:  # uvloop where it is installed (it comes with uvicorn[standard]), as serve runs
+        with contextlib.suppress(ImportError):
+            import uvloop
+
+            factory = uvloop.new_event_loop
+    with asyncio.Runner(loop_factory=factory) as runner:
+        return runner.run(run())
 
 
 @app.command()
@@ -95,7 +103,7 @@ def relay(
         finally:
             await outbox.stop()  # gives back what it claimed and did not publish
 
-    _with_engine(run)
+    _with_engine(run, fast_loop=True)
 
 
 @app.command()
