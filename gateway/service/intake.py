@@ -190,6 +190,7 @@ class Intake:
     ) -> list[tuple[Outcome, bytes | None]]:
         writes, audit = PendingWrites(), []
         now = self.clock()
+        decoded = self._prepare(repo, batch)
         answered: dict[tuple[str, str], tuple[Outcome, bytes | None]] = {}
         results: list[tuple[Outcome, bytes | None]] = []
         for job in batch:
@@ -202,7 +203,7 @@ class Intake:
                 results.append((previous[0].model_copy(update={"duplicate": True}), previous[1]))
                 continue
             inbound_id = str(uuid.uuid4())
-            result = self._process(conn, repo, record, job.decode, inbound_id, now)
+            result = self._process(conn, repo, record, decoded[id(job)], inbound_id, now)
             outcome = result.outcome
             writes.message(inbound_id, record, outcome.status, outcome.error, outcome.order_id)
             if result.quarantine:
@@ -218,25 +219,49 @@ class Intake:
         append(conn, audit, now)
         return results
 
+    def _prepare(self, repo: Repository, batch: list[_Job]) -> dict[int, list[Command] | GatewayError]:
+        """Before the batch's messages are applied one by one: read the answers of repeats, map
+        every new message, and read what their commands name (crosswalk, orders, patients), one
+        query of each kind for the whole batch."""
+        repo.load_answers((j.record.partner, j.record.message_id) for j in batch if j.record.message_id)
+        decoded: dict[int, list[Command] | GatewayError] = {}
+        for job in batch:
+            record = job.record
+            if record.message_id and repo.previous_answer(record.partner, record.message_id) is not None:
+                continue  # a repeat: answered without being mapped again
+            try:
+                decoded[id(job)] = self._decoded(job.decode)
+            except GatewayError as exc:
+                decoded[id(job)] = exc
+        commands = [c for d in decoded.values() if isinstance(d, list) for c in d]
+        repo.load((r for c in commands for r in c.refs), patients=any(map(_wants_patients, commands)))
+        return decoded
+
     def _process(
         self,
         conn: Connection,
         repo: Repository,
         record: InboundRecord,
-        decode: Decode,
+        decoded: list[Command] | GatewayError,
         inbound_id: str,
         now: datetime,
     ) -> _Result:
         commands: list[Command] = []
         try:
-            commands = self._decoded(decode)
+            if isinstance(decoded, GatewayError):
+                raise decoded
+            commands = decoded
             if len(commands) == 1:
                 # One command raises any identity or lifecycle problem before it writes: no
                 # savepoint needed. Several must be applied whole or not at all.
                 applied = self._apply_all(repo, record, commands, inbound_id, now)
             else:
-                with conn.begin_nested():
-                    applied = self._apply_all(repo, record, commands, inbound_id, now)
+                try:
+                    with conn.begin_nested():
+                        applied = self._apply_all(repo, record, commands, inbound_id, now)
+                except Exception:
+                    repo.forget()  # what the rolled-back commands wrote is not there any more
+                    raise
         except IdentityProblem as exc:
             return self._quarantine(repo, record, commands, inbound_id, exc, now)
         except TransientError:
@@ -293,10 +318,8 @@ class Intake:
         applied = _Applied()
         for command in commands:
             bindings = repo.bindings(command.refs)
-            # Demographics are read only where they are checked or needed.
-            wants_patients = command.patient is not None or command.scope is Scope.patient
-            wants_patients = wants_patients or command.event == "order.placed"
-            patients = repo.patients({b.patient_id for b in bindings.values()}) if wants_patients else {}
+            wanted = {b.patient_id for b in bindings.values()} if _wants_patients(command) else ()
+            patients = repo.patients(wanted)
             resolution = reconcile(command, bindings, patients)
             if command.scope is Scope.patient:
                 applied.envelopes.append(
@@ -487,6 +510,11 @@ class Intake:
         detail = {k: v for k, v in detail.items() if v is not None}
         detail.update(inbound_id=inbound_id, adapter=record.adapter, transport=record.transport)
         return AuditEntry(actor=f"partner:{record.partner}", action=action, subject=subject, detail=detail)
+
+
+def _wants_patients(command: Command) -> bool:
+    """Demographics are read only where they are checked or needed."""
+    return command.patient is not None or command.scope is Scope.patient or command.event == "order.placed"
 
 
 def failed_decode(exc: GatewayError) -> Decode:

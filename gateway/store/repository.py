@@ -17,6 +17,7 @@ import orjson
 from sqlalchemy import Connection, Table, and_, bindparam, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql.elements import BindParameter
 
 from gateway.canonical.envelope import CloudEvent
 from gateway.canonical.ids import ExternalRef, IdentifierScope
@@ -44,19 +45,18 @@ def _insert(table: Table, columns: str) -> Prepared:
     return Prepared(insert(table).values({name: bindparam(name) for name in columns.split()}))
 
 
-_PREVIOUS = Prepared(
-    select(_keys.c.answer, _keys.c.rendered).where(
-        _keys.c.partner == bindparam("p"), _keys.c.message_id == bindparam("m")
-    )
-)
-_PATIENT = Prepared(select(_pt.c.identity).where(_pt.c.patient_id == bindparam("pid")))
 _UPDATE_PATIENT = Prepared(
     update(_pt)
     .where(_pt.c.patient_id == bindparam("pid"))
     .values(identity=bindparam("identity"), updated_at=bindparam("at"))
 )
-_ORDER = Prepared(select(_or.c.document).where(_or.c.order_id == bindparam("oid")).with_for_update())
-_ORDERS_OF_PATIENT = Prepared(select(_or.c.document).where(_or.c.patient_id == bindparam("pid")))
+# Locked: a merge re-points them, and expects each at the version it read.
+_ORDERS_OF_PATIENT = Prepared(
+    select(_or.c.document)
+    .where(_or.c.patient_id == bindparam("pid"))
+    .order_by(_or.c.order_id)
+    .with_for_update()
+)
 _UPDATE_ORDER = Prepared(
     update(_or)
     .where(_or.c.order_id == bindparam("oid"), _or.c.version == bindparam("expected"))
@@ -102,23 +102,62 @@ _APPENDS = [
 ]
 
 
-@lru_cache(maxsize=16)
-def _bindings_of(count: int) -> Prepared:
-    """The crosswalk rows of `count` identifiers, in one query (one round trip)."""
-    wanted = [
-        and_(_cw.c.namespace == bindparam(f"n{i}"), _cw.c.value == bindparam(f"v{i}")) for i in range(count)
-    ]
-    return Prepared(
-        select(_cw.c.namespace, _cw.c.value, _cw.c.patient_id, _cw.c.order_id).where(or_(*wanted))
-    )
+CHUNK = 64  # the most keys one lookup carries; a batch with more reads in several
+
+
+def _size(n: int) -> int:
+    """Lookups come in a few sizes (powers of two, the last key repeated): a handful of compiled
+    (and, on PostgreSQL, server-prepared) statements serve every batch."""
+    return min(CHUNK, 1 << max(0, n - 1).bit_length())
+
+
+@lru_cache(maxsize=32)
+def _lookup(kind: str, size: int) -> Prepared:
+    """One query for `size` keys of one kind: previous answers, crosswalk rows, orders, patients."""
+    if kind == "answers":
+        pairs = (
+            and_(_keys.c.partner == bindparam(f"a{i}"), _keys.c.message_id == bindparam(f"b{i}"))
+            for i in range(size)
+        )
+        return Prepared(
+            select(_keys.c.partner, _keys.c.message_id, _keys.c.answer, _keys.c.rendered).where(or_(*pairs))
+        )
+    if kind == "crosswalk":
+        pairs = (
+            and_(_cw.c.namespace == bindparam(f"a{i}"), _cw.c.value == bindparam(f"b{i}"))
+            for i in range(size)
+        )
+        return Prepared(
+            select(_cw.c.namespace, _cw.c.value, _cw.c.patient_id, _cw.c.order_id).where(or_(*pairs))
+        )
+    ids: list[BindParameter[Any]] = [bindparam(f"a{i}") for i in range(size)]
+    if kind == "orders":  # locked in one order, so that two writers never wait on each other in a cycle
+        return Prepared(
+            select(_or.c.order_id, _or.c.document)
+            .where(_or.c.order_id.in_(ids))
+            .order_by(_or.c.order_id)
+            .with_for_update()
+        )
+    assert kind == "patients"
+    return Prepared(select(_pt.c.patient_id, _pt.c.identity).where(_pt.c.patient_id.in_(ids)))
 
 
 class Repository:
-    """Everything the intake transaction reads and writes, on one synchronous connection."""
+    """Everything the intake transaction reads and writes, on one synchronous connection.
+
+    What a batch will read is read up front, one query per kind (`load_answers`, `load`): on
+    PostgreSQL each query is a round trip, and a batch then costs a few of them rather than a few
+    per message. What the transaction writes updates the same cache, so a message sees what an
+    earlier one in the batch did; a key the cache has not seen is read as before.
+    """
 
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
         self._updated: list[tuple[Any, str]] = []  # (cursor, order id) of each order update
+        self._answers: dict[tuple[str, str], tuple[dict[str, Any], bytes | None] | None] = {}
+        self._crosswalk: dict[tuple[str, str], Binding | None] = {}
+        self._orders: dict[str, TherapyOrder] = {}
+        self._patients: dict[str, PatientIdentity | None] = {}
 
     def settle(self) -> None:
         """Check, once every statement has run, that each order update found the version it
@@ -128,23 +167,72 @@ class Repository:
                 raise IntegrityError("order changed concurrently", None, Exception(order_id))
         self._updated.clear()
 
+    def forget(self) -> None:
+        """Drop what was read or written so far (after a rollback to a savepoint)."""
+        self._crosswalk.clear()
+        self._orders.clear()
+        self._patients.clear()
+
+    def _read(self, kind: str, keys: list[Any]) -> list[tuple[Any, ...]]:
+        rows: list[tuple[Any, ...]] = []
+        for start in range(0, len(keys), CHUNK):
+            chunk = keys[start : start + CHUNK]
+            size = _size(len(chunk))
+            chunk = chunk + [chunk[-1]] * (size - len(chunk))
+            values: dict[str, Any] = {}
+            for i, key in enumerate(chunk):
+                if isinstance(key, tuple):
+                    values[f"a{i}"], values[f"b{i}"] = key
+                else:
+                    values[f"a{i}"] = key
+            rows.extend(_lookup(kind, size).rows(self.conn, values))
+        return rows
+
+    # -- what a batch reads, read up front ----------------------------------------------------
+    def load_answers(self, keys: Iterable[tuple[str, str]]) -> None:
+        wanted = [k for k in dict.fromkeys(keys) if k not in self._answers]
+        if not wanted:
+            return
+        self._answers.update(dict.fromkeys(wanted))
+        for partner, message_id, answer, rendered in self._read("answers", wanted):
+            self._answers[(partner, message_id)] = (dict(answer), rendered)
+
+    def load(self, refs: Iterable[ExternalRef], *, patients: bool) -> None:
+        """The crosswalk rows of `refs`, the orders they name (locked), and their patients."""
+        wanted = [k for k in dict.fromkeys((r.namespace, r.value) for r in refs) if k not in self._crosswalk]
+        if wanted:
+            self._crosswalk.update(dict.fromkeys(wanted))
+            for namespace, value, patient_id, order_id in self._read("crosswalk", wanted):
+                self._crosswalk[(namespace, value)] = Binding(patient_id, order_id)
+        found = [b for b in self._crosswalk.values() if b is not None]
+        self._load_orders([b.order_id for b in found if b.order_id])
+        if patients:
+            self._load_patients([b.patient_id for b in found])
+
+    def _load_orders(self, order_ids: Iterable[str]) -> None:
+        wanted = [o for o in dict.fromkeys(order_ids) if o not in self._orders]
+        for order_id, document in self._read("orders", sorted(wanted)) if wanted else ():
+            self._orders[order_id] = TherapyOrder.model_validate(document)
+
+    def _load_patients(self, patient_ids: Iterable[str]) -> None:
+        wanted = [p for p in dict.fromkeys(patient_ids) if p not in self._patients]
+        if not wanted:
+            return
+        self._patients.update(dict.fromkeys(wanted))
+        for patient_id, identity in self._read("patients", wanted):
+            self._patients[patient_id] = PatientIdentity.model_validate(identity)
+
     # -- idempotency and raw messages ------------------------------------------------------
     def previous_answer(self, partner: str, message_id: str) -> tuple[dict[str, Any], bytes | None] | None:
-        row = _PREVIOUS.first(self.conn, {"p": partner, "m": message_id})
-        return (dict(row[0]), row[1]) if row else None
+        self.load_answers([(partner, message_id)])
+        return self._answers[(partner, message_id)]
 
     # -- crosswalk ------------------------------------------------------------------------
     def bindings(self, refs: Iterable[ExternalRef]) -> dict[ExternalRef, Binding]:
-        wanted = {(r.namespace, r.value): r for r in refs}
-        if not wanted:
-            return {}
-        values: dict[str, str] = {}
-        for i, (namespace, value) in enumerate(wanted):
-            values[f"n{i}"], values[f"v{i}"] = namespace, value
-        rows = _bindings_of(len(wanted)).rows(self.conn, values)
-        return {
-            wanted[(ns, value)]: Binding(patient_id, order_id) for ns, value, patient_id, order_id in rows
-        }
+        refs = list(refs)
+        self.load(refs, patients=False)
+        found = {r: self._crosswalk[(r.namespace, r.value)] for r in refs}
+        return {r: b for r, b in found.items() if b is not None}
 
     def bind(
         self,
@@ -154,35 +242,36 @@ class Repository:
         at: datetime,
         inbound_id: str | None,
     ) -> None:
-        _INSERT_BINDING.execute_many(
-            self.conn,
-            (
+        rows = []
+        for r in refs:
+            scoped = order_id if r.scope is IdentifierScope.order else None
+            self._crosswalk[(r.namespace, r.value)] = Binding(patient_id, scoped)
+            rows.append(
                 {
                     "namespace": r.namespace,
                     "value": r.value,
                     "patient_id": patient_id,
-                    "order_id": order_id if r.scope is IdentifierScope.order else None,
+                    "order_id": scoped,
                     "bound_at": at,
                     "inbound_id": inbound_id,
                 }
-                for r in refs
-            ),
-        )
+            )
+        _INSERT_BINDING.execute_many(self.conn, rows)
 
     # -- patients and orders ---------------------------------------------------------------
     def patients(self, patient_ids: Iterable[str]) -> dict[str, PatientIdentity]:
-        found = {}
-        for patient_id in set(patient_ids):  # one, or two for a merge
-            if row := _PATIENT.first(self.conn, {"pid": patient_id}):
-                found[patient_id] = PatientIdentity.model_validate(row[0])
-        return found
+        ids = list(patient_ids)
+        self._load_patients(ids)
+        return {p: identity for p in ids if (identity := self._patients[p]) is not None}
 
     def insert_patient(self, patient_id: str, identity: PatientIdentity, at: datetime) -> None:
+        self._patients[patient_id] = identity
         _INSERT_PATIENT.execute(
             self.conn, {"pid": patient_id, "identity": identity.model_dump(mode="json"), "at": at}
         )
 
     def update_patient(self, patient_id: str, identity: PatientIdentity, at: datetime) -> None:
+        self._patients[patient_id] = identity
         _UPDATE_PATIENT.execute(
             self.conn, {"pid": patient_id, "identity": identity.model_dump(mode="json"), "at": at}
         )
@@ -190,6 +279,9 @@ class Repository:
     def merge_patient(self, folded: str, *, into: str, identity: PatientIdentity, at: datetime) -> None:
         """Re-point every identifier and order of `folded` to `into`; keep `folded` as a tombstone."""
         _REPOINT_CROSSWALK.execute(self.conn, {"old": folded, "new": into})
+        for key, binding in self._crosswalk.items():
+            if binding is not None and binding.patient_id == folded:
+                self._crosswalk[key] = Binding(into, binding.order_id)
         for order in self.orders_of_patient(folded):
             self.update_order(
                 order.model_copy(
@@ -202,18 +294,20 @@ class Repository:
                 )
             )
         _TOMBSTONE.execute(self.conn, {"old": folded, "new": into, "at": at})
+        self._patients.pop(folded, None)
 
     def order(self, order_id: str) -> TherapyOrder:
-        row = _ORDER.first(self.conn, {"oid": order_id})
-        if row is None:
+        self._load_orders([order_id])
+        if order_id not in self._orders:
             raise LookupError(f"order {order_id} is bound in the crosswalk but not stored")
-        return TherapyOrder.model_validate(row[0])
+        return self._orders[order_id]
 
     def orders_of_patient(self, patient_id: str) -> list[TherapyOrder]:
         rows = _ORDERS_OF_PATIENT.rows(self.conn, {"pid": patient_id})
         return [TherapyOrder.model_validate(document) for (document,) in rows]
 
     def insert_order(self, order: TherapyOrder) -> None:
+        self._orders[order.order_id] = order
         _INSERT_ORDER.execute(
             self.conn,
             {
@@ -231,6 +325,7 @@ class Repository:
     def update_order(self, order: TherapyOrder) -> None:
         # Its row count is known once the statement has run: at once on SQLite, after the
         # pipeline's next sync on PostgreSQL. `settle` checks it before the commit.
+        self._orders[order.order_id] = order
         cursor = _UPDATE_ORDER.execute(
             self.conn,
             {

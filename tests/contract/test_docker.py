@@ -27,7 +27,7 @@ def test_the_image_copies_what_exists_and_runs_the_gateway() -> None:
 
 def test_compose_wires_the_gateway_to_healthy_postgres_and_rabbitmq() -> None:
     services = COMPOSE["services"]
-    assert set(services) == {"gateway", "rabbitmq", "postgres"}
+    assert set(services) == {"gateway", "relay", "rabbitmq", "postgres"}
     gateway = services["gateway"]
     assert gateway["depends_on"] == {
         "postgres": {"condition": "service_healthy"},
@@ -38,3 +38,14 @@ def test_compose_wires_the_gateway_to_healthy_postgres_and_rabbitmq() -> None:
     assert Path(ROOT / "docker" / gateway["build"]["context"] / gateway["build"]["dockerfile"]).is_file()
     for name in ("rabbitmq", "postgres"):
         assert "healthcheck" in services[name]
+
+
+def test_compose_runs_the_relay_beside_the_gateway_on_the_same_database_and_broker() -> None:
+    gateway, relay = COMPOSE["services"]["gateway"], COMPOSE["services"]["relay"]
+    assert gateway["environment"]["CGT_RELAY"] == "separate"
+    assert relay["command"] == ["cgt-gateway", "relay"]
+    for setting in ("CGT_DATABASE_URL", "CGT_AMQP_URL"):
+        assert relay["environment"][setting] == gateway["environment"][setting]
+    assert set(relay["environment"]) <= KNOWN
+    assert relay["build"] == gateway["build"] and relay["depends_on"] == gateway["depends_on"]
+    assert relay["healthcheck"] == {"disable": True}

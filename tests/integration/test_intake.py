@@ -333,3 +333,46 @@ async def test_a_transient_error_in_a_batch_is_its_message_alone(engine: AsyncEn
     results = await asyncio.gather(*(one(n) for n in range(1, 5)), return_exceptions=True)
     assert isinstance(results[1], TransientError)
     assert [r.status for i, r in enumerate(results) if i != 1] == ["applied"] * 3  # type: ignore[union-attr]
+
+
+async def audit_times(engine: AsyncEngine) -> list[object]:
+    async with engine.connect() as conn:
+        return list(
+            (await conn.execute(select(t.audit_records.c.at).order_by(t.audit_records.c.seq))).scalars()
+        )
+
+
+async def test_a_message_sees_what_an_earlier_one_of_its_batch_did(engine: AsyncEngine) -> None:
+    gate = intake(engine)
+    scheduled = event("collection.scheduled", placer("PO-000001"), scheduled_start="2026-11-09T08:00:00Z")
+    placed, followed = await asyncio.gather(send(gate, place(1)), send(gate, scheduled))
+    assert (placed.status, followed.status) == ("applied", "applied")
+    assert followed.coi == placed.coi
+    times = await audit_times(engine)
+    assert len(times) == 2 and times[0] == times[1]  # one transaction: they were one batch
+
+
+async def test_a_message_rolled_back_in_a_batch_leaves_nothing_for_the_next_to_see(
+    engine: AsyncEngine,
+) -> None:
+    gate = intake(engine)
+    # Places order 2, then names an order nobody placed: quarantined whole, its placement undone.
+    broken = (
+        place(2),
+        event("collection.scheduled", placer("PO-999999"), scheduled_start="2026-11-09T08:00:00Z"),
+    )
+    first, second = await asyncio.gather(send(gate, *broken), send(gate, place(2)))
+    assert (first.status, second.status) == ("quarantined", "applied")
+    times = await audit_times(engine)
+    assert len(times) == 2 and times[0] == times[1]
+    assert await count(engine, t.orders) == 1
+    assert await count(engine, t.crosswalk, t.crosswalk.c.order_id == second.order_id) == 2
+
+
+async def test_one_message_id_twice_in_a_batch_is_applied_once(engine: AsyncEngine) -> None:
+    gate = intake(engine)
+    first, again = await asyncio.gather(
+        send(gate, place(3), message_id="same-id"), send(gate, place(3), message_id="same-id")
+    )
+    assert (first.duplicate, again.duplicate) == (False, True) and again.event_ids == first.event_ids
+    assert await count(engine, t.orders) == 1
