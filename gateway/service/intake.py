@@ -215,6 +215,7 @@ class Intake:
                 writes.answer(record, inbound_id, outcome.model_dump(mode="json"), rendered)
                 answered[key] = (outcome, rendered)
             results.append((outcome, rendered))
+        repo.write_pending()
         writes.flush(conn)
         append(conn, audit, now)
         return results
@@ -256,9 +257,11 @@ class Intake:
                 # savepoint needed. Several must be applied whole or not at all.
                 applied = self._apply_all(repo, record, commands, inbound_id, now)
             else:
+                repo.write_pending()  # what earlier messages changed stays outside the savepoint
                 try:
                     with conn.begin_nested():
                         applied = self._apply_all(repo, record, commands, inbound_id, now)
+                        repo.write_pending()
                 except Exception:
                     repo.forget()  # what the rolled-back commands wrote is not there any more
                     raise

@@ -96,13 +96,17 @@ class Prepared:
             cursor.execute(compiled.sql, compiled.parameters(values))
             return cursor
 
-    def execute_many(self, conn: Connection, rows: Iterable[Mapping[str, Any]]) -> None:
-        """Run a write once for each of `rows` (psycopg pipelines them: one round trip)."""
+    def execute_many(self, conn: Connection, rows: Iterable[Mapping[str, Any]]) -> Any:
+        """Run a write once for each of `rows` (psycopg pipelines them: one round trip); its
+        cursor (`rowcount`: the rows touched in all), or None when there were no rows."""
         compiled = self._for(conn.dialect)
         parameters = [compiled.parameters(row) for row in rows]
-        if parameters:
-            with driver_errors(conn, compiled.sql):
-                _cursor(conn).executemany(compiled.sql, parameters)
+        if not parameters:
+            return None
+        with driver_errors(conn, compiled.sql):
+            cursor = _cursor(conn)
+            cursor.executemany(compiled.sql, parameters)
+            return cursor
 
 
 def _cursor(conn: Connection) -> Any:

@@ -59,7 +59,7 @@ _ORDERS_OF_PATIENT = Prepared(
 )
 _UPDATE_ORDER = Prepared(
     update(_or)
-    .where(_or.c.order_id == bindparam("oid"), _or.c.version == bindparam("expected"))
+    .where(_or.c.order_id == bindparam("order_id"), _or.c.version == bindparam("expected"))
     .values(
         patient_id=bindparam("patient_id"),
         status=bindparam("status"),
@@ -153,25 +153,54 @@ class Repository:
 
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
-        self._updated: list[tuple[Any, str]] = []  # (cursor, order id) of each order update
+        self._updated: list[tuple[Any, list[str]]] = []  # (cursor, order ids) of order updates
         self._answers: dict[tuple[str, str], tuple[dict[str, Any], bytes | None] | None] = {}
         self._crosswalk: dict[tuple[str, str], Binding | None] = {}
         self._orders: dict[str, TherapyOrder] = {}
         self._patients: dict[str, PatientIdentity | None] = {}
+        # Written at `write_pending`, one statement a table, in an order the foreign keys allow.
+        self._new_patients: dict[str, dict[str, Any]] = {}
+        self._new_orders: dict[str, TherapyOrder] = {}
+        self._new_bindings: list[dict[str, Any]] = []
+        self._changed_patients: dict[str, dict[str, Any]] = {}
+        self._changed_orders: dict[str, tuple[int, TherapyOrder]] = {}  # (version stored, latest)
+
+    def write_pending(self) -> None:
+        """Write what the messages so far changed: new patients, orders and bindings, then each
+        changed order and patient once, in its latest state."""
+        _INSERT_PATIENT.execute_many(self.conn, self._new_patients.values())
+        _INSERT_ORDER.execute_many(self.conn, (_order_row(o) for o in self._new_orders.values()))
+        _INSERT_BINDING.execute_many(self.conn, self._new_bindings)
+        _UPDATE_PATIENT.execute_many(self.conn, self._changed_patients.values())
+        if self._changed_orders:
+            rows = [{**_order_row(o), "expected": v} for v, o in self._changed_orders.values()]
+            # Its row count is known once the statement has run: at once on SQLite, after the
+            # pipeline's next sync on PostgreSQL. `settle` checks it before the commit.
+            self._updated.append((_UPDATE_ORDER.execute_many(self.conn, rows), list(self._changed_orders)))
+        self._drop_pending()
+
+    def _drop_pending(self) -> None:
+        self._new_patients.clear()
+        self._new_orders.clear()
+        self._new_bindings.clear()
+        self._changed_patients.clear()
+        self._changed_orders.clear()
 
     def settle(self) -> None:
         """Check, once every statement has run, that each order update found the version it
         expected; a concurrent change fails the transaction (and the intake runs it again)."""
-        for cursor, order_id in self._updated:
-            if cursor.rowcount != 1:
-                raise IntegrityError("order changed concurrently", None, Exception(order_id))
+        for cursor, order_ids in self._updated:
+            if cursor.rowcount != len(order_ids):
+                raise IntegrityError("an order changed concurrently", None, Exception(", ".join(order_ids)))
         self._updated.clear()
 
     def forget(self) -> None:
-        """Drop what was read or written so far (after a rollback to a savepoint)."""
+        """Drop what was read, and what was changed but not yet written (after a rollback to a
+        savepoint)."""
         self._crosswalk.clear()
         self._orders.clear()
         self._patients.clear()
+        self._drop_pending()
 
     def _read(self, kind: str, keys: list[Any]) -> list[tuple[Any, ...]]:
         rows: list[tuple[Any, ...]] = []
@@ -242,11 +271,10 @@ class Repository:
         at: datetime,
         inbound_id: str | None,
     ) -> None:
-        rows = []
         for r in refs:
             scoped = order_id if r.scope is IdentifierScope.order else None
             self._crosswalk[(r.namespace, r.value)] = Binding(patient_id, scoped)
-            rows.append(
+            self._new_bindings.append(
                 {
                     "namespace": r.namespace,
                     "value": r.value,
@@ -256,7 +284,6 @@ class Repository:
                     "inbound_id": inbound_id,
                 }
             )
-        _INSERT_BINDING.execute_many(self.conn, rows)
 
     # -- patients and orders ---------------------------------------------------------------
     def patients(self, patient_ids: Iterable[str]) -> dict[str, PatientIdentity]:
@@ -266,18 +293,20 @@ class Repository:
 
     def insert_patient(self, patient_id: str, identity: PatientIdentity, at: datetime) -> None:
         self._patients[patient_id] = identity
-        _INSERT_PATIENT.execute(
-            self.conn, {"pid": patient_id, "identity": identity.model_dump(mode="json"), "at": at}
-        )
+        self._new_patients[patient_id] = {
+            "pid": patient_id,
+            "identity": identity.model_dump(mode="json"),
+            "at": at,
+        }
 
     def update_patient(self, patient_id: str, identity: PatientIdentity, at: datetime) -> None:
         self._patients[patient_id] = identity
-        _UPDATE_PATIENT.execute(
-            self.conn, {"pid": patient_id, "identity": identity.model_dump(mode="json"), "at": at}
-        )
+        row = {"pid": patient_id, "identity": identity.model_dump(mode="json"), "at": at}
+        (self._new_patients if patient_id in self._new_patients else self._changed_patients)[patient_id] = row
 
     def merge_patient(self, folded: str, *, into: str, identity: PatientIdentity, at: datetime) -> None:
         """Re-point every identifier and order of `folded` to `into`; keep `folded` as a tombstone."""
+        self.write_pending()  # the statements below find rows by patient, in the database
         _REPOINT_CROSSWALK.execute(self.conn, {"old": folded, "new": into})
         for key, binding in self._crosswalk.items():
             if binding is not None and binding.patient_id == folded:
@@ -303,42 +332,35 @@ class Repository:
         return self._orders[order_id]
 
     def orders_of_patient(self, patient_id: str) -> list[TherapyOrder]:
+        self.write_pending()  # found by patient, in the database
         rows = _ORDERS_OF_PATIENT.rows(self.conn, {"pid": patient_id})
-        return [TherapyOrder.model_validate(document) for (document,) in rows]
+        orders = [TherapyOrder.model_validate(document) for (document,) in rows]
+        return [self._orders.get(o.order_id, o) for o in orders]
 
     def insert_order(self, order: TherapyOrder) -> None:
-        self._orders[order.order_id] = order
-        _INSERT_ORDER.execute(
-            self.conn,
-            {
-                "order_id": order.order_id,
-                "coi": order.coi,
-                "patient_id": order.patient_id,
-                "status": order.status.value,
-                "version": order.version,
-                "document": order.model_dump(mode="json"),
-                "created_at": order.created_at,
-                "updated_at": order.updated_at,
-            },
-        )
+        self._orders[order.order_id] = self._new_orders[order.order_id] = order
 
     def update_order(self, order: TherapyOrder) -> None:
-        # Its row count is known once the statement has run: at once on SQLite, after the
-        # pipeline's next sync on PostgreSQL. `settle` checks it before the commit.
+        """Record the order's new version; written once, in its latest state, by `write_pending`."""
         self._orders[order.order_id] = order
-        cursor = _UPDATE_ORDER.execute(
-            self.conn,
-            {
-                "oid": order.order_id,
-                "expected": order.version - 1,
-                "patient_id": order.patient_id,
-                "status": order.status.value,
-                "version": order.version,
-                "document": order.model_dump(mode="json"),
-                "updated_at": order.updated_at,
-            },
-        )
-        self._updated.append((cursor, order.order_id))
+        if order.order_id in self._new_orders:
+            self._new_orders[order.order_id] = order
+            return
+        stored, _ = self._changed_orders.get(order.order_id, (order.version - 1, order))
+        self._changed_orders[order.order_id] = (stored, order)
+
+
+def _order_row(order: TherapyOrder) -> dict[str, Any]:
+    return {
+        "order_id": order.order_id,
+        "coi": order.coi,
+        "patient_id": order.patient_id,
+        "status": order.status.value,
+        "version": order.version,
+        "document": order.model_dump(mode="json"),
+        "created_at": order.created_at,
+        "updated_at": order.updated_at,
+    }
 
 
 @dataclass

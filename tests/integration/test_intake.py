@@ -376,3 +376,19 @@ async def test_one_message_id_twice_in_a_batch_is_applied_once(engine: AsyncEngi
     )
     assert (first.duplicate, again.duplicate) == (False, True) and again.event_ids == first.event_ids
     assert await count(engine, t.orders) == 1
+
+
+async def test_two_changes_to_one_order_in_a_batch_are_both_kept(engine: AsyncEngine) -> None:
+    gate = intake(engine)
+    placed = await send(gate, place(4))
+    scheduled = event("collection.scheduled", placer("PO-000004"), scheduled_start="2026-11-09T08:00:00Z")
+    collected = event("collection.completed", placer("PO-000004"), collected_at="2026-11-09T12:00:00Z")
+    first, second = await asyncio.gather(send(gate, scheduled), send(gate, collected))
+    assert (first.status, second.status) == ("applied", "applied")
+    async with engine.connect() as conn:
+        order = await order_by_coi(conn, placed.coi or "")
+        report = await verify(conn)
+    assert order is not None and (order.status.value, order.version) == ("collected", 3)
+    assert order.collection is not None and order.collection.scheduled_start is not None
+    times = await audit_times(engine)
+    assert len(times) == 3 and times[1] == times[2] and report.ok

@@ -110,6 +110,7 @@ async def test_an_order_update_that_finds_another_version_fails_before_the_commi
                 current = repo.order(order_id)
                 # Written as if the stored order were one version further on than it is.
                 repo.update_order(current.model_copy(update={"version": current.version + 2}))
+                repo.write_pending()
             repo.settle()
 
     with pytest.raises(IntegrityError, match="changed concurrently"):
