@@ -221,21 +221,20 @@ class Intake:
         return results
 
     def _prepare(self, repo: Repository, batch: list[_Job]) -> dict[int, list[Command] | GatewayError]:
-        """Before the batch's messages are applied one by one: read the answers of repeats, map
-        every new message, and read what their commands name (crosswalk, orders, patients), one
-        query of each kind for the whole batch."""
-        repo.load_answers((j.record.partner, j.record.message_id) for j in batch if j.record.message_id)
+        """Before the batch's messages are applied one by one: map every message, and read what
+        the batch will ask (answers of repeats, crosswalk rows, orders, patients) all at once."""
         decoded: dict[int, list[Command] | GatewayError] = {}
         for job in batch:
-            record = job.record
-            if record.message_id and repo.previous_answer(record.partner, record.message_id) is not None:
-                continue  # a repeat: answered without being mapped again
             try:
                 decoded[id(job)] = self._decoded(job.decode)
             except GatewayError as exc:
                 decoded[id(job)] = exc
         commands = [c for d in decoded.values() if isinstance(d, list) for c in d]
-        repo.load((r for c in commands for r in c.refs), patients=any(map(_wants_patients, commands)))
+        repo.load_batch(
+            ((j.record.partner, j.record.message_id) for j in batch if j.record.message_id),
+            (r for c in commands for r in c.refs),
+            patients=any(map(_wants_patients, commands)),
+        )
         return decoded
 
     def _process(

@@ -74,11 +74,22 @@ class Prepared:
 
     def rows(self, conn: Connection, values: Mapping[str, Any] | None = None) -> list[tuple[Any, ...]]:
         """Run a query; its rows, converted to Python values."""
+        return self.fetch(conn, self.send(conn, values))
+
+    def send(self, conn: Connection, values: Mapping[str, Any] | None = None) -> Any:
+        """Start a query and return its cursor, for `fetch` later: in a PostgreSQL pipeline,
+        queries sent one after another travel, and come back, in one round trip."""
         compiled = self._for(conn.dialect)
         with driver_errors(conn, compiled.sql):
             cursor = _cursor(conn)
+            cursor.execute(compiled.sql, compiled.parameters(values or {}))
+            return cursor
+
+    def fetch(self, conn: Connection, cursor: Any) -> list[tuple[Any, ...]]:
+        """The rows of a query started by `send`, converted to Python values."""
+        compiled = self._for(conn.dialect)
+        with driver_errors(conn, compiled.sql):
             try:
-                cursor.execute(compiled.sql, compiled.parameters(values or {}))
                 return [compiled.row(raw) for raw in cursor.fetchall()]
             finally:
                 cursor.close()

@@ -122,14 +122,27 @@ def _lookup(kind: str, size: int) -> Prepared:
         return Prepared(
             select(_keys.c.partner, _keys.c.message_id, _keys.c.answer, _keys.c.rendered).where(or_(*pairs))
         )
-    if kind == "crosswalk":
-        pairs = (
-            and_(_cw.c.namespace == bindparam(f"a{i}"), _cw.c.value == bindparam(f"b{i}"))
-            for i in range(size)
+    if kind in ("crosswalk", "orders named", "patients named"):
+        named = or_(
+            *(
+                and_(_cw.c.namespace == bindparam(f"a{i}"), _cw.c.value == bindparam(f"b{i}"))
+                for i in range(size)
+            )
         )
-        return Prepared(
-            select(_cw.c.namespace, _cw.c.value, _cw.c.patient_id, _cw.c.order_id).where(or_(*pairs))
-        )
+        if kind == "orders named":  # the orders those identifiers are bound to, locked
+            return Prepared(
+                select(_or.c.order_id, _or.c.document)
+                .where(_or.c.order_id.in_(select(_cw.c.order_id).where(named)))
+                .order_by(_or.c.order_id)
+                .with_for_update()
+            )
+        if kind == "patients named":
+            return Prepared(
+                select(_pt.c.patient_id, _pt.c.identity).where(
+                    _pt.c.patient_id.in_(select(_cw.c.patient_id).where(named))
+                )
+            )
+        return Prepared(select(_cw.c.namespace, _cw.c.value, _cw.c.patient_id, _cw.c.order_id).where(named))
     ids: list[BindParameter[Any]] = [bindparam(f"a{i}") for i in range(size)]
     if kind == "orders":  # locked in one order, so that two writers never wait on each other in a cycle
         return Prepared(
@@ -202,8 +215,8 @@ class Repository:
         self._patients.clear()
         self._drop_pending()
 
-    def _read(self, kind: str, keys: list[Any]) -> list[tuple[Any, ...]]:
-        rows: list[tuple[Any, ...]] = []
+    def _send(self, kind: str, keys: list[Any]) -> list[tuple[Prepared, Any]]:
+        sent = []
         for start in range(0, len(keys), CHUNK):
             chunk = keys[start : start + CHUNK]
             size = _size(len(chunk))
@@ -214,10 +227,42 @@ class Repository:
                     values[f"a{i}"], values[f"b{i}"] = key
                 else:
                     values[f"a{i}"] = key
-            rows.extend(_lookup(kind, size).rows(self.conn, values))
-        return rows
+            query = _lookup(kind, size)
+            sent.append((query, query.send(self.conn, values)))
+        return sent
+
+    def _fetch(self, sent: list[tuple[Prepared, Any]]) -> list[tuple[Any, ...]]:
+        return [row for query, cursor in sent for row in query.fetch(self.conn, cursor)]
+
+    def _read(self, kind: str, keys: list[Any]) -> list[tuple[Any, ...]]:
+        return self._fetch(self._send(kind, keys)) if keys else []
 
     # -- what a batch reads, read up front ----------------------------------------------------
+    def load_batch(
+        self, keys: Iterable[tuple[str, str]], refs: Iterable[ExternalRef], *, patients: bool
+    ) -> None:
+        """Everything a batch will read, sent together (one round trip in a PostgreSQL pipeline):
+        the answers of `keys`, the crosswalk rows of `refs`, the orders they name (locked) and,
+        when asked, their patients."""
+        wanted_keys = [k for k in dict.fromkeys(keys) if k not in self._answers]
+        wanted = [k for k in dict.fromkeys((r.namespace, r.value) for r in refs) if k not in self._crosswalk]
+        answers = self._send("answers", wanted_keys) if wanted_keys else []
+        crosswalk = self._send("crosswalk", wanted) if wanted else []
+        orders = self._send("orders named", wanted) if wanted else []
+        identities = self._send("patients named", wanted) if wanted and patients else []
+        self._answers.update(dict.fromkeys(wanted_keys))
+        for partner, message_id, answer, rendered in self._fetch(answers):
+            self._answers[(partner, message_id)] = (dict(answer), rendered)
+        self._crosswalk.update(dict.fromkeys(wanted))
+        for namespace, value, patient_id, order_id in self._fetch(crosswalk):
+            self._crosswalk[(namespace, value)] = Binding(patient_id, order_id)
+        for order_id, document in self._fetch(orders):
+            if order_id not in self._orders:
+                self._orders[order_id] = TherapyOrder.model_validate(document)
+        for patient_id, identity in self._fetch(identities):
+            if patient_id not in self._patients:
+                self._patients[patient_id] = PatientIdentity.model_validate(identity)
+
     def load_answers(self, keys: Iterable[tuple[str, str]]) -> None:
         wanted = [k for k in dict.fromkeys(keys) if k not in self._answers]
         if not wanted:
