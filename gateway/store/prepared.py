@@ -19,9 +19,9 @@ from typing import Any
 from sqlalchemy import Connection
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.sql import Delete, Insert, Select, Update
+from sqlalchemy.sql import CompoundSelect, Delete, Insert, Select, Update
 
-Statement = Select[Any] | Insert | Update | Delete
+Statement = Select[Any] | CompoundSelect[Any] | Insert | Update | Delete
 Processor = Callable[[Any], Any]
 
 
@@ -40,7 +40,7 @@ class _Compiled:
         self.plan = [(name, processors[name]) for name in (self.order or processors)]
         # Values written into the statement itself (`column == 1`), under their generated names.
         self.literals = {name: bind.value for bind, name in compiled.bind_names.items() if not bind.required}
-        columns = statement.selected_columns if isinstance(statement, Select) else ()
+        columns = statement.selected_columns if isinstance(statement, Select | CompoundSelect) else ()
         self.results: list[Processor | None] = [
             column.type.dialect_impl(dialect).result_processor(dialect, None) for column in columns
         ]

@@ -14,9 +14,10 @@ from functools import lru_cache
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, Table, and_, bindparam, func, insert, or_, select, update
+from sqlalchemy import Connection, Table, bindparam, func, insert, select, union_all, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql import CompoundSelect
 from sqlalchemy.sql.elements import BindParameter
 
 from gateway.canonical.envelope import CloudEvent
@@ -111,38 +112,38 @@ def _size(n: int) -> int:
     return min(CHUNK, 1 << max(0, n - 1).bit_length())
 
 
+def _by_pairs(columns: list[Any], first: Any, second: Any, size: int) -> CompoundSelect[Any]:
+    """Rows matching any of `size` (first, second) pairs, as one point lookup per pair: the
+    primary key serves each whatever the planner's statistics say (an OR of pairs that share a
+    namespace was planned as a scan of that whole namespace on a table not yet analysed)."""
+    return union_all(
+        *(
+            select(*columns).where(first == bindparam(f"a{i}"), second == bindparam(f"b{i}"))
+            for i in range(size)
+        )
+    )
+
+
 @lru_cache(maxsize=32)
 def _lookup(kind: str, size: int) -> Prepared:
     """One query for `size` keys of one kind: previous answers, crosswalk rows, orders, patients."""
     if kind == "answers":
-        pairs = (
-            and_(_keys.c.partner == bindparam(f"a{i}"), _keys.c.message_id == bindparam(f"b{i}"))
-            for i in range(size)
-        )
+        columns = [_keys.c.partner, _keys.c.message_id, _keys.c.answer, _keys.c.rendered]
+        return Prepared(_by_pairs(columns, _keys.c.partner, _keys.c.message_id, size))
+    if kind == "crosswalk":
+        columns = [_cw.c.namespace, _cw.c.value, _cw.c.patient_id, _cw.c.order_id]
+        return Prepared(_by_pairs(columns, _cw.c.namespace, _cw.c.value, size))
+    if kind == "orders named":  # the orders those identifiers are bound to, locked
+        named = _by_pairs([_cw.c.order_id], _cw.c.namespace, _cw.c.value, size)
         return Prepared(
-            select(_keys.c.partner, _keys.c.message_id, _keys.c.answer, _keys.c.rendered).where(or_(*pairs))
+            select(_or.c.order_id, _or.c.document)
+            .where(_or.c.order_id.in_(named))
+            .order_by(_or.c.order_id)
+            .with_for_update()
         )
-    if kind in ("crosswalk", "orders named", "patients named"):
-        named = or_(
-            *(
-                and_(_cw.c.namespace == bindparam(f"a{i}"), _cw.c.value == bindparam(f"b{i}"))
-                for i in range(size)
-            )
-        )
-        if kind == "orders named":  # the orders those identifiers are bound to, locked
-            return Prepared(
-                select(_or.c.order_id, _or.c.document)
-                .where(_or.c.order_id.in_(select(_cw.c.order_id).where(named)))
-                .order_by(_or.c.order_id)
-                .with_for_update()
-            )
-        if kind == "patients named":
-            return Prepared(
-                select(_pt.c.patient_id, _pt.c.identity).where(
-                    _pt.c.patient_id.in_(select(_cw.c.patient_id).where(named))
-                )
-            )
-        return Prepared(select(_cw.c.namespace, _cw.c.value, _cw.c.patient_id, _cw.c.order_id).where(named))
+    if kind == "patients named":
+        named = _by_pairs([_cw.c.patient_id], _cw.c.namespace, _cw.c.value, size)
+        return Prepared(select(_pt.c.patient_id, _pt.c.identity).where(_pt.c.patient_id.in_(named)))
     ids: list[BindParameter[Any]] = [bindparam(f"a{i}") for i in range(size)]
     if kind == "orders":  # locked in one order, so that two writers never wait on each other in a cycle
         return Prepared(
