@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from sqlalchemy import select, tuple_
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from adapters.fhir.profile import SiteProfile
@@ -16,6 +16,7 @@ from gateway.canonical.ids import ExternalRef
 from gateway.canonical.lifecycle import OrderStatus
 from gateway.canonical.order import TherapyOrder
 from gateway.store import tables as t
+from gateway.store.repository import any_of_pairs
 
 
 @dataclass(frozen=True)
@@ -31,11 +32,8 @@ async def order_statuses(engine: AsyncEngine, refs: Iterable[ExternalRef]) -> di
         return {}
     cw, o = t.crosswalk, t.orders
     async with engine.connect() as conn:
-        rows = await conn.execute(
-            select(cw.c.namespace, cw.c.value, o.c.status)
-            .join(o, o.c.order_id == cw.c.order_id)
-            .where(tuple_(cw.c.namespace, cw.c.value).in_(list(wanted)))
-        )
+        bound = select(cw.c.namespace, cw.c.value, o.c.status).join(o, o.c.order_id == cw.c.order_id)
+        rows = await conn.execute(any_of_pairs(bound, cw.c.namespace, cw.c.value, wanted))
         return {wanted[(r.namespace, r.value)]: OrderStatus(r.status) for r in rows}
 
 

@@ -12,9 +12,10 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from prometheus_client import Counter
-from sqlalchemy import Engine, Select, create_engine, event, select, tuple_
+from sqlalchemy import Engine, create_engine, event, select
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.sql import CompoundSelect, Select
 
 from adapters.hl7v2 import er7
 from adapters.hl7v2.identity import patient_refs
@@ -22,6 +23,7 @@ from adapters.hl7v2.profile import SiteProfile
 from gateway.canonical.ids import ExternalRef
 from gateway.errors import GatewayError, TransientError
 from gateway.store.db import is_sqlite
+from gateway.store.repository import any_of_pairs
 from gateway.store.tables import crosswalk
 
 DROPPED = Counter(
@@ -45,12 +47,13 @@ def _read_only(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def _query(refs: list[ExternalRef]) -> Select[tuple[str]]:
+def _query(refs: list[ExternalRef]) -> Select[tuple[str]] | CompoundSelect[tuple[str]]:
     cw = crosswalk
     if len(refs) == 1:  # the usual case, and a statement SQLAlchemy compiles once
         return select(cw.c.namespace).where(cw.c.namespace == refs[0].namespace, cw.c.value == refs[0].value)
     keys = [(r.namespace, r.value) for r in refs]
-    return select(cw.c.namespace).where(tuple_(cw.c.namespace, cw.c.value).in_(keys)).limit(1)
+    found: CompoundSelect[tuple[str]] = any_of_pairs(select(cw.c.namespace), cw.c.namespace, cw.c.value, keys)
+    return found.limit(1)
 
 
 class CrosswalkLookup:

@@ -17,7 +17,7 @@ import orjson
 from sqlalchemy import Connection, Table, bindparam, func, insert, select, union_all, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
-from sqlalchemy.sql import CompoundSelect
+from sqlalchemy.sql import CompoundSelect, Select
 from sqlalchemy.sql.elements import BindParameter
 
 from gateway.canonical.envelope import CloudEvent
@@ -112,16 +112,21 @@ def _size(n: int) -> int:
     return min(CHUNK, 1 << max(0, n - 1).bit_length())
 
 
+def any_of_pairs(
+    query: Select[Any], first: Any, second: Any, pairs: Iterable[tuple[Any, Any]]
+) -> CompoundSelect[Any]:
+    """`query` for any of the (first, second) pairs, as one point lookup a pair (UNION ALL): a
+    two-column key serves each, whatever the planner's statistics say. (An OR of pairs, or a
+    row-value IN, that share a namespace was planned by PostgreSQL as a scan of the whole
+    namespace on a table it had not analysed yet.)"""
+    return union_all(*(query.where(first == a, second == b) for a, b in pairs))
+
+
 def _by_pairs(columns: list[Any], first: Any, second: Any, size: int) -> CompoundSelect[Any]:
-    """Rows matching any of `size` (first, second) pairs, as one point lookup per pair: the
-    primary key serves each whatever the planner's statistics say (an OR of pairs that share a
-    namespace was planned as a scan of that whole namespace on a table not yet analysed)."""
-    return union_all(
-        *(
-            select(*columns).where(first == bindparam(f"a{i}"), second == bindparam(f"b{i}"))
-            for i in range(size)
-        )
+    pairs: Iterable[tuple[BindParameter[Any], BindParameter[Any]]] = (
+        (bindparam(f"a{i}"), bindparam(f"b{i}")) for i in range(size)
     )
+    return any_of_pairs(select(*columns), first, second, pairs)
 
 
 @lru_cache(maxsize=32)
