@@ -14,8 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from gateway.service.intake import Intake
 from gateway.store.db import writer_for
 from gateway.store.prepared import Prepared
-from gateway.store.repository import Repository
-from gateway.store.tables import audit_head, events, orders
+from gateway.store.repository import Repository, _lookup
+from gateway.store.tables import audit_head, crosswalk, events, orders, patients
 from tests.support.builders import place
 from tests.support.drive import send
 
@@ -118,3 +118,48 @@ async def test_an_order_update_that_finds_another_version_fails_before_the_commi
     async with engine.connect() as conn:
         version = (await conn.execute(select(orders.c.version).where(orders.c.order_id == order_id))).scalar()
     assert version == 1
+
+
+async def test_a_batch_lookup_uses_the_key_for_every_pair_on_a_table_not_yet_analysed(
+    engine: AsyncEngine,
+) -> None:
+    writer = writer_for(engine)
+    at = datetime.now(UTC)
+    namespace = "site:demo-hospital:mrn"
+    pairs = [(namespace, f"MRN-{n:06d}") for n in (5, 50, 150, 250)]
+
+    def plan() -> str:
+        with writer.engine.begin() as conn:
+            conn.execute(
+                insert(patients),
+                [{"patient_id": f"p-{n}", "identity": {}, "updated_at": at} for n in range(300)],
+            )
+            conn.execute(
+                insert(crosswalk),
+                [
+                    {"namespace": namespace, "value": f"MRN-{n:06d}", "patient_id": f"p-{n}", "bound_at": at}
+                    for n in range(300)
+                ],
+            )
+            query = _lookup("crosswalk", len(pairs)).statement
+            values = {}
+            for i, (ns, value) in enumerate(pairs):
+                values[f"a{i}"], values[f"b{i}"] = ns, value
+            explain = "EXPLAIN QUERY PLAN " if writer.sqlite else "EXPLAIN "
+            rows = conn.exec_driver_sql(
+                explain + str(query.compile(conn)), _driver_params(conn, query, values)
+            )
+            return "\n".join(str(r[-1]) for r in rows)
+
+    text = await writer.run(plan)
+    if writer.sqlite:
+        assert text.count("(namespace=? AND value=?)") == len(pairs), text
+    else:
+        assert "Filter" not in text and text.count("(value)::text = ") == len(pairs), text
+
+
+def _driver_params(conn: object, query: object, values: dict[str, str]) -> object:
+    compiled = query.compile(conn)  # type: ignore[attr-defined]
+    if compiled.positiontup is not None:
+        return tuple(values[name] for name in compiled.positiontup)
+    return values
