@@ -8,6 +8,8 @@ of their own (as a hospital's engine would), so they do not share the gateway's 
 
 Each message is a new ORM^O01 order (a new patient, a new order: the heaviest write) unless
 --kind adt: ADT^A08 of patients the gateway does not know (the filter's fast path, nothing stored).
+--relay separate runs `cgt-gateway relay` beside the gateway (CGT_RELAY=separate) instead of the
+relay embedded in the gateway's process.
 A scratch RabbitMQ vhost and a scratch database are made for each round and removed after.
 """
 
@@ -29,6 +31,8 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from core_path import separate_relay
 
 from adapters.hl7v2.adapter import adapter
 from adapters.hl7v2.serve import Hl7v2Service
@@ -108,7 +112,7 @@ async def senders(port: int, kind: str, run: str, n: int, connections: int) -> d
     }
 
 
-async def one_round(kind: str, n: int, connections: int) -> dict[str, Any]:
+async def one_round(kind: str, n: int, connections: int, relay: str) -> dict[str, Any]:
     tmp = Path(tempfile.mkdtemp(prefix="cgt-bench-hl7-"))
     name, amqp_url = vhost()
     settings = Settings(
@@ -117,9 +121,13 @@ async def one_round(kind: str, n: int, connections: int) -> dict[str, Any]:
         amqp_url=amqp_url,
         mllp_port=0,
         adapters="canonical-json,hl7v2",
+        relay=relay,  # type: ignore[arg-type]
     )
     gateway = bootstrap(settings)
     await gateway.start()
+    publisher = None
+    if relay == "separate":  # `cgt-gateway relay` beside the gateway, as with CGT_RELAY=separate
+        publisher = await separate_relay(settings.database_url, amqp_url, tmp / "relay.log")
     try:
         port = next(t for t in gateway.transports if isinstance(t, Hl7v2Service)).port
         run = uuid.uuid4().hex[:4].upper()
@@ -136,6 +144,9 @@ async def one_round(kind: str, n: int, connections: int) -> dict[str, Any]:
         result: dict[str, Any] = json.loads(out)
         return result
     finally:
+        if publisher is not None:
+            publisher.terminate()
+            await publisher.wait()
         await gateway.stop()
         subprocess.run(["rabbitmqctl", "-q", "delete_vhost", name], check=False, capture_output=True)
         shutil.rmtree(tmp, ignore_errors=True)
@@ -171,6 +182,7 @@ async def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--connections", default="8,1")
     parser.add_argument("--kind", choices=["orm", "adt"], default="orm")
+    parser.add_argument("--relay", choices=["embedded", "separate"], default="embedded")
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--client", help=argparse.SUPPRESS)  # internal: run the senders
     args = parser.parse_args()
@@ -184,9 +196,10 @@ async def main() -> None:
         "kind": args.kind,
         "n": args.n,
         "rounds": args.rounds,
+        "relay": args.relay,
     }
     for connections in (int(c) for c in args.connections.split(",")):
-        rounds = [await one_round(args.kind, args.n, connections) for _ in range(args.rounds)]
+        rounds = [await one_round(args.kind, args.n, connections, args.relay) for _ in range(args.rounds)]
         results[f"connections={connections}"] = {
             "median": {k: statistics.median(r[k] for r in rounds) for k in rounds[0]},
             "rounds": rounds,
