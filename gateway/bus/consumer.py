@@ -77,8 +77,8 @@ class EventConsumer:
     async def start(self) -> None:
         self._connection = await aio_pika.connect_robust(self.amqp_url)
         channel = await self._connection.channel()
-        await channel.set_qos(prefetch_count=self.prefetch)
         queue = await declare_consumer_queue(channel, self.queue_name, self.patterns, self.delivery_limit)
+        await channel.set_qos(prefetch_count=self.prefetch)  # after: declaring may reopen the channel
         await queue.consume(self._on_message)
 
     async def stop(self) -> None:

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from typing import Any
 
 import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractQueue
+from aiormq.exceptions import ChannelPreconditionFailed
+
+log = logging.getLogger(__name__)
 
 EVENTS = "cgt.events"  # topic; routing key = canonical event name
 DEAD_LETTERS = "cgt.dlx"  # topic; where consumers' rejected and over-delivered messages go
@@ -41,11 +45,25 @@ def consumer_queue_arguments(delivery_limit: int) -> dict[str, Any]:
 async def declare_consumer_queue(
     channel: AbstractChannel, name: str, patterns: Sequence[str], delivery_limit: int
 ) -> AbstractQueue:
-    """A durable quorum queue bound to `cgt.events` by `patterns` (e.g. `shipment.#`)."""
+    """A durable quorum queue bound to `cgt.events` by `patterns` (e.g. `shipment.#`).
+
+    A queue that already exists with other arguments (a delivery limit changed since it was made)
+    is used as it is, with a warning: RabbitMQ refuses to redeclare it, and deleting it would drop
+    its messages. A policy changes the limit of an existing queue
+    (`rabbitmqctl set_policy <name> '^<queue>$' '{"delivery-limit": N}' --apply-to queues`)."""
     exchange = await declare_topology(channel)
-    queue = await channel.declare_queue(
-        name, durable=True, arguments=consumer_queue_arguments(delivery_limit)
-    )
+    try:
+        queue = await channel.declare_queue(
+            name, durable=True, arguments=consumer_queue_arguments(delivery_limit)
+        )
+    except ChannelPreconditionFailed:
+        log.warning(
+            "queue %s exists with other arguments than a delivery limit of %d: it keeps its own",
+            name,
+            delivery_limit,
+        )
+        await channel.reopen()  # the broker closed the channel on the refused declaration
+        queue = await channel.declare_queue(name, passive=True)
     for pattern in patterns:
         await queue.bind(exchange, routing_key=pattern)
     return queue

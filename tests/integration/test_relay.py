@@ -216,3 +216,19 @@ async def test_a_partner_delivery_holds_no_database_lock(sqlite_engine: AsyncEng
     await relay.stop()
     await consumer.stop()
     assert delivered == [first.event_ids[0]]
+
+
+async def test_a_consumer_queue_made_with_another_delivery_limit_is_used_as_it_is(
+    channel: aio_pika.abc.AbstractChannel, caplog: pytest.LogCaptureFixture
+) -> None:
+    first = await declare_consumer_queue(channel, "test.limits", ["order.placed"], delivery_limit=3)
+    again = await declare_consumer_queue(
+        channel, "test.limits", ["order.placed", "order.cancelled"], delivery_limit=7
+    )
+    assert again.name == first.name
+    assert "exists with other arguments" in caplog.text
+    exchange = await channel.get_exchange("cgt.events")
+    await exchange.publish(aio_pika.Message(b"{}", message_id="m-1"), routing_key="order.cancelled")
+    delivered = await drain(again, settle=0.5)  # the new binding was made on the old queue
+    await again.delete(if_unused=False, if_empty=False)
+    assert [m.message_id for m in delivered] == ["m-1"]
