@@ -164,9 +164,8 @@ def _lookup(kind: str, size: int) -> Prepared:
 class Repository:
     """Everything the intake transaction reads and writes, on one synchronous connection.
 
-    What a batch will read is read up front, one query per kind (`load_answers`, `load`): on
-    PostgreSQL each query is a round trip, and a batch then costs a few of them rather than a few
-    per message. What the transaction writes updates the same cache, so a message sees what an
+    What a batch will read is read up front (`load_batch`), one query per kind, sent together: on
+    PostgreSQL that is one round trip for the batch rather than a few per message. What the transaction writes updates the same cache, so a message sees what an
     earlier one in the batch did; a key the cache has not seen is read as before.
     """
 
@@ -269,26 +268,6 @@ class Repository:
             if patient_id not in self._patients:
                 self._patients[patient_id] = PatientIdentity.model_validate(identity)
 
-    def load_answers(self, keys: Iterable[tuple[str, str]]) -> None:
-        wanted = [k for k in dict.fromkeys(keys) if k not in self._answers]
-        if not wanted:
-            return
-        self._answers.update(dict.fromkeys(wanted))
-        for partner, message_id, answer, rendered in self._read("answers", wanted):
-            self._answers[(partner, message_id)] = (dict(answer), rendered)
-
-    def load(self, refs: Iterable[ExternalRef], *, patients: bool) -> None:
-        """The crosswalk rows of `refs`, the orders they name (locked), and their patients."""
-        wanted = [k for k in dict.fromkeys((r.namespace, r.value) for r in refs) if k not in self._crosswalk]
-        if wanted:
-            self._crosswalk.update(dict.fromkeys(wanted))
-            for namespace, value, patient_id, order_id in self._read("crosswalk", wanted):
-                self._crosswalk[(namespace, value)] = Binding(patient_id, order_id)
-        found = [b for b in self._crosswalk.values() if b is not None]
-        self._load_orders([b.order_id for b in found if b.order_id])
-        if patients:
-            self._load_patients([b.patient_id for b in found])
-
     def _load_orders(self, order_ids: Iterable[str]) -> None:
         wanted = [o for o in dict.fromkeys(order_ids) if o not in self._orders]
         for order_id, document in self._read("orders", sorted(wanted)) if wanted else ():
@@ -304,13 +283,13 @@ class Repository:
 
     # -- idempotency and raw messages ------------------------------------------------------
     def previous_answer(self, partner: str, message_id: str) -> tuple[dict[str, Any], bytes | None] | None:
-        self.load_answers([(partner, message_id)])
+        self.load_batch([(partner, message_id)], [], patients=False)
         return self._answers[(partner, message_id)]
 
     # -- crosswalk ------------------------------------------------------------------------
     def bindings(self, refs: Iterable[ExternalRef]) -> dict[ExternalRef, Binding]:
         refs = list(refs)
-        self.load(refs, patients=False)
+        self.load_batch([], refs, patients=False)
         found = {r: self._crosswalk[(r.namespace, r.value)] for r in refs}
         return {r: b for r, b in found.items() if b is not None}
 
