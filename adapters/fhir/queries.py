@@ -16,7 +16,7 @@ from gateway.canonical.ids import ExternalRef
 from gateway.canonical.lifecycle import OrderStatus
 from gateway.canonical.order import TherapyOrder
 from gateway.store import tables as t
-from gateway.store.repository import any_of_pairs
+from gateway.store.lookups import any_of_pairs
 
 
 @dataclass(frozen=True)

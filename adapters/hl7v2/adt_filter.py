@@ -23,7 +23,7 @@ from adapters.hl7v2.profile import SiteProfile
 from gateway.canonical.ids import ExternalRef
 from gateway.errors import GatewayError, TransientError
 from gateway.store.db import is_sqlite
-from gateway.store.repository import any_of_pairs
+from gateway.store.lookups import any_of_pairs
 from gateway.store.tables import crosswalk
 
 DROPPED = Counter(

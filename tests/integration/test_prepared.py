@@ -13,8 +13,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.service.intake import Intake
 from gateway.store.db import writer_for
+from gateway.store.lookups import lookup
 from gateway.store.prepared import Prepared
-from gateway.store.repository import Repository, _lookup
+from gateway.store.repository import Repository
 from gateway.store.tables import audit_head, crosswalk, events, orders, patients
 from tests.support.builders import place
 from tests.support.drive import send
@@ -141,7 +142,7 @@ async def test_a_batch_lookup_uses_the_key_for_every_pair_on_a_table_not_yet_ana
                     for n in range(300)
                 ],
             )
-            query = _lookup("crosswalk", len(pairs)).statement
+            query = lookup("crosswalk", len(pairs)).statement
             values = {}
             for i, (ns, value) in enumerate(pairs):
                 values[f"a{i}"], values[f"b{i}"] = ns, value
