@@ -49,10 +49,15 @@ _UPDATE_PATIENT = Prepared(
     .where(_pt.c.patient_id == bindparam("pid"))
     .values(identity=bindparam("identity"), updated_at=bindparam("at"))
 )
-# Locked: a merge re-points them, and expects each at the version it read.
+# Found through the crosswalk's patient index (every order is bound there by its COI and placer
+# number; a merge re-points those rows), not by scanning orders. Locked: a merge re-points them,
+# and expects each at the version it read.
 _ORDERS_OF_PATIENT = Prepared(
     select(_or.c.document)
-    .where(_or.c.patient_id == bindparam("pid"))
+    .where(
+        _or.c.order_id.in_(select(_cw.c.order_id).where(_cw.c.patient_id == bindparam("pid"))),
+        _or.c.patient_id == bindparam("pid"),
+    )
     .order_by(_or.c.order_id)
     .with_for_update()
 )
@@ -276,12 +281,12 @@ class Repository:
 
     def merge_patient(self, folded: str, *, into: str, identity: PatientIdentity, at: datetime) -> None:
         """Re-point every identifier and order of `folded` to `into`; keep `folded` as a tombstone."""
-        self.write_pending()  # the statements below find rows by patient, in the database
+        orders = self.orders_of_patient(folded)  # before the crosswalk they are found by moves
         _REPOINT_CROSSWALK.execute(self.conn, {"old": folded, "new": into})
         for key, binding in self._crosswalk.items():
             if binding is not None and binding.patient_id == folded:
                 self._crosswalk[key] = Binding(into, binding.order_id)
-        for order in self.orders_of_patient(folded):
+        for order in orders:
             self.update_order(
                 order.model_copy(
                     update={

@@ -15,7 +15,7 @@ from gateway.service.intake import Intake
 from gateway.store.db import writer_for
 from gateway.store.lookups import lookup
 from gateway.store.prepared import Prepared
-from gateway.store.repository import Repository
+from gateway.store.repository import _ORDERS_OF_PATIENT, Repository
 from gateway.store.tables import audit_head, crosswalk, events, orders, patients
 from tests.support.builders import place
 from tests.support.drive import send
@@ -164,3 +164,19 @@ def _driver_params(conn: object, query: object, values: dict[str, str]) -> objec
     if compiled.positiontup is not None:
         return tuple(values[name] for name in compiled.positiontup)
     return values
+
+
+async def test_the_orders_of_a_patient_are_found_through_indexes_not_a_scan(
+    sqlite_engine: AsyncEngine,
+) -> None:
+    writer = writer_for(sqlite_engine)
+
+    def plan() -> str:
+        with writer.engine.begin() as conn:
+            statement = _ORDERS_OF_PATIENT.statement
+            rows = conn.exec_driver_sql("EXPLAIN QUERY PLAN " + str(statement.compile(conn)), ("p-1", "p-1"))
+            return "\n".join(str(r[-1]) for r in rows)
+
+    text = await writer.run(plan)
+    assert "SEARCH crosswalk USING INDEX ix_crosswalk_patient" in text, text
+    assert "SEARCH orders USING INDEX" in text and "SCAN orders" not in text, text
