@@ -28,11 +28,12 @@ from typing import Any
 
 import aio_pika
 import asyncpg
-import uvloop
 from sqlalchemy import Column, Integer, MetaData, String, Table, bindparam, insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import loops
 
 from gateway.bus.broker import Broker
 from gateway.bus.relay import OutboxRelay
@@ -303,6 +304,7 @@ async def main(args: argparse.Namespace) -> None:
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": f"{platform.machine()} {platform.python_implementation()} {platform.python_version()}",
         "n": args.n,
+        "loop": args.loop,
         "bare_confirmed_publish": await bare_publish(amqp_url, args.n, batch=500),
         "raw_sqlite3_txn": raw_sqlite(tmp / f"raw-{uuid.uuid4().hex[:6]}.db", args.n),
     }
@@ -350,7 +352,4 @@ def arguments() -> argparse.Namespace:
 
 
 if __name__ == "__main__":
-    options = arguments()
-    # `cgt-gateway serve` runs on uvloop (uvicorn's default when it is installed): so does the bench.
-    with asyncio.Runner(loop_factory=uvloop.new_event_loop if options.loop == "uvloop" else None) as runner:
-        runner.run(main(options))
+    loops.run(main(arguments()))

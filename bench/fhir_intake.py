@@ -37,6 +37,8 @@ from pydantic import BaseModel, ConfigDict
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+import loops
+
 from adapters.fhir import validation
 from adapters.fhir.adapter import FhirRequest
 from adapters.fhir.message import Interaction
@@ -179,12 +181,16 @@ async def main() -> None:
     parser.add_argument("--n", type=int, default=400)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--json", action="store_true")
+    parser.add_argument(
+        "--loop", choices=loops.CHOICES, default="uvloop", help="the event loop (serve: uvloop)"
+    )
     args = parser.parse_args()
     calibration = min(timeit.repeat("sum(range(1000))", number=10_000, repeat=5)) / 10_000 * 1e6
     body = bundles(1, 1)[0]
     results: dict[str, Any] = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "python": platform.python_version(),
+        "loop": args.loop,
         "calibration_sum_range_1000_us": round(calibration, 1),
         "bundle_bytes": len(body),
         "r4b_validation_ms": round(validation_ms(body, validation.model("Bundle")), 3),
@@ -226,4 +232,4 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    loops.run(main())

@@ -32,6 +32,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+import loops
 from core_path import separate_relay
 
 from adapters.hl7v2.adapter import adapter
@@ -184,6 +185,9 @@ async def main() -> None:
     parser.add_argument("--kind", choices=["orm", "adt"], default="orm")
     parser.add_argument("--relay", choices=["embedded", "separate"], default="embedded")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument(
+        "--loop", choices=loops.CHOICES, default="uvloop", help="the event loop (serve: uvloop)"
+    )
     parser.add_argument("--client", help=argparse.SUPPRESS)  # internal: run the senders
     args = parser.parse_args()
     if args.client:
@@ -193,6 +197,7 @@ async def main() -> None:
     results: dict[str, Any] = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "python": platform.python_version(),
+        "loop": args.loop,
         "kind": args.kind,
         "n": args.n,
         "rounds": args.rounds,
@@ -214,4 +219,4 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    loops.run(main())
