@@ -47,7 +47,8 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 
 def _begin_immediate(conn: Any) -> None:
-    conn.connection.dbapi_connection.execute("BEGIN IMMEDIATE")  # below SQLAlchemy: once a message
+    with driver_errors(conn, "BEGIN IMMEDIATE"):  # a busy database is SQLAlchemy's OperationalError
+        conn.connection.dbapi_connection.execute("BEGIN IMMEDIATE")  # below SQLAlchemy: once a message
 
 
 def _begin_deferred(conn: Any) -> None:

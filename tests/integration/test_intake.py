@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 
 import pytest
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.audit import verify
+from gateway.errors import TransientError
 from gateway.service.intake import Intake
 from gateway.store import tables as t
 from gateway.store.repository import order_by_coi
@@ -392,3 +394,24 @@ async def test_two_changes_to_one_order_in_a_batch_are_both_kept(engine: AsyncEn
     assert order.collection is not None and order.collection.scheduled_start is not None
     times = await audit_times(engine)
     assert len(times) == 3 and times[1] == times[2] and report.ok
+
+
+async def test_a_database_locked_by_another_process_is_a_transient_error(sqlite_engine: AsyncEngine) -> None:
+    gate = intake(sqlite_engine)
+    writer = gate.writer
+
+    def impatient() -> None:  # the pooled writer connection gives up after 0.1 s, not 10
+        with writer.engine.connect() as conn:
+            conn.connection.dbapi_connection.execute("PRAGMA busy_timeout=100")  # type: ignore[union-attr]
+
+    await writer.run(impatient)
+    other = sqlite3.connect(str(sqlite_engine.url.database), isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # another process holds SQLite's write lock
+    try:
+        with pytest.raises(TransientError):
+            await send(gate, place(1))
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    assert await count(sqlite_engine, t.inbound_messages) == 0
+    assert (await send(gate, place(1))).status == "applied"  # and once it is free, all is well
