@@ -17,7 +17,6 @@ import os
 import platform
 import sqlite3
 import statistics
-import subprocess
 import sys
 import time
 import uuid
@@ -34,6 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import loops
+from scratch import private_vhost
 
 from gateway.bus.broker import Broker
 from gateway.bus.relay import OutboxRelay
@@ -257,23 +257,6 @@ async def core_path(
     }
 
 
-async def with_vhost() -> tuple[str, Callable[[], None]]:
-    vhost = f"bench-{uuid.uuid4().hex[:6]}"
-    subprocess.run(["rabbitmqctl", "-q", "add_vhost", vhost], check=True, capture_output=True)
-    subprocess.run(
-        ["rabbitmqctl", "-q", "set_permissions", "-p", vhost, "guest", ".*", ".*", ".*"],
-        check=True,
-        capture_output=True,
-    )
-    return (
-        f"amqp://guest:guest@127.0.0.1:5672/{vhost}",
-        lambda: (
-            subprocess.run(["rabbitmqctl", "-q", "delete_vhost", vhost], check=False, capture_output=True)
-            and None
-        ),
-    )
-
-
 async def database(kind: str, tmp: Path) -> tuple[str, Callable[[], Awaitable[None]]]:
     if kind == "sqlite":
         path = tmp / f"bench-{uuid.uuid4().hex[:6]}.db"
@@ -297,9 +280,14 @@ async def database(kind: str, tmp: Path) -> tuple[str, Callable[[], Awaitable[No
 
 
 async def main(args: argparse.Namespace) -> None:
+    with private_vhost() as amqp_url:
+        results = await measure(args, amqp_url)
+    print(json.dumps(results, indent=None if args.json else 2))
+
+
+async def measure(args: argparse.Namespace, amqp_url: str) -> dict[str, Any]:
     tmp = Path("bench/out")
     tmp.mkdir(parents=True, exist_ok=True)
-    amqp_url, drop_vhost = await with_vhost()
     results: dict[str, Any] = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": f"{platform.machine()} {platform.python_implementation()} {platform.python_version()}",
@@ -308,32 +296,29 @@ async def main(args: argparse.Namespace) -> None:
         "bare_confirmed_publish": await bare_publish(amqp_url, args.n, batch=500),
         "raw_sqlite3_txn": raw_sqlite(tmp / f"raw-{uuid.uuid4().hex[:6]}.db", args.n),
     }
-    try:
-        for kind in args.databases.split(","):
-            for concurrency in (int(c) for c in args.concurrency.split(",")):
+    for kind in args.databases.split(","):
+        for concurrency in (int(c) for c in args.concurrency.split(",")):
+            url, drop = await database(kind, tmp)
+            engine = create_engine(url)
+            try:
+                bare = await bare_insert(engine, args.n, concurrency)
+            finally:
+                await dispose(engine)
+                await drop()
+            ceiling = min(bare["msgs_per_s"], results["bare_confirmed_publish"]["msgs_per_s"])
+            row: dict[str, Any] = {"bare_insert_txn": bare}
+            for relay in args.relay.split(","):
                 url, drop = await database(kind, tmp)
                 engine = create_engine(url)
                 try:
-                    bare = await bare_insert(engine, args.n, concurrency)
+                    core = await core_path(engine, amqp_url, args.n, concurrency, relay)
                 finally:
                     await dispose(engine)
                     await drop()
-                ceiling = min(bare["msgs_per_s"], results["bare_confirmed_publish"]["msgs_per_s"])
-                row: dict[str, Any] = {"bare_insert_txn": bare}
-                for relay in args.relay.split(","):
-                    url, drop = await database(kind, tmp)
-                    engine = create_engine(url)
-                    try:
-                        core = await core_path(engine, amqp_url, args.n, concurrency, relay)
-                    finally:
-                        await dispose(engine)
-                        await drop()
-                    core["end_to_end_vs_slower_ceiling"] = round(core["end_to_end_msgs_per_s"] / ceiling, 2)
-                    row[f"core_path/relay={relay}"] = core
-                results[f"{kind}/senders={concurrency}"] = row
-    finally:
-        drop_vhost()
-    print(json.dumps(results, indent=None if args.json else 2))
+                core["end_to_end_vs_slower_ceiling"] = round(core["end_to_end_msgs_per_s"] / ceiling, 2)
+                row[f"core_path/relay={relay}"] = core
+            results[f"{kind}/senders={concurrency}"] = row
+    return results
 
 
 def arguments() -> argparse.Namespace:

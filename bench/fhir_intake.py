@@ -19,12 +19,10 @@ import asyncio
 import json
 import platform
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 import timeit
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -38,6 +36,7 @@ from pydantic import BaseModel, ConfigDict
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import loops
+from scratch import private_vhost
 
 from adapters.fhir import validation
 from adapters.fhir.adapter import FhirRequest
@@ -91,21 +90,6 @@ def slim_validation() -> Iterator[None]:
         yield
     finally:
         validation.model = original
-
-
-@contextmanager
-def private_vhost() -> Iterator[str]:
-    vhost = f"cgt-bench-{uuid.uuid4().hex[:8]}"
-    subprocess.run(["rabbitmqctl", "-q", "add_vhost", vhost], check=True, capture_output=True)
-    subprocess.run(
-        ["rabbitmqctl", "-q", "set_permissions", "-p", vhost, "guest", ".*", ".*", ".*"],
-        check=True,
-        capture_output=True,
-    )
-    try:
-        yield f"amqp://guest:guest@127.0.0.1:5672/{vhost}"
-    finally:
-        subprocess.run(["rabbitmqctl", "-q", "delete_vhost", vhost], check=False, capture_output=True)
 
 
 def canonical_envelopes(bodies: list[bytes]) -> list[bytes]:

@@ -21,7 +21,6 @@ import json
 import platform
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -34,6 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import loops
 from core_path import separate_relay
+from scratch import private_vhost
 
 from adapters.hl7v2.adapter import adapter
 from adapters.hl7v2.serve import Hl7v2Service
@@ -84,17 +84,6 @@ async def sender(port: int, messages: list[bytes], latencies: list[float]) -> No
     writer.close()
 
 
-def vhost() -> tuple[str, str]:
-    name = f"bench-hl7-{uuid.uuid4().hex[:6]}"
-    subprocess.run(["rabbitmqctl", "-q", "add_vhost", name], check=True, capture_output=True)
-    subprocess.run(
-        ["rabbitmqctl", "-q", "set_permissions", "-p", name, "guest", ".*", ".*", ".*"],
-        check=True,
-        capture_output=True,
-    )
-    return name, f"amqp://guest:guest@127.0.0.1:5672/{name}"
-
-
 async def senders(port: int, kind: str, run: str, n: int, connections: int) -> dict[str, Any]:
     """The client side (in its own process): throughput and ACK latency."""
     await sender(port, [message(kind, run + "W", i) for i in range(50)], [])  # warm-up
@@ -114,8 +103,12 @@ async def senders(port: int, kind: str, run: str, n: int, connections: int) -> d
 
 
 async def one_round(kind: str, n: int, connections: int, relay: str) -> dict[str, Any]:
+    with private_vhost() as amqp_url:
+        return await _round(kind, n, connections, relay, amqp_url)
+
+
+async def _round(kind: str, n: int, connections: int, relay: str, amqp_url: str) -> dict[str, Any]:
     tmp = Path(tempfile.mkdtemp(prefix="cgt-bench-hl7-"))
-    name, amqp_url = vhost()
     settings = Settings(
         env="test",
         database_url=f"sqlite+aiosqlite:///{tmp}/gw.db",
@@ -149,7 +142,6 @@ async def one_round(kind: str, n: int, connections: int, relay: str) -> dict[str
             publisher.terminate()
             await publisher.wait()
         await gateway.stop()
-        subprocess.run(["rabbitmqctl", "-q", "delete_vhost", name], check=False, capture_output=True)
         shutil.rmtree(tmp, ignore_errors=True)
 
 
