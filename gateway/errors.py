@@ -13,6 +13,9 @@
     │   ├── ConflictingIdentities     identifiers name different orders or patients
     │   ├── AlreadyBound              a new binding would steal an identifier from another order
     │   └── DemographicMismatch       name / birth date disagree with the order's patient
+    ├── NotOurs                       traffic that is not the gateway's business (a lab order, the
+    │                                 ADT of an unknown patient): acknowledged positively (AA, 200),
+    │                                 not stored, counted by partner and reason
     ├── NotAuthenticated              unknown or badly authenticated partner (AR, 401)
     ├── NotPermitted                  a known partner touching what is not its own (AR, 403)
     ├── NotFound                      a query for something that is not there (404)
@@ -121,6 +124,19 @@ class AlreadyBound(IdentityProblem):
 class DemographicMismatch(IdentityProblem):
     reason = QuarantineReason.demographic_mismatch
     public_message = "patient demographics disagree with the chain of identity"
+
+
+class NotOurs(GatewayError):
+    """Not the gateway's business: an interface engine sends every order and every ADT, and an
+    error answer would stall its queue. Acknowledged as accepted, not stored, counted by `reason`
+    (a short PHI-free slug such as "not_a_therapy_order")."""
+
+    public_message = "not for this gateway: acknowledged and ignored"
+    http_status = 200
+
+    def __init__(self, reason: str, public_message: str | None = None, *, detail: str | None = None) -> None:
+        super().__init__(public_message, detail=detail)
+        self.reason = reason
 
 
 class NotAuthenticated(GatewayError):

@@ -19,3 +19,8 @@ PUBLISH_FAILURES = Counter("cgt_outbox_publish_failures_total", "Events the brok
 OUTBOX_BACKLOG = Gauge("cgt_outbox_backlog", "Outbox rows not yet confirmed by the broker")
 BROKER_UP = Gauge("cgt_broker_up", "1 when the relay's broker connection is up")
 QUARANTINE_OPEN = Gauge("cgt_quarantine_open", "Quarantined messages waiting for an operator")
+IGNORED = Counter(
+    "cgt_inbound_ignored_total",
+    "Inbound messages acknowledged and ignored as not the gateway's business, by partner and reason",
+    ["partner", "adapter", "reason"],
+)

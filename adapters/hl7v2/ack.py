@@ -74,7 +74,7 @@ def verdict_of_error(exc: errors.GatewayError) -> Verdict:
 
 
 def verdict_of(outcome: Outcome) -> Verdict:
-    if outcome.status == "applied":
+    if outcome.status in ("applied", "ignored"):
         return ACCEPTED
     if outcome.status == "quarantined":
         return Verdict("held", "0", None, f"{HELD} ({outcome.reason})", outcome.error)

@@ -11,7 +11,7 @@ from datetime import datetime
 from gateway import metrics
 from gateway.canonical.command import Command
 from gateway.canonical.envelope import utcnow
-from gateway.errors import GatewayError
+from gateway.errors import GatewayError, NotOurs
 from gateway.partners import Partner
 from gateway.registry import Adapter, InboundContext
 from gateway.service.intake import Decode, Intake, failed_decode
@@ -35,6 +35,8 @@ async def accept(
     decode: Decode
     try:
         parsed = adapter.parse(raw, ctx)
+    except NotOurs as exc:
+        return ignored(adapter, partner, exc, started)
     except GatewayError as exc:
         message_id, decode = None, failed_decode(exc)
     else:
@@ -55,6 +57,24 @@ async def accept(
         raw=raw,
     )
     outcome, rendered = await intake.receive(record, decode, adapter.ack)
+    if outcome.status == "ignored":
+        metrics.IGNORED.labels(partner.id, adapter.name, outcome.code or "unknown").inc()
     metrics.INBOUND.labels(partner.id, adapter.name, outcome.status).inc()
     metrics.INTAKE_SECONDS.observe(time.perf_counter() - started)
     return outcome, rendered
+
+
+def ignored(adapter: Adapter, partner: Partner, exc: NotOurs, started: float) -> tuple[Outcome, bytes | None]:
+    """Traffic that is not the gateway's business: answered as accepted, stored nowhere, counted."""
+    outcome = Outcome(
+        status="ignored",
+        inbound_id=None,
+        partner=partner.id,
+        reason=exc.public_message,
+        code=exc.reason,
+        http_status=exc.http_status,
+    )
+    metrics.IGNORED.labels(partner.id, adapter.name, exc.reason).inc()
+    metrics.INBOUND.labels(partner.id, adapter.name, "ignored").inc()
+    metrics.INTAKE_SECONDS.observe(time.perf_counter() - started)
+    return outcome, adapter.ack(outcome)

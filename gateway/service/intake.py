@@ -36,6 +36,7 @@ from gateway.errors import (
     GatewayError,
     IdentityProblem,
     MappingError,
+    NotOurs,
     TransientError,
     UnsupportedMessage,
 )
@@ -201,6 +202,19 @@ class Intake:
                 previous = (Outcome.model_validate(stored[0]), stored[1])
             if previous is not None:
                 results.append((previous[0].model_copy(update={"duplicate": True}), previous[1]))
+                continue
+            if isinstance(nothing := decoded[id(job)], NotOurs):
+                # Found out only while mapping: still nothing of it is stored, nor its answer.
+                outcome = Outcome(
+                    status="ignored",
+                    inbound_id=None,
+                    partner=record.partner,
+                    message_id=record.message_id,
+                    reason=nothing.public_message,
+                    code=nothing.reason,
+                    http_status=nothing.http_status,
+                )
+                results.append((outcome, job.render(outcome) if job.render else None))
                 continue
             inbound_id = str(uuid.uuid4())
             result = self._process(conn, repo, record, decoded[id(job)], inbound_id, now)

@@ -8,14 +8,14 @@ from pydantic import BaseModel, ConfigDict
 
 from gateway.errors import GatewayError, RejectedMessage
 
-Status = Literal["applied", "quarantined", "rejected"]
+Status = Literal["applied", "quarantined", "rejected", "ignored"]
 
 
 class Outcome(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     status: Status
-    inbound_id: str
+    inbound_id: str | None  # None when nothing of the message was stored (ignored)
     partner: str
     message_id: str | None = None
     order_id: str | None = None
