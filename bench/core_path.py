@@ -43,6 +43,7 @@ from gateway.store.db import create_engine, dispose, writer_for
 from gateway.store.migrate import migrate
 from gateway.store.prepared import Prepared
 from gateway.store.repository import InboundRecord
+from tests.support.drive import AUTHORITY
 
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 
@@ -202,9 +203,9 @@ async def core_path(
         await embedded.broker.close()
         log = Path("bench/out") / f"relay-{uuid.uuid4().hex[:6]}.log"
         process = await separate_relay(engine.url.render_as_string(hide_password=False), amqp_url, log)
-        intake = Intake(engine, coi_facility="A9999")
+        intake = Intake(engine, coi_facility="A9999", authority=AUTHORITY)
     else:
-        intake = Intake(engine, coi_facility="A9999", on_commit=embedded.wake)
+        intake = Intake(engine, coi_facility="A9999", authority=AUTHORITY, on_commit=embedded.wake)
     commands = commands_for(n)
     run_id = uuid.uuid4().hex[:6]
 

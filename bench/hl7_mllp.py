@@ -44,6 +44,7 @@ from gateway.service.intake import Intake
 from gateway.settings import Settings
 from gateway.store.db import create_engine, dispose
 from gateway.store.migrate import migrate
+from tests.support.drive import AUTHORITY
 
 START, END = b"\x0b", b"\x1c\x0d"
 
@@ -151,7 +152,7 @@ async def accept_ceiling(kind: str, n: int, concurrency: int) -> dict[str, Any]:
     engine = create_engine(f"sqlite+aiosqlite:///{tmp}/gw.db")
     await migrate(engine)
     try:
-        intake = Intake(engine, coi_facility="A9999")
+        intake = Intake(engine, coi_facility="A9999", authority=AUTHORITY)
         partner = load_partners(Settings().partners_file, env="test").get("demo-hospital")
         run = uuid.uuid4().hex[:4].upper()
         queue = [message(kind, run, i) for i in range(n)]

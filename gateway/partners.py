@@ -7,7 +7,6 @@ import hmac
 import ipaddress
 import os
 import time
-from enum import StrEnum
 from pathlib import Path
 from typing import Literal
 
@@ -16,20 +15,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from gateway.canonical.command import Command
 from gateway.canonical.ids import COI_NAMESPACE
+from gateway.canonical.parties import PartnerKind
 from gateway.errors import ConfigError, NotAuthenticated, NotPermitted
+
+__all__ = ["Partner", "PartnerKind", "Partners", "load_partners"]
 
 # Namespaces any partner may carry: they name the therapy, not a partner's own records.
 SHARED_NAMESPACES = frozenset({COI_NAMESPACE, "isbt128:din"})
-
-
-class PartnerKind(StrEnum):
-    site = "site"
-    courier = "courier"
-    manufacturer = "manufacturer"
-
-    @property
-    def namespace_prefix(self) -> str:
-        return {"site": "site", "courier": "courier", "manufacturer": "mes"}[self.value]
 
 
 class _Model(BaseModel):

@@ -21,6 +21,10 @@ class Settings(BaseSettings):
     http_port: int = 8080
     mllp_port: int = 2575
     partners_file: Path = ROOT / "mappings" / "partners" / "demo.yaml"
+    assignments_file: Path = Field(
+        default=ROOT / "mappings" / "mes" / "assignments.yaml",
+        description="which manufacturer makes which product (who may act on an order)",
+    )
     coi_facility: str = Field(
         default="A9999",
         pattern=r"^[A-NP-Z1-9][A-Z0-9]{4}$",

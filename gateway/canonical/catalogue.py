@@ -11,6 +11,7 @@ from gateway.canonical import payloads as p
 from gateway.canonical.base import Canonical
 from gateway.canonical.ids import Coi
 from gateway.canonical.lifecycle import OrderStatus
+from gateway.canonical.parties import PartnerKind
 
 CONTRACT_VERSION = 1
 
@@ -40,12 +41,19 @@ _CONTEXT: dict[Scope, type[Canonical] | None] = {
 }
 
 
+SITE = frozenset({PartnerKind.site})
+COURIER = frozenset({PartnerKind.courier})
+MANUFACTURER = frozenset({PartnerKind.manufacturer})
+NOBODY: frozenset[PartnerKind] = frozenset()
+
+
 @dataclass(frozen=True)
 class EventSpec:
     name: str
     payload: type[p.Payload]
     summary: str
     scope: Scope = Scope.order
+    senders: frozenset[PartnerKind] = NOBODY  # the partner kinds that may send it (DESIGN §9)
     data: type[Canonical] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -67,38 +75,77 @@ class EventSpec:
 
 
 _SPECS = [
-    EventSpec("order.placed", p.OrderPlaced, "A therapy order was placed by a site."),
-    EventSpec("order.updated", p.OrderUpdated, "A placed order's details changed."),
-    EventSpec("order.cancelled", p.WithReason, "The order was cancelled."),
-    EventSpec("order.accepted", p.OrderAccepted, "The manufacturer accepted the order."),
-    EventSpec("order.rejected", p.WithReason, "The manufacturer rejected the order."),
-    EventSpec("order.held", p.WithReason, "The order was put on hold."),
-    EventSpec("order.resumed", p.WithReason, "An order on hold was released to go on."),
-    EventSpec("patient.updated", p.PatientUpdated, "Patient demographics changed.", Scope.patient),
-    EventSpec("patient.merged", p.PatientMerged, "Two patient records were merged.", Scope.patient),
-    EventSpec("collection.scheduled", p.CollectionScheduled, "Apheresis was scheduled."),
-    EventSpec("collection.completed", p.CollectionCompleted, "Cells were collected."),
-    EventSpec("collection.cancelled", p.WithReason, "A scheduled apheresis was cancelled."),
-    EventSpec("slot.requested", p.SlotRequested, "A manufacturing slot was requested."),
-    EventSpec("slot.confirmed", p.SlotConfirmed, "The manufacturer confirmed a slot."),
-    EventSpec("shipment.booked", p.ShipmentBooked, "A shipment was booked with a courier."),
-    EventSpec("shipment.picked_up", p.ShipmentUpdate, "The courier took the shipment."),
-    EventSpec("shipment.in_transit", p.ShipmentUpdate, "A shipment reported its progress."),
-    EventSpec("shipment.custody_transferred", p.ShipmentUpdate, "Custody passed to someone else."),
-    EventSpec("shipment.delayed", p.ShipmentUpdate, "A shipment will arrive late."),
-    EventSpec("shipment.temperature_excursion", p.TemperatureExcursion, "A shipment left its range."),
-    EventSpec("shipment.delivered", p.ShipmentUpdate, "A shipment was delivered."),
-    EventSpec("shipment.exception", p.ShipmentUpdate, "A shipment has a problem."),
-    EventSpec("manufacturing.material_received", p.MaterialReceived, "Starting material arrived."),
-    EventSpec("manufacturing.started", p.BatchEvent, "Manufacturing of the batch started."),
-    EventSpec("manufacturing.step_completed", p.StepCompleted, "A process step completed."),
-    EventSpec("manufacturing.deviation_opened", p.DeviationOpened, "A deviation was opened."),
-    EventSpec("manufacturing.qc_result", p.QcResult, "A release test has a result."),
-    EventSpec("manufacturing.released", p.BatchEvent, "The product was released."),
-    EventSpec("manufacturing.failed", p.ManufacturingFailed, "Manufacturing failed."),
-    EventSpec("infusion.scheduled", p.InfusionScheduled, "The infusion was scheduled."),
-    EventSpec("infusion.cancelled", p.WithReason, "A scheduled infusion was cancelled."),
-    EventSpec("infusion.completed", p.InfusionCompleted, "The product was infused."),
+    EventSpec("order.placed", p.OrderPlaced, "A therapy order was placed by a site.", senders=SITE),
+    EventSpec("order.updated", p.OrderUpdated, "A placed order's details changed.", senders=SITE),
+    EventSpec("order.cancelled", p.WithReason, "The order was cancelled.", senders=SITE),
+    EventSpec(
+        "order.accepted", p.OrderAccepted, "The manufacturer accepted the order.", senders=MANUFACTURER
+    ),
+    EventSpec("order.rejected", p.WithReason, "The manufacturer rejected the order.", senders=MANUFACTURER),
+    EventSpec("order.held", p.WithReason, "The order was put on hold.", senders=SITE | MANUFACTURER),
+    EventSpec(
+        "order.resumed", p.WithReason, "An order on hold was released to go on.", senders=SITE | MANUFACTURER
+    ),
+    EventSpec(
+        "patient.updated", p.PatientUpdated, "Patient demographics changed.", Scope.patient, senders=SITE
+    ),
+    EventSpec(
+        "patient.merged", p.PatientMerged, "Two patient records were merged.", Scope.patient, senders=SITE
+    ),
+    EventSpec("collection.scheduled", p.CollectionScheduled, "Apheresis was scheduled.", senders=SITE),
+    EventSpec("collection.completed", p.CollectionCompleted, "Cells were collected.", senders=SITE),
+    EventSpec("collection.cancelled", p.WithReason, "A scheduled apheresis was cancelled.", senders=SITE),
+    EventSpec("slot.requested", p.SlotRequested, "A manufacturing slot was requested.", senders=SITE),
+    EventSpec("slot.confirmed", p.SlotConfirmed, "The manufacturer confirmed a slot.", senders=MANUFACTURER),
+    EventSpec(
+        "shipment.booked",
+        p.ShipmentBooked,
+        "A shipment was booked with a courier.",
+        senders=SITE | COURIER | MANUFACTURER,
+    ),
+    EventSpec("shipment.picked_up", p.ShipmentUpdate, "The courier took the shipment.", senders=COURIER),
+    EventSpec("shipment.in_transit", p.ShipmentUpdate, "A shipment reported its progress.", senders=COURIER),
+    EventSpec(
+        "shipment.custody_transferred",
+        p.ShipmentUpdate,
+        "Custody passed to someone else.",
+        senders=SITE | COURIER | MANUFACTURER,
+    ),
+    EventSpec("shipment.delayed", p.ShipmentUpdate, "A shipment will arrive late.", senders=COURIER),
+    EventSpec(
+        "shipment.temperature_excursion",
+        p.TemperatureExcursion,
+        "A shipment left its range.",
+        senders=SITE | COURIER | MANUFACTURER,
+    ),
+    EventSpec(
+        "shipment.delivered",
+        p.ShipmentUpdate,
+        "A shipment was delivered.",
+        senders=SITE | COURIER | MANUFACTURER,
+    ),
+    EventSpec("shipment.exception", p.ShipmentUpdate, "A shipment has a problem.", senders=COURIER),
+    EventSpec(
+        "manufacturing.material_received",
+        p.MaterialReceived,
+        "Starting material arrived.",
+        senders=MANUFACTURER,
+    ),
+    EventSpec(
+        "manufacturing.started", p.BatchEvent, "Manufacturing of the batch started.", senders=MANUFACTURER
+    ),
+    EventSpec(
+        "manufacturing.step_completed", p.StepCompleted, "A process step completed.", senders=MANUFACTURER
+    ),
+    EventSpec(
+        "manufacturing.deviation_opened", p.DeviationOpened, "A deviation was opened.", senders=MANUFACTURER
+    ),
+    EventSpec("manufacturing.qc_result", p.QcResult, "A release test has a result.", senders=MANUFACTURER),
+    EventSpec("manufacturing.released", p.BatchEvent, "The product was released.", senders=MANUFACTURER),
+    EventSpec("manufacturing.failed", p.ManufacturingFailed, "Manufacturing failed.", senders=MANUFACTURER),
+    EventSpec("infusion.scheduled", p.InfusionScheduled, "The infusion was scheduled.", senders=SITE),
+    EventSpec("infusion.cancelled", p.WithReason, "A scheduled infusion was cancelled.", senders=SITE),
+    EventSpec("infusion.completed", p.InfusionCompleted, "The product was infused.", senders=SITE),
     EventSpec("identity.mismatch", p.IdentityMismatch, "A message was quarantined.", Scope.gateway),
     EventSpec(
         "delivery.failed",

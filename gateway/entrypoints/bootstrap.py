@@ -14,6 +14,7 @@ from gateway import metrics
 from gateway.bus.broker import Broker
 from gateway.bus.relay import OutboxRelay
 from gateway.errors import ConfigError, TransientError
+from gateway.identity.authorise import Authority, load_assignments
 from gateway.partners import Partners, load_partners
 from gateway.registry import Adapter, HasTransport, Running, load_adapters
 from gateway.service.intake import Intake
@@ -106,6 +107,7 @@ def bootstrap(settings: Settings | None = None) -> Gateway:
     intake = Intake(
         engine,
         coi_facility=settings.coi_facility,
+        authority=Authority(partners, load_assignments(settings.assignments_file, partners)),
         on_commit=relay.wake if settings.relay == "embedded" else None,
         log_phi=settings.log_phi,
     )

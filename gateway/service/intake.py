@@ -41,6 +41,7 @@ from gateway.errors import (
     UnsupportedMessage,
 )
 from gateway.identity import Resolution, reconcile
+from gateway.identity.authorise import Authority, check_patient, check_sender
 from gateway.service.events import envelope, order_event, source_of
 from gateway.service.outcome import Outcome
 from gateway.store.db import writer_for
@@ -90,6 +91,7 @@ class Intake:
         engine: AsyncEngine,
         *,
         coi_facility: str,
+        authority: Authority,
         on_commit: Callable[[], None] | None = None,
         clock: Callable[[], datetime] = utcnow,
         max_batch: int = 64,
@@ -97,6 +99,7 @@ class Intake:
     ) -> None:
         self.writer = writer_for(engine)
         self.coi_facility = coi_facility
+        self.authority = authority
         self.on_commit = on_commit or (lambda: None)
         self.clock = clock
         self.max_batch = max_batch
@@ -332,12 +335,16 @@ class Intake:
         self, repo: Repository, record: InboundRecord, commands: list[Command], inbound_id: str, now: datetime
     ) -> _Applied:
         applied = _Applied()
+        sender = self.authority.sender(record.partner)
         for command in commands:
+            check_sender(sender, command)
             bindings = repo.bindings(command.refs)
             wanted = {b.patient_id for b in bindings.values()} if _wants_patients(command) else ()
             patients = repo.patients(wanted)
             resolution = reconcile(command, bindings, patients)
             if command.scope is Scope.patient:
+                for patient_id in filter(None, (resolution.patient_id, resolution.merged_patient_id)):
+                    check_patient(sender, repo.orders_of_patient(patient_id), command)
                 applied.envelopes.append(
                     self._patient(repo, record, command, resolution, patients, inbound_id, now)
                 )
@@ -357,6 +364,7 @@ class Intake:
             else:
                 assert resolution.order_id is not None
                 before = repo.order(resolution.order_id)
+                self.authority.check_order(sender, before, command)
                 order = apply_event(before, command.event, command.payload, now)
                 repo.update_order(order)
                 repo.bind(resolution.new_bindings, order.patient_id, order.order_id, now, inbound_id)

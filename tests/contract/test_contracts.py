@@ -12,7 +12,7 @@ from gateway.contracts import CONTRACTS_DIR, asyncapi, drift, event_schema
 from gateway.service.intake import Intake
 from gateway.store import tables as t
 from tests.support.builders import coi, event, mrn, place, placer
-from tests.support.drive import send
+from tests.support.drive import AUTHORITY, send
 
 
 def test_committed_contracts_match_the_models() -> None:
@@ -37,29 +37,46 @@ def test_every_schema_is_a_valid_json_schema() -> None:
 
 
 async def test_every_event_the_service_publishes_obeys_its_schema(engine: AsyncEngine) -> None:
-    gate = Intake(engine, coi_facility="A9999")
+    gate = Intake(engine, coi_facility="A9999", authority=AUTHORITY)
     placed = await send(gate, place(1))
     the_coi = coi(placed.coi or "")
+    site, courier, maker = "demo-hospital", "demo-courier", "demo-manufacturer"
     journey = [
-        event("collection.scheduled", placer("PO-000001"), scheduled_start="2026-11-09T08:00:00Z"),
-        event("collection.completed", the_coi, collected_at="2026-11-09T12:00:00Z", din="A999921123456"),
-        event(
-            "shipment.booked",
-            the_coi,
-            shipment={"shipment_id": "S1", "direction": "to_manufacturer", "temperature_class": "2-8C"},
+        (site, event("collection.scheduled", placer("PO-000001"), scheduled_start="2026-11-09T08:00:00Z")),
+        (
+            site,
+            event("collection.completed", the_coi, collected_at="2026-11-09T12:00:00Z", din="A999921123456"),
         ),
-        event("shipment.picked_up", the_coi, shipment_id="S1", occurred_at="2026-11-09T13:00:00Z"),
-        event("shipment.temperature_excursion", the_coi, shipment_id="S1", temperature_c=9.5, limit_c=8.0),
-        event("shipment.delivered", the_coi, shipment_id="S1"),
-        event("manufacturing.started", the_coi, batch_id="B1"),
-        event("manufacturing.qc_result", the_coi, batch_id="B1", test="sterility", result="pass"),
-        event("order.held", the_coi, reason="QC review"),
-        event("order.resumed", the_coi),
-        event("patient.updated", mrn("MRN-000001"), patient={"family_name": "Testpatient"}),
-        event("order.cancelled", placer("PO-404")),  # quarantined: identity.mismatch
+        (
+            site,
+            event(
+                "shipment.booked",
+                the_coi,
+                shipment={
+                    "shipment_id": "S1",
+                    "direction": "to_manufacturer",
+                    "temperature_class": "2-8C",
+                    "courier": courier,
+                },
+            ),
+        ),
+        (courier, event("shipment.picked_up", the_coi, shipment_id="S1", occurred_at="2026-11-09T13:00:00Z")),
+        (
+            courier,
+            event(
+                "shipment.temperature_excursion", the_coi, shipment_id="S1", temperature_c=9.5, limit_c=8.0
+            ),
+        ),
+        (courier, event("shipment.delivered", the_coi, shipment_id="S1")),
+        (maker, event("manufacturing.started", the_coi, batch_id="B1")),
+        (maker, event("manufacturing.qc_result", the_coi, batch_id="B1", test="sterility", result="pass")),
+        (maker, event("order.held", the_coi, reason="QC review")),
+        (maker, event("order.resumed", the_coi)),
+        (site, event("patient.updated", mrn("MRN-000001"), patient={"family_name": "Testpatient"})),
+        (site, event("order.cancelled", placer("PO-404"))),  # quarantined: identity.mismatch
     ]
-    for command in journey:
-        outcome = await send(gate, command)
+    for partner, command in journey:
+        outcome = await send(gate, command, partner=partner)
         assert outcome.status in ("applied", "quarantined"), (command.event, outcome)
     async with engine.connect() as conn:
         bodies = [row.body for row in await conn.execute(select(t.outbox.c.body, t.outbox.c.routing_key))]

@@ -15,7 +15,7 @@ from gateway.store import tables as t
 from gateway.store.db import create_engine, dispose
 from gateway.store.migrate import migrate
 from tests.support.builders import place
-from tests.support.drive import send
+from tests.support.drive import AUTHORITY, send
 
 
 def cli(*args: str, database_url: str) -> subprocess.CompletedProcess[str]:
@@ -35,7 +35,7 @@ async def test_migrate_audit_verify_and_outbox_status(tmp_path: Path) -> None:
     assert migrated.returncode == 0, migrated.stderr
     engine = create_engine(url)
     await migrate(engine)  # a second run is a no-op
-    gate = Intake(engine, coi_facility="A9999")
+    gate = Intake(engine, coi_facility="A9999", authority=AUTHORITY)
     for n in range(1, 4):
         await send(gate, place(n))
 

@@ -27,6 +27,7 @@ from tests.integration.test_fhir_support import (
     valid_fhir,
 )
 from tests.support.builders import envelope_json, place
+from tests.support.partners import OTHER_SITE, OTHER_SITE_KEY, with_second_site
 
 Client = tuple[Gateway, httpx.AsyncClient]
 
@@ -287,19 +288,19 @@ async def test_patient_identity_updates_and_merges(app: Client) -> None:
     assert (await http.get(location, headers=KEY)).status_code == 200
 
 
-async def test_task_reads_are_confined_to_the_sites_own_orders(app: Client) -> None:
-    _, http = app
-    other = place(5).model_dump(mode="json")
-    other["payload"]["order"]["ordering_site"] = {"id": "another-site"}
-    placed = await http.post(
-        "/api/messages", content=envelope_json("m5", place(5).model_validate(other)), headers=KEY
-    )
-    order_id = placed.json()["order_id"]
-    assert (await http.get(f"/fhir/r4/Task/{order_id}", headers=KEY)).status_code == 404
-    search = await http.get("/fhir/r4/Task", params={"identifier": "PO-000005"}, headers=KEY)
-    assert search.json()["total"] == 0
-    unknown = await http.get("/fhir/r4/Task", params={"status": "active"}, headers=KEY)
-    assert unknown.status_code == 400
+async def test_task_reads_are_confined_to_the_sites_own_orders(tmp_path: Path, amqp_url: str) -> None:
+    config = settings(tmp_path, amqp_url, partners_file=with_second_site(tmp_path))
+    async with running(config) as (_, http):
+        other = {"X-API-Key": OTHER_SITE_KEY, "Content-Type": "application/json"}
+        placed = await http.post(
+            "/api/messages", content=envelope_json("m5", place(5, site=OTHER_SITE)), headers=other
+        )
+        order_id = placed.json()["order_id"]
+        assert (await http.get(f"/fhir/r4/Task/{order_id}", headers=KEY)).status_code == 404
+        search = await http.get("/fhir/r4/Task", params={"identifier": "PO-000005"}, headers=KEY)
+        assert search.json()["total"] == 0
+        unknown = await http.get("/fhir/r4/Task", params={"status": "active"}, headers=KEY)
+        assert unknown.status_code == 400
 
 
 async def test_the_capability_statement_is_true_to_the_routes(app: Client) -> None:

@@ -25,6 +25,7 @@ from gateway.settings import Settings
 from gateway.store import tables as t
 from tests.fixtures.hl7v2.peers import Ehr, Engine, field_of
 from tests.support.builders import coi, envelope_json, event, place, placer
+from tests.support.partners import OTHER_SITE, with_second_site
 
 STATUSES = {
     "collection.completed": {"code": "COLLECTED", "text": "Cells collected", "order_status": "IP"},
@@ -54,17 +55,6 @@ def site_profile(directory: Path, ehr_port: int, **outbound: Any) -> Path:
     return directory
 
 
-def partners_file(tmp_path: Path) -> Path:
-    """The demo partners plus a second site, whose orders the demo site's EHR must never hear about."""
-    document = yaml.safe_load(Settings().partners_file.read_text(encoding="utf-8"))
-    document["partners"].append(
-        {"id": "other-hospital", "kind": "site", "adapter": "canonical-json", "demo": True, "auth": {}}
-    )
-    path = tmp_path / "partners.yaml"
-    path.write_text(yaml.safe_dump(document), encoding="utf-8")
-    return path
-
-
 @pytest.fixture
 async def gateways(tmp_path: Path, amqp_url: str) -> AsyncIterator[Callable[..., Any]]:
     """Starts the gateway (one a test) once the test knows where its EHR listens."""
@@ -77,7 +67,7 @@ async def gateways(tmp_path: Path, amqp_url: str) -> AsyncIterator[Callable[...,
             amqp_url=amqp_url,
             mllp_port=0,
             adapters="canonical-json,hl7v2",  # the dialects these tests speak
-            partners_file=partners_file(tmp_path),
+            partners_file=with_second_site(tmp_path),
             outbox_poll_seconds=0.05,
         )
         gw = bootstrap(settings)
@@ -182,11 +172,11 @@ async def test_another_sites_orders_are_never_sent_to_this_site(
     ehr: Ehr, gateways: Callable[..., Any]
 ) -> None:
     gw = await gateways(ehr.port)
-    other = place(7).model_copy(update={"refs": (coi("CHA999926OTHER7"),)})
-    await send_canonical(gw, "other-hospital", other)
+    other = place(7, site=OTHER_SITE).model_copy(update={"refs": (coi("CHA999926OTHER7"),)})
+    await send_canonical(gw, OTHER_SITE, other)
     await send_canonical(
         gw,
-        "other-hospital",
+        OTHER_SITE,
         event(
             "collection.completed", coi("CHA999926OTHER7"), collected_at=datetime(2026, 11, 10, tzinfo=UTC)
         ),

@@ -102,12 +102,27 @@ async def test_unauthenticated_requests_are_refused(client: httpx.AsyncClient) -
     assert missing.status_code == 404 and missing.headers["content-type"] == PROBLEM
 
 
+def signed(
+    body: bytes, partner: str = "demo-courier", secret: bytes = b"demo-courier-secret"
+) -> dict[str, str]:
+    stamp = str(int(time.time()))
+    signature = hmac.new(secret, stamp.encode() + b"." + body, hashlib.sha256).hexdigest()
+    return {"X-CGT-Partner": partner, "X-CGT-Timestamp": stamp, "X-CGT-Signature": f"sha256={signature}"}
+
+
 async def test_a_courier_signs_its_webhook_and_may_bind_its_tracking_number(
     client: httpx.AsyncClient,
 ) -> None:
     placed = (
         await client.post("/api/messages", content=envelope_json("m1", place(1)), headers=HOSPITAL)
     ).json()
+    declared = event(
+        "shipment.booked",
+        coi(placed["coi"]),
+        shipment={"shipment_id": "SH-1", "direction": "to_manufacturer", "courier": "demo-courier"},
+    )
+    site = await client.post("/api/messages", content=envelope_json("m2", declared), headers=HOSPITAL)
+    assert site.status_code == 201, site.text
     tracking = ExternalRef(namespace="courier:demo-courier:tracking", value="TRK-0001")
     booked = event(
         "shipment.booked",
@@ -117,23 +132,14 @@ async def test_a_courier_signs_its_webhook_and_may_bind_its_tracking_number(
         shipment={"shipment_id": "SH-1", "direction": "to_manufacturer", "courier": "demo-courier"},
     )
     body = envelope_json("c1", booked)
-    stamp = str(int(time.time()))
-    signature = hmac.new(b"demo-courier-secret", stamp.encode() + b"." + body, hashlib.sha256).hexdigest()
-    headers = {
-        "X-CGT-Partner": "demo-courier",
-        "X-CGT-Timestamp": stamp,
-        "X-CGT-Signature": f"sha256={signature}",
-    }
+    headers = signed(body)
     response = await client.post("/api/messages", content=body, headers=headers)
     assert response.status_code == 201, response.text
     forged = await client.post("/api/messages", content=body + b" ", headers=headers)
     assert forged.status_code == 401
     # a courier may not carry a hospital's identifiers
     sneaky = envelope_json("c2", event("order.cancelled", *place(1).refs[1:]))
-    stamp = str(int(time.time()))
-    signature = hmac.new(b"demo-courier-secret", stamp.encode() + b"." + sneaky, hashlib.sha256).hexdigest()
-    headers.update({"X-CGT-Timestamp": stamp, "X-CGT-Signature": signature})
-    refused = await client.post("/api/messages", content=sneaky, headers=headers)
+    refused = await client.post("/api/messages", content=sneaky, headers=signed(sneaky))
     assert refused.status_code == 403 and refused.json()["outcome"] == "rejected"
 
 

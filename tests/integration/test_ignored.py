@@ -15,7 +15,7 @@ from gateway.service.inbound import accept
 from gateway.service.intake import Intake
 from gateway.service.outcome import Outcome
 from gateway.store import tables as t
-from tests.support.drive import PARTNERS
+from tests.support.drive import AUTHORITY, PARTNERS
 
 
 class LabFeed:
@@ -46,7 +46,7 @@ def ignored_count(partner: str, adapter: str, reason: str) -> float:
 
 
 async def test_not_ours_is_answered_as_accepted_and_stores_nothing(engine: AsyncEngine) -> None:
-    gate = Intake(engine, coi_facility="A9999")
+    gate = Intake(engine, coi_facility="A9999", authority=AUTHORITY)
     before = ignored_count("demo-hospital", "lab-feed", "not_a_therapy_order")
     for at_parse in (True, False):
         for message_id in ("lab-1", "lab-1"):  # a repeat is ignored again, not answered from a store

@@ -15,11 +15,11 @@ from gateway.service.intake import Intake
 from gateway.store import tables as t
 from gateway.store.repository import order_by_coi
 from tests.support.builders import coi, envelope_json, event, mrn, place, placer
-from tests.support.drive import send, send_raw
+from tests.support.drive import AUTHORITY, send, send_raw
 
 
 def intake(engine: AsyncEngine) -> Intake:
-    return Intake(engine, coi_facility="A9999")
+    return Intake(engine, coi_facility="A9999", authority=AUTHORITY)
 
 
 async def count(engine: AsyncEngine, table: t.Table, *where: object) -> int:
@@ -118,7 +118,8 @@ async def test_a_known_mrn_with_other_demographics_is_quarantined(engine: AsyncE
 async def test_an_illegal_transition_is_rejected_recorded_and_not_applied(engine: AsyncEngine) -> None:
     gate = intake(engine)
     placed = await send(gate, place(1))
-    outcome = await send(gate, event("manufacturing.released", placer("PO-000001"), batch_id="B1"))
+    released = event("manufacturing.released", coi(placed.coi or ""), batch_id="B1")
+    outcome = await send(gate, released, partner="demo-manufacturer")
     assert outcome.status == "rejected" and outcome.error == "IllegalTransition"
     assert outcome.http_status == 409 and "ordered" in (outcome.reason or "")
     async with engine.connect() as conn:

@@ -18,7 +18,7 @@ from gateway.store.prepared import Prepared
 from gateway.store.repository import _ORDERS_OF_PATIENT, Repository
 from gateway.store.tables import audit_head, crosswalk, events, orders, patients
 from tests.support.builders import place
-from tests.support.drive import send
+from tests.support.drive import AUTHORITY, send
 
 _INSERT = Prepared(
     insert(events).values(
@@ -99,7 +99,7 @@ async def test_a_pipelined_write_is_seen_by_the_next_read(engine: AsyncEngine) -
 async def test_an_order_update_that_finds_another_version_fails_before_the_commit(
     engine: AsyncEngine,
 ) -> None:
-    outcome = await send(Intake(engine, coi_facility="A9999"), place(1))
+    outcome = await send(Intake(engine, coi_facility="A9999", authority=AUTHORITY), place(1))
     assert outcome.order_id is not None
     order_id = outcome.order_id
     writer = writer_for(engine)

@@ -22,7 +22,7 @@ from gateway.service.intake import Intake
 from gateway.service.notices import record_delivery_failure
 from gateway.store import tables as t
 from tests.support.builders import event, place
-from tests.support.drive import send
+from tests.support.drive import AUTHORITY, send
 
 
 async def drain(queue: AbstractQueue, settle: float = 1.0) -> list[AbstractIncomingMessage]:
@@ -53,7 +53,7 @@ async def test_an_applied_message_is_delivered_once_per_id(
     queue = await declare_consumer_queue(channel, "test.orders", ["order.#"], delivery_limit=3)
     await queue.purge()
     relay = OutboxRelay(sqlite_engine, Broker(amqp_url), poll_seconds=0.05)
-    intake = Intake(sqlite_engine, coi_facility="A9999", on_commit=relay.wake)
+    intake = Intake(sqlite_engine, coi_facility="A9999", authority=AUTHORITY, on_commit=relay.wake)
     relay.start()
     try:
         outcomes = [await send(intake, place(n)) for n in range(1, 4)]
@@ -78,7 +78,7 @@ async def test_events_nobody_binds_are_kept_not_dropped(
     sqlite_engine: AsyncEngine, fresh_amqp_url: str
 ) -> None:
     relay = OutboxRelay(sqlite_engine, Broker(fresh_amqp_url))
-    intake = Intake(sqlite_engine, coi_facility="A9999")
+    intake = Intake(sqlite_engine, coi_facility="A9999", authority=AUTHORITY)
     await relay.broker.connect()
     connection = await aio_pika.connect(fresh_amqp_url)
     channel = await connection.channel()
@@ -102,7 +102,7 @@ async def test_a_relay_killed_between_publish_and_mark_leaves_the_event_to_be_se
 
     consumer = EventConsumer(sqlite_engine, amqp_url, name="dedup", patterns=["order.#"], handler=handler)
     await consumer.start()
-    intake = Intake(sqlite_engine, coi_facility="A9999")
+    intake = Intake(sqlite_engine, coi_facility="A9999", authority=AUTHORITY)
     outcome = await send(intake, place(1))
 
     crashing = OutboxRelay(sqlite_engine, Broker(amqp_url), lease_seconds=0.5)
@@ -163,7 +163,7 @@ async def test_consumer_failures_go_to_the_dead_letter_queue(
         on_dead_letter=alert,
     )
     await consumer.start()
-    intake = Intake(sqlite_engine, coi_facility="A9999")
+    intake = Intake(sqlite_engine, coi_facility="A9999", authority=AUTHORITY)
     permanent = await send(intake, place(1))
     transient = await send(intake, place(2))
     transient_coi = transient.coi
@@ -190,7 +190,7 @@ async def test_consumer_failures_go_to_the_dead_letter_queue(
 
 async def test_a_partner_delivery_holds_no_database_lock(sqlite_engine: AsyncEngine, amqp_url: str) -> None:
     """While an outbound adapter waits on a partner, the intake still commits (SQLite has one writer)."""
-    intake = Intake(sqlite_engine, coi_facility="A9999")
+    intake = Intake(sqlite_engine, coi_facility="A9999", authority=AUTHORITY)
     waiting, release = asyncio.Event(), asyncio.Event()
     delivered: list[str] = []
 

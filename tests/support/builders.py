@@ -11,33 +11,39 @@ from gateway.canonical.command import Command
 from gateway.canonical.envelope import CloudEvent
 from gateway.canonical.ids import ExternalRef
 
-SITE = "site:demo-hospital"
 T0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
 
 
-def mrn(value: str) -> ExternalRef:
-    return ExternalRef(namespace=f"{SITE}:mrn", value=value)
+def mrn(value: str, site: str = "demo-hospital") -> ExternalRef:
+    return ExternalRef(namespace=f"site:{site}:mrn", value=value)
 
 
-def placer(value: str) -> ExternalRef:
-    return ExternalRef(namespace=f"{SITE}:placer-order", value=value)
+def placer(value: str, site: str = "demo-hospital") -> ExternalRef:
+    return ExternalRef(namespace=f"site:{site}:placer-order", value=value)
 
 
 def coi(value: str) -> ExternalRef:
     return ExternalRef(namespace="coi", value=value)
 
 
-def place(n: int, *, family: str = "Testpatient", birth: str = "1970-01-01", **extra: Any) -> Command:
+def place(
+    n: int,
+    *,
+    family: str = "Testpatient",
+    birth: str = "1970-01-01",
+    site: str = "demo-hospital",
+    **extra: Any,
+) -> Command:
     return Command.model_validate(
         {
             "event": "order.placed",
-            "refs": [mrn(f"MRN-{n:06d}"), placer(f"PO-{n:06d}"), *extra.pop("refs", [])],
+            "refs": [mrn(f"MRN-{n:06d}", site), placer(f"PO-{n:06d}", site), *extra.pop("refs", [])],
             "patient": {"family_name": family, "given_name": "Alpha", "birth_date": birth},
             "payload": {
                 "occurred_at": T0,
                 "order": {
                     "product": {"code": "S9999", "name": "Demo autologous CAR-T"},
-                    "ordering_site": {"id": "demo-hospital"},
+                    "ordering_site": {"id": site},
                 },
             },
             **extra,

@@ -6,6 +6,7 @@ import uuid
 
 from adapters.canonical_json.adapter import adapter
 from gateway.canonical.command import Command
+from gateway.identity.authorise import Authority, load_assignments
 from gateway.partners import load_partners
 from gateway.service.inbound import accept
 from gateway.service.intake import Intake
@@ -14,6 +15,7 @@ from gateway.settings import Settings
 from tests.support.builders import envelope_json
 
 PARTNERS = load_partners(Settings().partners_file, env="test")
+AUTHORITY = Authority(PARTNERS, load_assignments(Settings().assignments_file, PARTNERS))
 
 
 async def send_raw(
