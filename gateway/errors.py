@@ -12,7 +12,9 @@
     │   ├── UnknownIdentity           no identifier resolves to an order
     │   ├── ConflictingIdentities     identifiers name different orders or patients
     │   ├── AlreadyBound              a new binding would steal an identifier from another order
-    │   └── DemographicMismatch       name / birth date disagree with the order's patient
+    │   ├── DemographicMismatch       name / birth date disagree with the order's patient
+    │   └── IdentityChange            an update or merge would change who an open order's patient
+    │                                 is (birth date, sex, name): a person reviews it first
     ├── NotOurs                       traffic that is not the gateway's business (a lab order, the
     │                                 ADT of an unknown patient): acknowledged positively (AA, 200),
     │                                 not stored, counted by partner and reason
@@ -97,6 +99,8 @@ class QuarantineReason(StrEnum):
     conflicting_identities = "conflicting_identities"
     already_bound = "already_bound"
     demographic_mismatch = "demographic_mismatch"
+    identity_change = "identity_change"
+    disagreeing_merge = "disagreeing_merge"
 
 
 class IdentityProblem(GatewayError):
@@ -124,6 +128,16 @@ class AlreadyBound(IdentityProblem):
 class DemographicMismatch(IdentityProblem):
     reason = QuarantineReason.demographic_mismatch
     public_message = "patient demographics disagree with the chain of identity"
+
+
+class IdentityChange(IdentityProblem):
+    reason = QuarantineReason.identity_change
+    public_message = "the update changes identity-defining demographics of a patient with an open order"
+
+
+class DisagreeingMerge(IdentityChange):
+    reason = QuarantineReason.disagreeing_merge
+    public_message = "the merge joins patient records whose demographics disagree"
 
 
 class NotOurs(GatewayError):

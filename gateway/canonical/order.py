@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import unicodedata
+from collections.abc import Callable
 from datetime import date, datetime
 from enum import StrEnum
+from typing import Any
 
 from pydantic import Field
 
@@ -17,6 +19,15 @@ def normalise_name(name: str) -> str:
     """Case, accents, spaces and punctuation removed: 'Dupont-Éva ' == 'DUPONT EVA'."""
     decomposed = unicodedata.normalize("NFKD", name)
     return "".join(c for c in decomposed if c.isalnum()).upper()
+
+
+def _same(value: object) -> object:
+    return value
+
+
+def _first_name(given: str) -> str:
+    words = given.replace(".", " ").split()
+    return normalise_name(words[0]) if words else ""
 
 
 class PatientIdentity(Canonical):
@@ -36,6 +47,22 @@ class PatientIdentity(Canonical):
                 out.append(field)
         if self.birth_date and other.birth_date and self.birth_date != other.birth_date:
             out.append("birth_date")
+        return out
+
+    def identity_changes(self, newer: PatientIdentity) -> list[str]:
+        """Identity-defining fields `newer` would change: family name and first given name beyond
+        normalisation, birth date, sex (fields both carry). A middle name or initial is not one."""
+        compared: dict[str, Callable[[Any], object]] = {
+            "family_name": normalise_name,
+            "given_name": _first_name,
+            "birth_date": _same,
+            "sex": _same,
+        }
+        out: list[str] = []
+        for field, key in compared.items():
+            mine, theirs = getattr(self, field), getattr(newer, field)
+            if mine and theirs and key(mine) != key(theirs):
+                out.append(field)
         return out
 
     def merged_with(self, newer: PatientIdentity) -> PatientIdentity:

@@ -9,11 +9,13 @@ from gateway.canonical.catalogue import Scope
 from gateway.canonical.command import Command
 from gateway.canonical.ids import ExternalRef, IdentifierScope
 from gateway.canonical.order import PatientIdentity
-from gateway.canonical.payloads import PatientMerged
+from gateway.canonical.payloads import PatientMerged, PatientUpdated
 from gateway.errors import (
     AlreadyBound,
     ConflictingIdentities,
     DemographicMismatch,
+    DisagreeingMerge,
+    IdentityChange,
     UnknownIdentity,
 )
 
@@ -156,3 +158,25 @@ def reconcile(
     if command.scope is Scope.patient:
         return _about_patient(command, bindings, patients)
     return _about_order(command, bindings, patients)
+
+
+def review_identity_change(
+    command: Command, resolution: Resolution, patients: Mapping[str, PatientIdentity], *, open_order: bool
+) -> None:
+    """A change of who the patient is, for a patient with an open therapy order, waits for a
+    person: an update of birth date, sex or name (beyond normalisation), or a merge of two records
+    whose demographics disagree. Routine updates (address, a middle initial) go through."""
+    if not open_order or resolution.patient_id is None:
+        return
+    known = patients.get(resolution.patient_id)
+    if known is None:
+        return
+    if isinstance(command.payload, PatientUpdated):
+        changed = known.identity_changes(command.payload.patient)
+        if changed:
+            raise IdentityChange(detail="would change: " + ", ".join(changed))
+    folded = patients.get(resolution.merged_patient_id) if resolution.merged_patient_id else None
+    if folded is not None:
+        changed = known.identity_changes(folded)
+        if changed:
+            raise DisagreeingMerge(detail="the records disagree on: " + ", ".join(changed))

@@ -29,6 +29,7 @@ from gateway.canonical.catalogue import Scope
 from gateway.canonical.command import Command
 from gateway.canonical.envelope import CloudEvent, utcnow
 from gateway.canonical.ids import COI_NAMESPACE, coi_ref, new_coi
+from gateway.canonical.lifecycle import TERMINAL
 from gateway.canonical.order import PatientIdentity, TherapyOrder
 from gateway.canonical.payloads import IdentityMismatch, OrderPlaced, PatientMerged, PatientUpdated
 from gateway.errors import (
@@ -42,6 +43,7 @@ from gateway.errors import (
 )
 from gateway.identity import Resolution, reconcile
 from gateway.identity.authorise import Authority, check_patient, check_sender
+from gateway.identity.reconcile import review_identity_change
 from gateway.service.events import envelope, order_event, source_of
 from gateway.service.outcome import Outcome
 from gateway.store.db import writer_for
@@ -343,8 +345,12 @@ class Intake:
             patients = repo.patients(wanted)
             resolution = reconcile(command, bindings, patients)
             if command.scope is Scope.patient:
-                for patient_id in filter(None, (resolution.patient_id, resolution.merged_patient_id)):
-                    check_patient(sender, repo.orders_of_patient(patient_id), command)
+                involved = [p for p in (resolution.patient_id, resolution.merged_patient_id) if p]
+                orders = {p: repo.orders_of_patient(p) for p in involved}
+                for patient_id in involved:
+                    check_patient(sender, orders[patient_id], command)
+                open_order = any(o.status not in TERMINAL for of in orders.values() for o in of)
+                review_identity_change(command, resolution, patients, open_order=open_order)
                 applied.envelopes.append(
                     self._patient(repo, record, command, resolution, patients, inbound_id, now)
                 )

@@ -37,11 +37,15 @@ def order(n: int, *, control: str | None = None, version: str = "2.5.1", sender:
     ).encode()
 
 
-def adt(mrn: str, control: str, trigger: str = "A08") -> bytes:
+def adt(
+    mrn: str, control: str, trigger: str = "A08", *, name: str | None = None, birth: str = "19700101"
+) -> bytes:
+    """An ADT of the patient `order(n)` placed for MRN{n:06d}: same name and birth date unless told."""
+    name = name or f"Testpatient^N{int(mrn.removeprefix('MRN'))}"
     return (
         f"MSH|^~\\&|DEMO_EHR|DEMO_HOSPITAL|CGT_GATEWAY|CGT|20261102091500||ADT^{trigger}^ADT_A01|{control}|P|2.5.1\r"
         f"EVN|{trigger}|20261102091500\r"
-        f"PID|1||{mrn}^^^DEMOHOSP^MR||Testpatient^Renamed||19700101|F\r"
+        f"PID|1||{mrn}^^^DEMOHOSP^MR||{name}||{birth}|F\r"
     ).encode()
 
 
@@ -265,3 +269,20 @@ async def test_a_database_outage_is_ae_206_and_a_bug_is_ae_207_and_the_listener_
     assert field_of(defect, "MSA", 1) == "AE" and field_of(defect, "ERR", 3).startswith("207^")
     assert field_of(retried, "MSA", 1) == "AA" and field_of(retried, "MSA", 2) == "O15"
     assert await count(gateway, t.orders) == 1
+
+
+async def test_an_a08_that_changes_who_the_patient_is_is_held_and_a_routine_one_applies(
+    gateway: Gateway,
+) -> None:
+    engine = await Engine.connect(port(gateway))
+    await engine.send(order(12))
+    reborn = await engine.send(adt("MRN000012", "B1", birth="20240101"))
+    renamed = await engine.send(adt("MRN000012", "B2", name="Otherfamily^Someone"))
+    routine = await engine.send(adt("MRN000012", "B3", name="TESTPATIENT^N12^Q"))
+    await engine.close()
+    for held in (reborn, renamed):
+        assert field_of(held, "MSA", 1) == "AA" and b"held for identity review" in held
+    assert field_of(routine, "MSA", 1) == "AA" and b"ERR" not in routine
+    async with gateway.engine.connect() as conn:
+        reasons = [r for (r,) in (await conn.execute(select(t.quarantine.c.reason))).all()]
+    assert reasons == ["identity_change", "identity_change"]
