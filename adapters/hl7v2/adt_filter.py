@@ -17,9 +17,8 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql import CompoundSelect, Select
 
-from adapters.hl7v2 import er7
 from adapters.hl7v2.identity import patient_refs
-from adapters.hl7v2.profile import SiteProfile
+from adapters.hl7v2.profile import SiteProfile, parse_within_limits
 from gateway.canonical.ids import ExternalRef
 from gateway.errors import GatewayError, TransientError
 from gateway.store.db import is_sqlite
@@ -34,7 +33,7 @@ DROPPED = Counter(
 def adt_patient_refs(raw: bytes, profile: SiteProfile) -> list[ExternalRef]:
     """The MRNs of an ADT message, or [] when the filter cannot tell (the message goes on)."""
     try:
-        message = er7.parse(raw, profile.default_charset)
+        message = parse_within_limits(raw, profile)
         return patient_refs(message, profile)
     except GatewayError:
         return []
