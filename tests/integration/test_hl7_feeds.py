@@ -64,13 +64,22 @@ async def test_lab_orders_are_acknowledged_stored_nowhere_and_counted(gateway: G
 async def test_clinic_visits_and_adt_without_a_site_mrn_are_acknowledged_and_ignored(
     gateway: Gateway,  # noqa: F811
 ) -> None:
-    visits, no_mrn = ignored("not_a_therapy_appointment"), ignored("no_site_mrn")
+    visits, no_mrn, unknown = (
+        ignored(r) for r in ("not_a_therapy_appointment", "no_site_mrn", "patient_unknown")
+    )
+    dropped = REGISTRY.get_sample_value("cgt_hl7v2_adt_dropped_total", {"partner": "demo-hospital"}) or 0.0
     engine = await Engine.connect(port(gateway))
     visit = await engine.send(fixture("ignored_siu_clinic_visit"))
     pi_only = await engine.send(fixture("ignored_adt_a08_pi_ids_only"))
+    stranger = await engine.send(fixture("adt_a08_update"))  # an MRN the gateway never saw: the ADT filter
     await engine.close()
-    assert field_of(visit, "MSA", 1) == "AA" and field_of(pi_only, "MSA", 1) == "AA"
+    for answer in (visit, pi_only, stranger):
+        assert field_of(answer, "MSA", 1) == "AA" and field_of(answer, "ERR", 1) == ""
     assert ignored("not_a_therapy_appointment") == visits + 1 and ignored("no_site_mrn") == no_mrn + 1
+    assert ignored("patient_unknown") == unknown + 1
+    assert (
+        REGISTRY.get_sample_value("cgt_hl7v2_adt_dropped_total", {"partner": "demo-hospital"}) == dropped + 1
+    )
     assert await count(gateway, t.inbound_messages) == 0
 
 
