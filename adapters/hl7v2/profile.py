@@ -81,6 +81,9 @@ class OrderRules(_Rules):
     @field_validator("product_systems")
     @classmethod
     def _systems_upper(cls, systems: dict[str, str]) -> dict[str, str]:
+        unknown = sorted({v for v in systems.values() if v != ISBT128 and not v.startswith("local:")})
+        if unknown:
+            raise ValueError(f"product systems are {ISBT128!r} or 'local:<site>', not {unknown}")
         return {k.upper(): v for k, v in systems.items()}  # CE-3 is compared upper-case
 
     @field_validator("therapy_products")

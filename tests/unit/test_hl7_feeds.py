@@ -12,10 +12,10 @@ from adapters.hl7v2 import ack as acks
 from adapters.hl7v2 import er7
 from adapters.hl7v2.common import Coded
 from adapters.hl7v2.header import header, read_header
-from adapters.hl7v2.profile import PROFILES, SiteProfile, load_profile
+from adapters.hl7v2.profile import PROFILES, SiteProfile, load_profile, parse_within_limits
 from adapters.hl7v2.routing import commands_for
 from adapters.hl7v2.therapy import kind_of
-from gateway.errors import ConfigError, MappingError, NotOurs, TooLarge
+from gateway.errors import MappingError, NotOurs, TooLarge
 from gateway.partners import load_partners
 from gateway.settings import Settings
 
@@ -119,13 +119,13 @@ def test_a_40000_repetition_pid_3_is_refused_by_the_adapter() -> None:
         Hl7v2(PROFILES).parse(message(f"PID|1||{huge}"), InboundContext(PARTNER, "test", utcnow()))
 
 
-def test_a_profile_names_its_own_limits_and_only_versions_the_mappings_can_read(tmp_path: Path) -> None:
+def test_a_profile_names_its_own_limits(tmp_path: Path) -> None:
     document = yaml.safe_load((PROFILES / "demo-hospital.yaml").read_text(encoding="utf-8"))
     (tmp_path / "tight.yaml").write_text(yaml.safe_dump(document | {"limits": {"repetitions": 5}}))
-    assert load_profile("tight", tmp_path).limits.repetitions == 5
-    (tmp_path / "future.yaml").write_text(yaml.safe_dump(document | {"versions": ["2.5.1", "2.9"]}))
-    with pytest.raises(ConfigError, match="versions the mappings cannot read"):
-        load_profile("future", tmp_path)
+    tight = load_profile("tight", tmp_path)
+    assert tight.limits.repetitions == 5 and DEMO.limits.segments == 1000
+    with pytest.raises(TooLarge, match="PID-3 has 6 repetitions; at most 5"):
+        parse_within_limits(message("PID|1||1~2~3~4~5~6"), tight)
 
 
 @pytest.mark.parametrize("version", ["2.2", "2.6", "2.7", "2.7.1", "2.8.2"])
