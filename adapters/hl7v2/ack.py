@@ -157,7 +157,11 @@ def render(header: Header | None, verdict: Verdict, *, control_id: str | None = 
     ]
     if header and header.charset:
         msh += ["", "", "", "", "", escape(header.charset, d)]
-    acknowledged = escape(control_id or (header.control_id if header else ""), d)
+    # MSA-2 echoes MSH-10 as sent, spaces and all: some engines match ACKs byte for byte.
+    if header and (control_id is None or control_id == header.control_id):
+        acknowledged = header.control_id_sent
+    else:
+        acknowledged = escape(control_id or "", d)
     msa = ["MSA", code, acknowledged]
     if verdict.kind != "accept" and v < (2, 7):
         short = HELD if verdict.kind == "held" else verdict.text or ""

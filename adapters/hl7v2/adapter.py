@@ -16,11 +16,12 @@ from pathlib import Path
 from adapters.hl7v2 import ack as acks
 from adapters.hl7v2 import er7
 from adapters.hl7v2.header import Header, header, read_header
-from adapters.hl7v2.profile import PROFILES, SiteProfile, load_profile
+from adapters.hl7v2.profile import PROFILES, SiteProfile, load_profile, parse_within_limits
 from adapters.hl7v2.routing import check_taken, commands_for
 from adapters.hl7v2.serve import start_hl7v2
 from adapters.hl7v2.strict import validate_strictly
 from gateway.canonical.command import Command
+from gateway.errors import NotOurs
 from gateway.partners import Partner
 from gateway.registry import Example, ExternalMessage, InboundContext, Running, Runtime
 from gateway.service.outcome import Outcome
@@ -39,7 +40,7 @@ class Parsed:
 
 class Hl7v2:
     name = "hl7v2"
-    dialect = "HL7 v2.3-2.5.1 (2.8 tolerated), ER7 over MLLP"
+    dialect = "HL7 v2.2-2.8.2, ER7 over MLLP"
     content_type = CONTENT_TYPE
 
     def __init__(
@@ -60,11 +61,11 @@ class Hl7v2:
 
     def parse(self, raw: bytes, ctx: InboundContext) -> ExternalMessage:
         profile = self.profile_for(ctx.partner)
-        message = er7.parse(raw, profile.default_charset)
+        message = parse_within_limits(raw, profile)
         head = header(message)
         check_taken(head, profile)
         if profile.strict_validation:
-            text = raw.decode(message.charset).replace("\r\n", "\r").replace("\n", "\r")
+            text = er7.strip_lead(raw).decode(message.charset).replace("\r\n", "\r").replace("\n", "\r")
             validate_strictly(text, head)
         # Map now, on the caller's thread: the intake runs `to_canonical` inside its write
         # transaction (on the database's writer thread), which should only apply, not compute.
@@ -72,6 +73,8 @@ class Hl7v2:
         mapped: list[Command] | Exception
         try:
             mapped = commands_for(message, head, profile, ctx.partner)
+        except NotOurs:
+            raise  # answered AA and stored nowhere: it must leave from parse
         except Exception as exc:  # re-raised as is: the intake translates it as it always does
             mapped = exc
         return ExternalMessage(message_id=head.control_id, content=Parsed(message, head, profile, mapped))

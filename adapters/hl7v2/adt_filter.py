@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 from prometheus_client import Counter
@@ -17,24 +18,45 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql import CompoundSelect, Select
 
-from adapters.hl7v2 import er7
 from adapters.hl7v2.identity import patient_refs
-from adapters.hl7v2.profile import SiteProfile
+from adapters.hl7v2.profile import SiteProfile, parse_within_limits
+from gateway import metrics
 from gateway.canonical.ids import ExternalRef
 from gateway.errors import GatewayError, TransientError
 from gateway.store.db import is_sqlite
 from gateway.store.lookups import any_of_pairs
 from gateway.store.tables import crosswalk
 
-DROPPED = Counter(
+_DROPPED = Counter(
     "cgt_hl7v2_adt_dropped_total", "ADT messages acknowledged and dropped: patient unknown", ["partner"]
 )
+
+
+@dataclass(frozen=True)
+class _Drop:
+    partner: str
+
+    def inc(self) -> None:
+        _DROPPED.labels(self.partner).inc()
+        metrics.IGNORED.labels(self.partner, "hl7v2", "patient_unknown").inc()
+
+
+class _Dropped:
+    """`DROPPED.labels(partner).inc()`: counts a dropped ADT in cgt_hl7v2_adt_dropped_total and,
+    with all other traffic acknowledged and ignored, in cgt_inbound_ignored_total (reason
+    `patient_unknown`), so one metric shows everything a site sends that the gateway ignores."""
+
+    def labels(self, partner: str) -> _Drop:
+        return _Drop(partner)
+
+
+DROPPED = _Dropped()
 
 
 def adt_patient_refs(raw: bytes, profile: SiteProfile) -> list[ExternalRef]:
     """The MRNs of an ADT message, or [] when the filter cannot tell (the message goes on)."""
     try:
-        message = er7.parse(raw, profile.default_charset)
+        message = parse_within_limits(raw, profile)
         return patient_refs(message, profile)
     except GatewayError:
         return []

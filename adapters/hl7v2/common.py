@@ -74,6 +74,15 @@ def coded(paths: Sequence[str], *scopes: Sequence[Segment]) -> Coded | None:
     return None
 
 
+def valued(paths: Sequence[str], *scopes: Sequence[Segment]) -> bool:
+    """Whether any of `paths` carries anything at all (a code, or only a text)."""
+    for p, segment in _located(paths, scopes):
+        d = segment.delimiters
+        if segment.raw(p.field).strip(d.component + d.repetition + d.subcomponent + " "):
+            return True
+    return False
+
+
 def party(paths: Sequence[str], *scopes: Sequence[Segment]) -> Party | None:
     """A person by XCN: the id (XCN-1) and a display name; None when no id is given."""
     for p, segment in _located(paths, scopes):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from adapters.hl7v2.er7 import Delimiters, Message, Segment, codec_for, read_delimiters
+from adapters.hl7v2.er7 import Delimiters, Message, Segment, codec_for, read_delimiters, strip_lead
 from gateway.errors import MalformedMessage, UnsupportedMessage
 
 
@@ -16,7 +16,8 @@ class Header:
     echo: tuple[str, str, str, str]  # MSH-3..6 as sent (escaped), for the ACK's MSH-5..6 / 3..4
     message_type: str  # MSH-9.1
     trigger: str  # MSH-9.2
-    control_id: str  # MSH-10
+    control_id: str  # MSH-10, unescaped and trimmed: the message's id
+    control_id_sent: str  # MSH-10 exactly as sent (spaces and escapes kept), echoed in MSA-2
     processing_id: str  # MSH-11.1
     version: str  # MSH-12.1
     accept_ack: str  # MSH-15: AL, NE, ER, SU
@@ -43,6 +44,7 @@ def header_of(msh: Segment) -> Header:
         message_type=value(9, 1).upper(),
         trigger=value(9, 2).upper(),
         control_id=value(10),
+        control_id_sent=msh.raw(10),
         processing_id=value(11, 1).upper(),
         version=value(12, 1),
         accept_ack=value(15).upper(),
@@ -58,7 +60,7 @@ def header(message: Message) -> Header:
 def read_header(raw: bytes) -> Header | None:
     """The header of bytes that may not parse as a whole message (for the ACK of a bad frame).
     Reads the first line only, in MSH-18's character set where it can, and never fails."""
-    raw = raw.lstrip(b"\r\n\t ")
+    raw = strip_lead(raw)
     end = min((p for p in (raw.find(b"\r"), raw.find(b"\n"), 4096) if p >= 0), default=4096)
     first = raw[:end]
     try:

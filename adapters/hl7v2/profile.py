@@ -23,7 +23,7 @@ from pydantic import (
     model_validator,
 )
 
-from adapters.hl7v2.er7 import CHARSETS, field_path
+from adapters.hl7v2.er7 import CHARSETS, Message, field_path, parse
 from gateway.errors import ConfigError
 from gateway.settings import ROOT
 
@@ -58,6 +58,9 @@ class IdentifierRule(_Rules):
         return not self.assigning_authorities or authority in self.assigning_authorities
 
 
+ISBT128 = "isbt128"
+
+
 class OrderRules(_Rules):
     placer_order: Paths = ("ORC-2.1", "OBR-2.1")
     placer_namespace: str
@@ -66,11 +69,35 @@ class OrderRules(_Rules):
     product_systems: dict[str, str] = Field(
         default_factory=dict, description="coding system (CE-3) -> canonical Product.system"
     )
-    default_product_system: str = "isbt128"
+    therapy_products: tuple[str, ...] = Field(
+        default=(), description="the site's own therapy product codes (local systems, or no system)"
+    )
+    local_product_system: str = Field(default="", description="the system of a listed code sent without one")
     practitioner: Paths = ("ORC-12", "OBR-16")
     order_control: dict[str, OrderEvent] = Field(min_length=1)
     reason: Paths = ("ORC-16.2", "ORC-16.1")
     occurred_at: Paths = ("ORC-9", "MSH-7")
+
+    @field_validator("product_systems")
+    @classmethod
+    def _systems_upper(cls, systems: dict[str, str]) -> dict[str, str]:
+        unknown = sorted({v for v in systems.values() if v != ISBT128 and not v.startswith("local:")})
+        if unknown:
+            raise ValueError(f"product systems are {ISBT128!r} or 'local:<site>', not {unknown}")
+        return {k.upper(): v for k, v in systems.items()}  # CE-3 is compared upper-case
+
+    @field_validator("therapy_products")
+    @classmethod
+    def _codes_upper(cls, codes: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(c.upper() for c in codes)
+
+    @model_validator(mode="after")
+    def _local_system_named(self) -> OrderRules:
+        if self.therapy_products and not self.local_product_system.startswith("local:"):
+            raise ValueError(
+                "therapy_products need local_product_system (local:<site>) for codes sent without one"
+            )
+        return self
 
 
 Sex = Literal["M", "F", "O", "U"]
@@ -140,9 +167,34 @@ class Outbound(_Rules):
         return self
 
 
+# The versions whose fields the mappings read sit where 2.5.1 puts them (PID-3's 2.2 CM_PAT_ID has
+# the CX components in the same places; CE became CWE, TS became DTM, with the same components).
+READABLE_VERSIONS = (
+    "2.2",
+    "2.3",
+    "2.3.1",
+    "2.4",
+    "2.5",
+    "2.5.1",
+    "2.6",
+    "2.7",
+    "2.7.1",
+    "2.8",
+    "2.8.1",
+    "2.8.2",
+)
+
+
+class Limits(_Rules):
+    """What one message may hold: above it the message is refused (AR), before any mapping."""
+
+    segments: int = Field(default=1000, ge=10, le=100_000)
+    repetitions: int = Field(default=100, ge=2, le=10_000, description="of any one field")
+
+
 class SiteProfile(_Rules):
     partner: str
-    versions: tuple[str, ...] = ("2.3", "2.3.1", "2.4", "2.5", "2.5.1", "2.8")
+    versions: tuple[str, ...] = READABLE_VERSIONS
     processing_ids: tuple[str, ...] = ("P",)
     default_charset: str = "UTF-8"
     timezone: str = "UTC"
@@ -154,6 +206,17 @@ class SiteProfile(_Rules):
     scheduling: SchedulingRules
     z_segments: dict[str, Literal["notes", "ignore"]] = Field(default_factory=dict)
     outbound: Outbound | None = None
+    limits: Limits = Limits()
+
+    @field_validator("versions")
+    @classmethod
+    def _readable_versions(cls, versions: tuple[str, ...]) -> tuple[str, ...]:
+        unreadable = [v for v in versions if v not in READABLE_VERSIONS]
+        if unreadable:
+            raise ValueError(
+                f"versions the mappings cannot read: {unreadable} (readable: {READABLE_VERSIONS})"
+            )
+        return versions
 
     @field_validator("default_charset")
     @classmethod
@@ -197,3 +260,11 @@ def load_profile(name: str, directory: Path = PROFILES) -> SiteProfile:
         return SiteProfile.model_validate(document)
     except (OSError, yaml.YAMLError, ValidationError, ValueError) as exc:
         raise ConfigError(f"HL7 v2 profile {path}: {exc}") from exc
+
+
+def parse_within_limits(raw: bytes, profile: SiteProfile) -> Message:
+    """`er7.parse` in the profile's character set default, refusing what is over its limits."""
+    limits = profile.limits
+    return parse(
+        raw, profile.default_charset, max_segments=limits.segments, max_repetitions=limits.repetitions
+    )

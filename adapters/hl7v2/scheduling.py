@@ -2,7 +2,8 @@
 infusion.scheduled; S15 cancelled -> collection.cancelled or infusion.cancelled.
 
 Apheresis and infusion are told apart by the service code (AIS-3, else SCH-8 / SCH-7) against the
-profile's lists. The order is found by its placer order number (SCH-26), the COI and the MRN; the
+profile's lists; an appointment of any other kind (a clinic visit, surgery) is not the gateway's
+business (`NotOurs`): a hospital sends its whole schedule. The order is found by its placer order number (SCH-26), the COI and the MRN; the
 appointment id (SCH-1) is bound to the order so later S13-S15 find it by that alone.
 """
 
@@ -18,27 +19,20 @@ from gateway.canonical.command import Command
 from gateway.canonical.ids import ExternalRef
 from gateway.canonical.order import Party
 from gateway.canonical.payloads import CollectionScheduled, InfusionScheduled, Payload, WithReason
-from gateway.errors import MappingError
+from gateway.errors import MappingError, NotOurs
 
 SIU_TRIGGERS = ("S12", "S13", "S14", "S15")
 
 
 def _kind(message: Message, profile: SiteProfile) -> str:
     rules = profile.scheduling
-    first_where = ""
     for path in rules.service:
-        code, where = pick([path], message.segments)
-        first_where = first_where or where
+        code, _ = pick([path], message.segments)
         if code.upper() in rules.apheresis:
             return "apheresis"
         if code.upper() in rules.infusion:
             return "infusion"
-    where = first_where or rules.service[0].split(".")[0]
-    raise MappingError(
-        f"{where}: the appointment is neither apheresis nor infusion for this site",
-        location=where,
-        code="103",
-    )
+    raise NotOurs("not_a_therapy_appointment")
 
 
 def _payload(kind: str, header: Header, message: Message, profile: SiteProfile) -> tuple[str, Payload]:
@@ -65,6 +59,7 @@ def appointment_commands(message: Message, header: Header, profile: SiteProfile)
     rules = profile.scheduling
     if message.first("SCH") is None:
         raise MappingError("a scheduling message needs an SCH segment", location="SCH", code="100")
+    kind = _kind(message, profile)  # first: a clinic visit is not ours, whatever else it carries
     pid = message.first("PID")
     placer, _ = pick(rules.placer_order, message.segments)
     appointment, _ = pick(rules.appointment, message.segments)
@@ -81,7 +76,7 @@ def appointment_commands(message: Message, header: Header, profile: SiteProfile)
             "the appointment names no order (SCH-26) or appointment (SCH-1)", location="SCH-26", code="101"
         )
     patient_mrn = mrn(pid, profile)
-    event, payload = _payload(_kind(message, profile), header, message, profile)
+    event, payload = _payload(kind, header, message, profile)
     all_refs = (*order_refs, *([patient_mrn] if patient_mrn else []))
     return [
         Command(event=event, payload=payload, refs=all_refs, binds=binds, patient=demographics(pid, profile))

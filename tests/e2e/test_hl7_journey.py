@@ -115,7 +115,7 @@ async def test_an_ehr_order_becomes_an_event_and_its_status_comes_back_to_the_eh
     # 4. the EHR receives ORU^R01 naming its placer order number and the gateway's COI
     oru = await asyncio.wait_for(ehr.arrived.get(), 20)
     assert field_of(oru, "MSH", 9) == "ORU^R01^ORU_R01"
-    assert field_of(oru, "PID", 3) == "MRN0777777^^^DEMOHOSP^MR"
+    assert field_of(oru, "PID", 3) == "MRN0777777^^^^MR"  # any authority: none named
     assert field_of(oru, "ORC", 2) == "PO-777777" and field_of(oru, "ORC", 3) == f"{coi}^CGT"
     assert field_of(oru, "OBX", 5) == "COLLECTED^Cells collected^L"
     assert field_of(oru, "PID", 5) == "Journey^Juliet"  # PID-5 is required: the site's own record

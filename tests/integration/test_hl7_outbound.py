@@ -143,7 +143,9 @@ async def test_a_milestone_goes_back_as_oru_r01_with_placer_number_and_coi(
     await send_canonical(gw, "demo-hospital", collected())
     message = await asyncio.wait_for(ehr.arrived.get(), 20)
     assert field_of(message, "MSH", 9) == "ORU^R01^ORU_R01" and field_of(message, "MSH", 5) == "DEMO_EHR"
-    assert field_of(message, "PID", 3) == "MRN000001^^^DEMOHOSP^MR"
+    assert (
+        field_of(message, "PID", 3) == "MRN000001^^^^MR"
+    )  # the demo takes an MR of any authority, so names none
     assert field_of(message, "ORC", 2) == "PO-000001" and field_of(message, "ORC", 3) == "CHA999926ABC121^CGT"
     assert field_of(message, "OBR", 4) == "S1234^Demo autologous CAR-T^isbt128"
     assert field_of(message, "OBX", 5) == "COLLECTED^Cells collected^L"

@@ -94,6 +94,28 @@ def test_every_profile_has_cases() -> None:
             },
             "order_control",
         ),
+        (
+            {
+                "orders": {
+                    "placer_namespace": "site:demo-hospital:placer-order",
+                    "order_control": {"NW": "order.placed"},
+                    "product_systems": {"ISBT128": "ISBT-128"},
+                }
+            },
+            "product systems are 'isbt128' or 'local:<site>'",
+        ),
+        (
+            {
+                "orders": {
+                    "placer_namespace": "site:demo-hospital:placer-order",
+                    "order_control": {"NW": "order.placed"},
+                    "therapy_products": ["CART-1"],
+                }
+            },
+            "therapy_products need local_product_system",
+        ),
+        ({"versions": ["2.5.1", "2.1"]}, "versions the mappings cannot read"),
+        ({"limits": {"repetitions": 1}}, "repetitions"),
         ({"timezone": "Mars/Olympus_Mons"}, "unknown time zone"),
         ({"default_charset": "EBCDIC"}, "unknown character set"),
         (
