@@ -19,9 +19,11 @@ def message(*segments: str, kind: str = "ORM^O01^ORM_O01", control: str, version
     return "\r".join((MSH.format(kind=kind, control=control, version=version), *segments)).encode() + b"\r"
 
 
-def therapy(n: int, *, ids: str | None = None, control: str | None = None, version: str = "2.5.1") -> bytes:
+def therapy(
+    n: int, *, ids: str | None = None, control: str | None = None, version: str = "2.5.1", given: str = ""
+) -> bytes:
     return message(
-        f"PID|1||{ids or f'MRN{n:06d}^^^DEMOHOSP^MR'}||Testpatient^N{n}||19700101|F",
+        f"PID|1||{ids or f'MRN{n:06d}^^^DEMOHOSP^MR'}||Testpatient^{given or f'N{n}'}||19700101|F",
         f"ORC|NW|PO-{n:06d}",
         f"OBR|1|PO-{n:06d}||S1234^Demo^ISBT128",
         control=control or f"T{n}",
@@ -85,8 +87,9 @@ async def test_clinic_visits_and_adt_without_a_site_mrn_are_acknowledged_and_ign
 
 async def test_versions_2_2_to_2_8_2_are_taken_and_a_2_6_merge_applies(gateway: Gateway) -> None:  # noqa: F811
     engine = await Engine.connect(port(gateway))
-    placed = [
-        await engine.send(therapy(n, version=v)) for n, v in enumerate(("2.2", "2.6", "2.7", "2.8.2"), 1)
+    placed = [  # one person registered twice (2 and 3): the merge joins records that agree
+        await engine.send(therapy(n, version=v, given="Twice" if n in (2, 3) else ""))
+        for n, v in enumerate(("2.2", "2.6", "2.7", "2.8.2"), 1)
     ]
     merge = message(
         "EVN|A40|20261102120000",
