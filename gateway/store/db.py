@@ -118,6 +118,7 @@ class Writer:
         # which sleeps in coarse steps. PostgreSQL writers run side by side.
         self.concurrency = 1 if sqlite else 10
         self._threads = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="cgt-writer")
+        self._probing: asyncio.Future[None] | None = None
 
     @contextmanager
     def pipelined(self, conn: Connection) -> Iterator[None]:
@@ -163,9 +164,15 @@ class Writer:
     async def unwritable(self, within: float = 5.0) -> str | None:
         """Why the writer cannot write now (a PHI-free reason), or None when it can. Runs a write
         probe in the writer's own threads, on its own connections: it sees what a message would."""
+        probing = self._probing
+        if probing is None or probing.done() or probing.get_loop() is not asyncio.get_running_loop():
+            probing = self._probing = asyncio.ensure_future(self.run(self._probe))
+            # Retrieved here: a probe that fails after its caller stopped waiting is not an error.
+            probing.add_done_callback(lambda done: done.cancelled() or done.exception())
         try:
             async with asyncio.timeout(within):  # a writer stuck behind a lock is not writable
-                await self.run(self._probe)
+                # One probe at a time: callers polling a stuck writer share it, never queue more.
+                await asyncio.shield(probing)
         except TimeoutError:
             return f"no write completed within {within:g} s"
         except DBAPIError as exc:

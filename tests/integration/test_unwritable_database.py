@@ -8,6 +8,7 @@ for a file without write permission, and keeps it read-only after the flag is cl
 
 from __future__ import annotations
 
+import sqlite3
 import subprocess
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -18,7 +19,7 @@ import pytest
 from gateway.entrypoints.bootstrap import Gateway, bootstrap
 from gateway.entrypoints.http import create_app
 from gateway.settings import Settings
-from gateway.store.db import create_engine, dispose
+from gateway.store.db import create_engine, dispose, writer_for
 from gateway.store.migrate import migrate
 from tests.support.builders import envelope_json, place
 
@@ -86,3 +87,20 @@ async def test_health_notices_an_unwritable_file_before_any_message(gateway: Gat
         chattr("-i", database)
         body = (await http.get("/health")).json()  # the probe's own connection was discarded
         assert body["database"] == "up" and body["intake"]["messages"] == 0
+
+
+async def test_a_writer_held_up_by_a_lock_is_reported_and_then_writable_again(tmp_path: Path) -> None:
+    path = tmp_path / "gw.db"
+    engine = create_engine(f"sqlite+aiosqlite:///{path}")
+    await migrate(engine)
+    writer = writer_for(engine)
+    other = sqlite3.connect(path, isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")  # another process holds the write lock
+        assert await writer.unwritable(within=0.2) == "no write completed within 0.2 s"
+        assert await writer.unwritable(within=0.2) is not None  # the same probe, still waiting
+        other.execute("ROLLBACK")
+        assert await writer.unwritable(within=15) is None
+    finally:
+        other.close()
+        await dispose(engine)
