@@ -16,11 +16,13 @@ from pathlib import Path
 import httpx
 import pytest
 
+from adapters.hl7v2.serve import Hl7v2Service
 from gateway.entrypoints.bootstrap import Gateway, bootstrap
 from gateway.entrypoints.http import create_app
 from gateway.settings import Settings
 from gateway.store.db import create_engine, dispose, writer_for
 from gateway.store.migrate import migrate
+from tests.fixtures.hl7v2.peers import Engine, field_of
 from tests.support.builders import envelope_json, place
 
 HOSPITAL = {"X-API-Key": "demo-hospital-key", "Content-Type": "application/json"}
@@ -104,3 +106,22 @@ async def test_a_writer_held_up_by_a_lock_is_reported_and_then_writable_again(tm
     finally:
         other.close()
         await dispose(engine)
+
+
+async def test_an_hl7_sender_gets_ae_206_and_then_aa_for_the_same_message(
+    gateway: Gateway, database: Path
+) -> None:
+    message = (
+        b"MSH|^~\\&|DEMO_EHR|DEMO_HOSPITAL|CGT_GATEWAY|CGT|20261102091500||ORM^O01^ORM_O01|RO1|P|2.5.1\r"
+        b"PID|1||MRN000901^^^DEMOHOSP^MR||Testpatient^Readonly||19700101|F\r"
+        b"ORC|NW|PO-000901\r"
+        b"OBR|1|PO-000901||S1234^Demo^ISBT128\r"
+    )
+    mllp = next(s for s in gateway.transports if isinstance(s, Hl7v2Service)).port
+    ehr = await Engine.connect(mllp)
+    refused = await ehr.send(message)
+    assert field_of(refused, "MSA", 1) == "AE" and field_of(refused, "ERR", 3).startswith("206^")
+    chattr("-i", database)
+    accepted = await ehr.send(message)  # the interface engine resends, on the same connection
+    assert field_of(accepted, "MSA", 1) == "AA" and field_of(accepted, "MSA", 2) == "RO1"
+    ehr.writer.close()
