@@ -7,6 +7,7 @@ from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -45,6 +46,27 @@ class Settings(BaseSettings):
     outbox_lease_seconds: float = Field(default=30.0, gt=0)
     consumer_delivery_limit: int = Field(default=5, ge=1)
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    audit_checkpoint_seconds: float = Field(
+        default=300.0, gt=0, description="sign the audit chain's head at least this often (when it moved)"
+    )
+    audit_checkpoint_records: int = Field(
+        default=10_000, ge=1, description="and sooner, once this many records were added since the last"
+    )
+    audit_checkpoints_file: Path | None = Field(
+        default=None,
+        description="append-only copy of every checkpoint, out of the database users' reach (default:"
+        " audit-checkpoints.jsonl beside an SQLite database, var/audit-checkpoints.jsonl otherwise)",
+    )
     log_phi: bool = Field(
         default=False, description="never true in production: lets payloads into debug logs"
     )
+
+    @property
+    def checkpoints_file(self) -> Path:
+        """One file a database: checkpoints of another chain would not match this one."""
+        if self.audit_checkpoints_file is not None:
+            return self.audit_checkpoints_file
+        url = make_url(self.database_url)
+        if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
+            return Path(url.database).parent / "audit-checkpoints.jsonl"
+        return ROOT / "var" / "audit-checkpoints.jsonl"

@@ -1,4 +1,4 @@
-"""Append to and verify the audit hash chain.
+"""Append to the audit hash chain (gateway.audit.verify walks it).
 
 Each record holds SHA-256(canonical JSON of its own fields + the previous record's hash). The
 chain head (last seq and hash) is a single row, locked while a record is appended, so records get
@@ -8,14 +8,12 @@ gapless sequence numbers in commit order and a deleted, edited or re-ordered rec
 from __future__ import annotations
 
 import hashlib
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import orjson
 from sqlalchemy import Connection, bindparam, insert, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.store.prepared import Prepared
 from gateway.store.tables import audit_head, audit_records
@@ -46,7 +44,7 @@ def record_hash(seq: int, at: datetime, entry: AuditEntry, prev_hash: str) -> st
     return hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
-_HEAD = Prepared(select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.id == 1).with_for_update())
+HEAD = Prepared(select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.id == 1).with_for_update())
 _MOVE_HEAD = Prepared(
     update(audit_head).where(audit_head.c.id == 1).values(seq=bindparam("seq"), hash=bindparam("hash"))
 )
@@ -62,7 +60,7 @@ _APPEND = Prepared(
 
 def append(conn: Connection, entries: list[AuditEntry], at: datetime) -> int:
     """Append `entries` in order inside the caller's (synchronous) transaction; returns the last seq."""
-    head = _HEAD.first(conn)
+    head = HEAD.first(conn)
     assert head is not None, "the audit chain has no head: run the migrations"
     seq, prev = head
     rows = []
@@ -86,50 +84,3 @@ def append(conn: Connection, entries: list[AuditEntry], at: datetime) -> int:
         _APPEND.execute_many(conn, rows)
         _MOVE_HEAD.execute(conn, {"seq": seq, "hash": prev})
     return int(seq)
-
-
-@dataclass(frozen=True)
-class ChainReport:
-    checked: int
-    first_broken: int | None = None
-    reason: str | None = None
-
-    @property
-    def ok(self) -> bool:
-        return self.first_broken is None
-
-
-async def _records(conn: AsyncConnection, page: int = 5000) -> AsyncIterator[Any]:
-    last = 0
-    while True:
-        rows = (
-            await conn.execute(
-                select(audit_records)
-                .where(audit_records.c.seq > last)
-                .order_by(audit_records.c.seq)
-                .limit(page)
-            )
-        ).all()
-        if not rows:
-            return
-        for row in rows:
-            yield row
-        last = rows[-1].seq
-
-
-async def verify(conn: AsyncConnection) -> ChainReport:
-    """Walk the chain from the start; name the first record that does not hold."""
-    expected_seq, prev, checked = 1, GENESIS, 0
-    async for row in _records(conn):
-        if row.seq != expected_seq:
-            return ChainReport(checked, expected_seq, f"record {expected_seq} is missing")
-        if row.prev_hash != prev:
-            return ChainReport(checked, row.seq, "does not link to the record before it")
-        entry = AuditEntry(row.actor, row.action, row.subject, row.detail)
-        if record_hash(row.seq, row.at, entry, row.prev_hash) != row.hash:
-            return ChainReport(checked, row.seq, "its content does not match its hash")
-        prev, expected_seq, checked = row.hash, expected_seq + 1, checked + 1
-    head = (await conn.execute(select(audit_head).where(audit_head.c.id == 1))).one()
-    if head.seq != checked or head.hash != prev:
-        return ChainReport(checked, checked + 1, "records after this point were removed")
-    return ChainReport(checked)

@@ -19,7 +19,7 @@ CONTRACT_VERSION = 1
 class Scope(StrEnum):
     order = "order"  # about one therapy order: subject is its COI
     patient = "patient"  # about a patient, and so every order of theirs
-    gateway = "gateway"  # about the gateway's own work (quarantine)
+    gateway = "gateway"  # about the gateway's own work (quarantine, its audit trail)
 
 
 class OrderContext(Canonical):
@@ -157,6 +157,12 @@ _SPECS = [
         "identity.resolved",
         p.IdentityResolved,
         "A quarantined message was decided.",
+        Scope.gateway,
+    ),
+    EventSpec(
+        "audit.checkpoint",
+        p.AuditCheckpoint,
+        "The audit chain's head was signed: a later rewrite of the chain cannot match it.",
         Scope.gateway,
     ),
 ]

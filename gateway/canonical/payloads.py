@@ -179,3 +179,16 @@ class DeliveryFailed(Payload):
     event_id: str = Field(description="the canonical event that could not be delivered")
     attempts: int = Field(ge=1)
     reason: str = Field(max_length=500)
+
+
+# -- the audit trail --------------------------------------------------------------------------
+class AuditCheckpoint(Payload):
+    """The audit chain's head, signed with a key kept outside the database (`occurred_at`: when).
+    Keep these: a chain rewritten after a checkpoint no longer matches it."""
+
+    seq: int = Field(ge=1, description="the last audit record the checkpoint covers")
+    hash: str = Field(pattern=r"^[0-9a-f]{64}$", description="that record's chain hash")
+    key_id: str = Field(pattern=r"^[0-9a-f]{16}$", description="names the signing key, reveals nothing of it")
+    signature: str = Field(
+        pattern=r"^[0-9a-f]{64}$", description="HMAC-SHA256 over seq, hash, time and key id"
+    )

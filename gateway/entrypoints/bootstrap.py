@@ -11,6 +11,8 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway import metrics
+from gateway.audit.checkpoint import Due, audit_key
+from gateway.audit.checkpointer import Checkpointer
 from gateway.bus.broker import Broker
 from gateway.bus.relay import OutboxRelay
 from gateway.errors import ConfigError, TransientError
@@ -34,6 +36,7 @@ class Gateway:
     broker: Broker
     relay: OutboxRelay
     intake: Intake
+    checkpointer: Checkpointer
     started: bool = field(default=False)
     transports: list[Running] = field(default_factory=list)
     _watch: asyncio.Task[None] | None = None
@@ -49,6 +52,7 @@ class Gateway:
             self.relay.start()
         else:  # `cgt-gateway relay` publishes; this process only watches the broker for /health
             self._watch = asyncio.create_task(self._watch_broker(), name="broker-watch")
+        self.checkpointer.start()
         for adapter in self.adapters.values():
             if isinstance(adapter, HasTransport):
                 self.transports.append(await adapter.start_transport(self))
@@ -63,6 +67,7 @@ class Gateway:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._watch
             self._watch = None
+        await self.checkpointer.stop()
         await self.relay.stop()
         await dispose(self.engine)
         self.started = False
@@ -87,6 +92,7 @@ def bootstrap(settings: Settings | None = None) -> Gateway:
     settings = settings or Settings()
     if settings.env == "production" and settings.log_phi:
         raise ConfigError("CGT_LOG_PHI may not be set in production")
+    key = audit_key(settings.env)
     partners = load_partners(settings.partners_file, env=settings.env)
     adapters = load_adapters(settings.adapters)
     for partner in partners:
@@ -111,4 +117,11 @@ def bootstrap(settings: Settings | None = None) -> Gateway:
         on_commit=relay.wake if settings.relay == "embedded" else None,
         log_phi=settings.log_phi,
     )
-    return Gateway(settings, engine, partners, adapters, broker, relay, intake)
+    checkpointer = Checkpointer(
+        engine,
+        key,
+        Due(records=settings.audit_checkpoint_records, seconds=settings.audit_checkpoint_seconds),
+        path=settings.checkpoints_file,
+        on_commit=relay.wake if settings.relay == "embedded" else None,
+    )
+    return Gateway(settings, engine, partners, adapters, broker, relay, intake, checkpointer)

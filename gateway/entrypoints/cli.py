@@ -8,6 +8,7 @@ import json
 import logging
 import signal
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import typer
@@ -139,24 +140,75 @@ def contracts_check() -> None:
 
 
 @audit_app.command("verify")
-def audit_verify() -> None:
-    """Walk the audit hash chain; name the first broken record."""
+def audit_verify(
+    checkpoints: str | None = typer.Option(
+        None, help="the checkpoint file (default: CGT_AUDIT_CHECKPOINTS_FILE or beside the database)"
+    ),
+) -> None:
+    """Walk the audit hash chain against its signed checkpoints; name the first broken record."""
     from gateway.audit import verify
+    from gateway.audit.checkpoint import read_file, verifying_keys
+    from gateway.audit.verify import stored_checkpoints
+
+    settings = Settings()
+    path = Path(checkpoints) if checkpoints else settings.checkpoints_file
+    try:
+        keys = verifying_keys(settings.env)
+    except ConfigError as exc:
+        typer.echo(f"configuration error: {exc.public_message}", err=True)
+        raise typer.Exit(2) from exc
 
     async def run(engine: Any) -> Any:
         async with engine.connect() as conn:
-            return await verify(conn)
+            signed = [*read_file(path), *await stored_checkpoints(conn)]
+            return await verify(conn, signed, keys)
 
     report = _with_engine(run)
-    if report.ok:
-        typer.echo(f"audit chain intact: {report.checked} records")
+    for problem in report.problems:
+        typer.echo(f"checkpoint problem: {problem}", err=True)
+    if report.first_broken is not None:
+        typer.echo(
+            f"audit chain BROKEN at record {report.first_broken}: {report.reason} "
+            f"({report.checked} records verified before it)",
+            err=True,
+        )
+        raise typer.Exit(1)
+    typer.echo(f"audit chain intact: {report.checked} records")
+    if report.checkpoints:
+        typer.echo(
+            f"{report.checkpoints} signed checkpoints match it, up to record {report.covered}; "
+            f"{report.checked - report.covered} records after that are vouched for by the chain alone"
+        )
+    else:
+        typer.echo(f"no signed checkpoint found ({path} and the database): checked against itself only")
+    if report.problems:
+        raise typer.Exit(1)
+
+
+@audit_app.command("checkpoint")
+def audit_checkpoint() -> None:
+    """Sign the chain's head now (the gateway does it by itself at intervals): database, file, bus."""
+    from gateway.audit.checkpoint import Due, audit_key
+    from gateway.audit.checkpointer import Checkpointer
+
+    settings = Settings()
+    try:
+        key = audit_key(settings.env)
+    except ConfigError as exc:
+        typer.echo(f"configuration error: {exc.public_message}", err=True)
+        raise typer.Exit(2) from exc
+
+    async def run(engine: Any) -> Any:
+        # Due at once when anything was recorded since the last checkpoint.
+        return await Checkpointer(
+            engine, key, Due(records=1, seconds=0), path=settings.checkpoints_file
+        ).once()
+
+    checkpoint = _with_engine(run)
+    if checkpoint is None:
+        typer.echo("nothing to sign: no record since the last checkpoint")
         return
-    typer.echo(
-        f"audit chain BROKEN at record {report.first_broken}: {report.reason} "
-        f"({report.checked} records verified before it)",
-        err=True,
-    )
-    raise typer.Exit(1)
+    typer.echo(f"signed the audit chain at record {checkpoint.seq} ({settings.checkpoints_file})")
 
 
 @outbox_app.command("status")

@@ -79,13 +79,19 @@ def create_app(gateway: Gateway | None = None, settings: Settings | None = None)
     async def health(request: Request) -> Response:
         g = gw(request)
         database = await g.database_up()
+        # Reads working says little: a connection opened read-only answers SELECT 1 and refuses
+        # every message. The probe writes as the intake does, on the intake's own connections.
+        refused = await g.intake.writer.unwritable() if database else None
         body: dict[str, Any] = {
             "status": "ok" if database and g.broker.connected else "degraded",
             "database": "up" if database else "down",
             "broker": "up" if g.broker.connected else "down",
             "relay": g.settings.relay,
             "version": __version__,
+            "intake": g.intake.recent.summary(),
         }
+        if refused is not None:
+            body["status"], body["database"], body["database_detail"] = "down", "not writable", refused
         if database:
             async with g.engine.connect() as conn:
                 backlog, oldest = await reads.outbox_backlog(conn)
@@ -97,7 +103,7 @@ def create_app(gateway: Gateway | None = None, settings: Settings | None = None)
             metrics.QUARANTINE_OPEN.set(quarantined)
         else:
             body["status"] = "down"
-        return JSONResponse(body, status_code=200 if database else 503)
+        return JSONResponse(body, status_code=200 if body["status"] != "down" else 503)
 
     @app.get("/metrics")
     async def prometheus() -> Response:

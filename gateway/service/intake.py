@@ -46,6 +46,7 @@ from gateway.identity.authorise import Authority, check_patient, check_sender
 from gateway.identity.reconcile import review_identity_change
 from gateway.service.events import envelope, order_event, source_of
 from gateway.service.outcome import Outcome
+from gateway.service.recent import RecentFailures
 from gateway.store.db import writer_for
 from gateway.store.repository import InboundRecord, PendingWrites, Repository
 
@@ -109,6 +110,7 @@ class Intake:
         self._queue: list[_Job] = []
         self._flushing = 0  # flush tasks running; counted here, not by their done callbacks
         self._flushers: set[asyncio.Task[None]] = set()
+        self.recent = RecentFailures()  # messages it could not commit, or failed on, for /health
 
     async def receive(
         self, record: InboundRecord, decode: Decode, render: Render | None = None
@@ -121,7 +123,13 @@ class Intake:
             task = asyncio.create_task(self._flush())
             self._flushers.add(task)
             task.add_done_callback(self._flushers.discard)
-        return await job.future
+        try:
+            result = await job.future
+        except Exception:
+            self.recent.record(failed=True)
+            raise
+        self.recent.record(failed=result[0].error == "InternalError")
+        return result
 
     async def _flush(self) -> None:
         try:

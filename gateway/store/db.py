@@ -19,10 +19,11 @@ from typing import Any, TypeVar
 import orjson
 from sqlalchemy import Connection, Engine, event
 from sqlalchemy import create_engine as create_sync_engine
-from sqlalchemy.engine import URL, make_url
+from sqlalchemy.engine import URL, ExceptionContext, make_url
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from gateway.store.prepared import driver_errors
+from gateway.store.prepared import cannot_write, driver_errors
 
 T = TypeVar("T")
 _SYNC_DRIVERS = {"sqlite": "sqlite+pysqlite", "postgresql": "postgresql+psycopg"}
@@ -64,6 +65,20 @@ def _prepare_sqlite(url: URL, sync_engine: Engine, *, writer: bool) -> None:
     event.listen(sync_engine, "begin", _begin_immediate if writer else _begin_deferred)
 
 
+def _discard_unwritable(context: ExceptionContext) -> None:
+    # As a lost connection is: a read-only or failing connection is closed and the next
+    # transaction opens a new one, which sees the file as it is now (statements run through
+    # `Prepared` do the same in `driver_errors`).
+    if context.original_exception is not None and cannot_write(context.original_exception):
+        context.is_disconnect = True
+
+
+# A write that changes nothing but is refused by a connection that cannot write (SQLite checks at
+# the first write statement, PostgreSQL refuses it in a read-only session), and matches no row, so
+# it waits for no lock.
+_WRITE_PROBE = "UPDATE audit_head SET seq = seq WHERE 1 = 0"
+
+
 def _json(value: Any) -> str:
     return orjson.dumps(value).decode()
 
@@ -75,11 +90,13 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
     if parsed.get_backend_name() == "sqlite":
         engine = create_async_engine(url, **kwargs)
         _prepare_sqlite(parsed, engine.sync_engine, writer=False)
-        return engine
-    kwargs.setdefault("pool_size", 10)
-    kwargs.setdefault("max_overflow", 10)
-    kwargs.setdefault("pool_pre_ping", True)
-    return create_async_engine(url, **kwargs)
+    else:
+        kwargs.setdefault("pool_size", 10)
+        kwargs.setdefault("max_overflow", 10)
+        kwargs.setdefault("pool_pre_ping", True)
+        engine = create_async_engine(url, **kwargs)
+    event.listen(engine.sync_engine, "handle_error", _discard_unwritable)  # its few writes too
+    return engine
 
 
 class Writer:
@@ -96,10 +113,12 @@ class Writer:
         self.engine = create_sync_engine(url, **options)
         if sqlite:
             _prepare_sqlite(url, self.engine, writer=True)
+        event.listen(self.engine, "handle_error", _discard_unwritable)
         # SQLite takes one writer at a time; more threads would only queue in its busy handler,
         # which sleeps in coarse steps. PostgreSQL writers run side by side.
         self.concurrency = 1 if sqlite else 10
         self._threads = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="cgt-writer")
+        self._probing: asyncio.Future[None] | None = None
 
     @contextmanager
     def pipelined(self, conn: Connection) -> Iterator[None]:
@@ -137,6 +156,29 @@ class Writer:
 
     async def run(self, work: Callable[[], T]) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._threads, work)
+
+    def _probe(self) -> None:
+        with self.engine.begin() as conn:
+            conn.exec_driver_sql(_WRITE_PROBE)
+
+    async def unwritable(self, within: float = 5.0) -> str | None:
+        """Why the writer cannot write now (a PHI-free reason), or None when it can. Runs a write
+        probe in the writer's own threads, on its own connections: it sees what a message would."""
+        probing = self._probing
+        if probing is None or probing.done() or probing.get_loop() is not asyncio.get_running_loop():
+            probing = self._probing = asyncio.ensure_future(self.run(self._probe))
+            # Retrieved here: a probe that fails after its caller stopped waiting is not an error.
+            probing.add_done_callback(lambda done: done.cancelled() or done.exception())
+        try:
+            async with asyncio.timeout(within):  # a writer stuck behind a lock is not writable
+                # One probe at a time: callers polling a stuck writer share it, never queue more.
+                await asyncio.shield(probing)
+        except TimeoutError:
+            return f"no write completed within {within:g} s"
+        except DBAPIError as exc:
+            code = getattr(exc.orig, "sqlite_errorname", None) or getattr(exc.orig, "sqlstate", None)
+            return f"write refused ({code or type(exc.orig).__name__})"
+        return None
 
     def close(self) -> None:
         self._threads.shutdown(wait=True)

@@ -126,11 +126,31 @@ def _cursor(conn: Connection) -> Any:
     return dbapi_connection.cursor()
 
 
+# SQLite's primary result codes (the low byte of an extended one) and PostgreSQL's SQLSTATE for a
+# connection that cannot write, whatever it is asked: SQLITE_READONLY, SQLITE_IOERR, and
+# read_only_sql_transaction (a session on a standby, or set read-only).
+_SQLITE_CANNOT_WRITE = frozenset({8, 10})
+_PG_CANNOT_WRITE = frozenset({"25006"})
+
+
+def cannot_write(exc: BaseException) -> bool:
+    """Whether a driver error says the connection itself cannot write. SQLite opens a connection
+    read-only when the file is unwritable at that moment and keeps it so after the file becomes
+    writable again: such a connection must be discarded, not retried."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    if isinstance(code, int):
+        return code & 0xFF in _SQLITE_CANNOT_WRITE
+    return getattr(exc, "sqlstate", None) in _PG_CANNOT_WRITE
+
+
 @contextmanager
 def driver_errors(conn: Connection, sql: str | None = None) -> Iterator[None]:
-    """The driver's exceptions as SQLAlchemy's (IntegrityError, OperationalError, ...)."""
+    """The driver's exceptions as SQLAlchemy's (IntegrityError, OperationalError, ...). A
+    connection that cannot write is invalidated: the pool opens a new one for the next transaction."""
     base = conn.dialect.loaded_dbapi.Error
     try:
         yield
     except base as exc:
+        if cannot_write(exc):
+            conn.connection.invalidate(exc, soft=True)  # closed when next checked out
         raise DBAPIError.instance(sql, None, exc, base) from exc

@@ -155,6 +155,22 @@ audit_head = Table(
     Column("hash", String(64), nullable=False),
 )
 
+# The chain's head signed with a key outside the database (gateway.audit.checkpoint). A copy of
+# each goes to an append-only file and onto the bus: an attacker who rewrites these rows too
+# still cannot make the chain agree with the copies elsewhere, nor sign a new head.
+audit_checkpoints = Table(
+    "audit_checkpoints",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("seq", BigInteger, nullable=False),
+    Column("hash", String(64), nullable=False),
+    Column("at", Time, nullable=False),
+    Column("key_id", String(32), nullable=False),
+    Column("signature", String(64), nullable=False),
+    Column("event_id", String(36), nullable=False),
+)
+Index("ix_audit_checkpoints_seq", audit_checkpoints.c.seq)
+
 outbox = Table(
     "outbox",
     metadata,
