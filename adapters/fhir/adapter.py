@@ -87,8 +87,9 @@ class FhirRequest:
         return sorted({e.type for e in found.entries if e.type in ACTED_ON})
 
     def orders_to_look_up(self, raw: bytes, profile: SiteProfile) -> list[ExternalRef]:
-        """Placer numbers of the orders in the request: a known one is a therapy order whatever
-        code its change carries, and an active PUT of it is an update or a resumption."""
+        """Placer numbers of orders PUT (changed): a known one is a therapy order whatever code
+        the change carries, and an active PUT of it is an update or a resumption. (A POST places:
+        it needs its product code, and no lookup.)"""
         try:
             document = self.read(raw)
         except GatewayError:
@@ -96,7 +97,8 @@ class FhirRequest:
         found = contents(document, method=self.interaction.method)
         wanted: list[ExternalRef] = []
         for located in found.of_type(*ORDER_TYPES):
-            wanted += refs_of(identifiers_of(located.resource), profile, "placer_order")
+            if located.method == "PUT":
+                wanted += refs_of(identifiers_of(located.resource), profile, "placer_order")
         return wanted
 
     def with_known_orders(self, known: Mapping[ExternalRef, OrderStatus]) -> None:

@@ -52,8 +52,8 @@ class OrderMapping:
 
     # -- the order itself ------------------------------------------------------------------
     def is_known(self, located: Located) -> bool:
-        """The order's placer number names an order the gateway has: a therapy order, whatever
-        code (or none) a change of it carries."""
+        """The order's placer number names an order the gateway has (looked up for PUTs): a
+        therapy order, whatever code (or none) a change of it carries."""
         return any(
             r in self.known for r in refs_of(identifiers_of(located.resource), self.profile, "placer_order")
         )

@@ -116,6 +116,34 @@ async def test_a_bundle_mixing_therapy_and_other_orders_keeps_the_therapy_ones(a
     assert found.json()["total"] == 0  # the lab order's number was bound to nothing
 
 
+async def test_a_change_to_a_known_order_is_taken_without_a_product_code(app: Client) -> None:
+    _, http = app
+    location = (await send(http, "POST", "/fhir/r4", order_bundle(33))).headers["location"]
+    change = fixture("servicerequest-revoked.json")
+    del change["code"]
+    change.update(status="on-hold", identifier=[{"system": PLACER, "value": "PO-000033"}])
+    change["subject"]["identifier"]["value"] = "MRN-000033"
+    held = await send(http, "PUT", "/fhir/r4/ServiceRequest/sr-000001", change)
+    assert held.status_code == 200, held.text
+    assert (await http.get(location, headers=KEY)).json()["status"] == "on-hold"
+    change["identifier"][0]["value"] = "PO-000034"  # no code, and no order of that number
+    assert_ignored(
+        await send(http, "PUT", "/fhir/r4/ServiceRequest/sr-000001", change), "not_a_therapy_order"
+    )
+
+
+async def test_a_message_bundle_lists_the_orders_it_passed_over(app: Client) -> None:
+    gateway, http = app
+    message = fixture("order-message.json")
+    lab = corpus("10-medicationrequest-external-medication.json")
+    message["entry"].append({"fullUrl": "urn:uuid:1b2c3d4e-0002-4000-8000-000000000009", "resource": lab})
+    response = await send(http, "POST", "/fhir/r4/$process-message", message)
+    assert response.status_code == 201, response.text
+    outcome = valid_fhir(response.json())["entry"][1]["resource"]
+    assert outcome["issue"][1]["expression"] == ["Bundle.entry[3].resource"]
+    assert await count(gateway, t.orders) == 1
+
+
 # -- item 9: clinical context in an order Bundle; patients the gateway does not know ----------------
 async def test_an_order_bundle_with_clinical_context_is_taken_and_says_what_it_ignored(app: Client) -> None:
     gateway, http = app
