@@ -70,17 +70,17 @@ def commands_of(
     passed = [
         Passed(e.path, e.type, NOT_TAKEN) for e in contents.entries if e.type not in (*ACTED_ON, *CONTEXT)
     ]
-    others: list[Located] = []  # orders passed over: what is about them is passed over too
+    others: set[int] = set()  # orders passed over (by identity): what is about them is passed over too
     for located in contents.of_type(*ORDER_TYPES):
         product = orders.product(located)
         if product is None and not orders.is_known(located):
             passed.append(Passed(located.path, located.type, NOT_A_THERAPY_ORDER))
-            others.append(located)
+            others.add(id(located))
         else:
             commands.append(orders.order(located, product))
     for located in contents.of_type("Appointment", "BiologicallyDerivedProduct"):
         about = located.resource.get("basedOn" if located.type == "Appointment" else "request") or []
-        if any(contents.resolve(r) in others for r in about):
+        if any(id(contents.resolve(r)) in others for r in about):
             passed.append(Passed(located.path, located.type, FOR_ANOTHER_ORDER))
             continue
         if located.type == "BiologicallyDerivedProduct":
