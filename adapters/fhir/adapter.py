@@ -16,9 +16,11 @@ from fastapi import APIRouter
 from pydantic import ValidationError
 
 from adapters.fhir import answers
-from adapters.fhir.message import Interaction, commands_of, message_id
+from adapters.fhir.message import ACTED_ON, Interaction, commands_of, message_id
+from adapters.fhir.patients import patient_refs_named
 from adapters.fhir.profile import SiteProfile, profile_for
 from adapters.fhir.resources import Contents, Json, identifiers_of, refs_of
+from adapters.fhir.triage import Passed, passed_issue
 from adapters.fhir.validation import ORDER_TYPES, contents, decode, validate
 from gateway.canonical.command import Command
 from gateway.canonical.ids import ExternalRef
@@ -29,7 +31,6 @@ from gateway.registry import Example, ExternalMessage, InboundContext, Running, 
 from gateway.service.outcome import Outcome
 
 EXAMPLES = Path(__file__).parent / "examples"
-ACTED_ON = (*ORDER_TYPES, "Patient", "Appointment")
 ANY_REQUEST = ("Bundle", "Parameters", *ORDER_TYPES, "Patient", "Appointment")
 
 
@@ -38,6 +39,7 @@ class Parsed:
     document: Json
     contents: Contents
     commands: tuple[Command, ...]
+    passed: tuple[Passed, ...] = ()
 
 
 def site_profile(ctx: InboundContext) -> SiteProfile:
@@ -59,6 +61,7 @@ class FhirRequest:
         self.accepted = accepted
         self._read: tuple[bytes, Json | GatewayError] | None = None
         self._parsed: Parsed | None = None
+        self._profile: SiteProfile | None = None
 
     def read(self, raw: bytes) -> Json:
         """Decode and validate once; the route looks before the intake parses."""
@@ -84,7 +87,9 @@ class FhirRequest:
         return sorted({e.type for e in found.entries if e.type in ACTED_ON})
 
     def orders_to_look_up(self, raw: bytes, profile: SiteProfile) -> list[ExternalRef]:
-        """Placer numbers of orders PUT as active: placed, updated or resumed, by what is known."""
+        """Placer numbers of orders PUT (changed): a known one is a therapy order whatever code
+        the change carries, and an active PUT of it is an update or a resumption. (A POST places:
+        it needs its product code, and no lookup.)"""
         try:
             document = self.read(raw)
         except GatewayError:
@@ -92,12 +97,27 @@ class FhirRequest:
         found = contents(document, method=self.interaction.method)
         wanted: list[ExternalRef] = []
         for located in found.of_type(*ORDER_TYPES):
-            if located.method == "PUT" and located.resource.get("status") == "active":
+            if located.method == "PUT":
                 wanted += refs_of(identifiers_of(located.resource), profile, "placer_order")
         return wanted
 
     def with_known_orders(self, known: Mapping[ExternalRef, OrderStatus]) -> None:
         self.interaction = Interaction(**{**self.interaction.__dict__, "known_orders": dict(known)})
+
+    def patients_to_look_up(self, raw: bytes, profile: SiteProfile) -> list[ExternalRef]:
+        """The MRNs of a patient update or merge (a request about no order), to know whether the
+        gateway knows the patient at all."""
+        try:
+            document = self.read(raw)
+        except GatewayError:
+            return []
+        found = contents(document, method=self.interaction.method)
+        if found.of_type(*ORDER_TYPES, "Appointment", "BiologicallyDerivedProduct"):
+            return []
+        return patient_refs_named(document, found, profile)
+
+    def with_known_patients(self, known: set[ExternalRef]) -> None:
+        self.interaction = Interaction(**{**self.interaction.__dict__, "known_patients": frozenset(known)})
 
     def parse(self, raw: bytes, ctx: InboundContext) -> ExternalMessage:
         profile = site_profile(ctx)
@@ -113,7 +133,7 @@ class FhirRequest:
         found = contents(document, method=i.method, if_none_exist=i.if_none_exist)
         site = Party(id=ctx.partner.id, name=ctx.partner.name)
         try:
-            commands = commands_of(document, found, profile, site, i)
+            mapped = commands_of(document, found, profile, site, i)
         except ValidationError as exc:
             first = exc.errors()[0]
             where = ".".join(str(p) for p in first["loc"])
@@ -121,7 +141,9 @@ class FhirRequest:
                 f"the message maps to data the canonical contract refuses ({where}: {first['msg']})",
                 location=where,
             ) from None
-        self._parsed = Parsed(document, found, tuple(commands))
+        commands = mapped.commands
+        self._parsed = Parsed(document, found, tuple(commands), tuple(mapped.passed))
+        self._profile = profile
         return ExternalMessage(message_id(document, found, commands, profile), self._parsed)
 
     def to_canonical(self, msg: ExternalMessage, ctx: InboundContext) -> list[Command]:
@@ -133,14 +155,47 @@ class FhirRequest:
         return self._parsed is not None and any(c.event == "order.placed" for c in self._parsed.commands)
 
     def ack(self, outcome: Outcome) -> bytes:
-        document = self._parsed.document if self._parsed else {}
-        if outcome.status == "applied" and document.get("resourceType") == "Bundle":
-            entries = document["entry"]
-            if document.get("type") == "transaction":
-                types = [str(e["resource"]["resourceType"]) for e in entries]
-                return answers.render(answers.transaction_response(outcome, types))
-            return answers.render(answers.response_message(outcome, entries[0]["resource"]))
-        return answers.render(answers.of_outcome(outcome))
+        parsed = self._parsed
+        if parsed is None or outcome.status != "applied" or parsed.document.get("resourceType") != "Bundle":
+            return answers.render(answers.of_outcome(outcome))
+        document, noted = parsed.document, passed_issue(parsed.passed)
+        entries = document["entry"]
+        if document.get("type") == "transaction":
+            types = [str(e["resource"]["resourceType"]) for e in entries]
+            answer = answers.transaction_response(outcome, types)
+            main = answer["entry"][0]["response"]["outcome"]
+            self._per_entry(answer["entry"], outcome)
+            answer["entry"][0]["response"]["outcome"] = main
+            if noted:
+                main["issue"].append(noted)
+            return answers.render(answer)
+        answer = answers.response_message(outcome, entries[0]["resource"])
+        if noted:
+            answer["entry"][1]["resource"]["issue"].append(noted)
+        return answers.render(answer)
+
+    def _per_entry(self, responses: list[Json], outcome: Outcome) -> None:
+        """Each order entry's response names its own Task (a Bundle may place several orders);
+        an entry passed over says so."""
+        assert self._parsed is not None and self._profile is not None
+        parsed, profile = self._parsed, self._profile
+        placer_ns = profile.rule("placer_order").namespace
+        order_of = {
+            r: order_id
+            for command, order_id in zip(parsed.commands, outcome.order_ids, strict=False)
+            for r in command.refs
+            if r.namespace == placer_ns and order_id
+        }
+        passed = {p.path: p for p in parsed.passed}
+        for located, response in zip(parsed.contents.entries, responses, strict=True):
+            if located.path in passed:
+                note = passed_issue([passed[located.path]])
+                response["response"] = {"status": "200 OK", "outcome": answers.operation_outcome(note or {})}
+            elif located.type in ORDER_TYPES:
+                placers = refs_of(identifiers_of(located.resource), profile, "placer_order")
+                order_id = next((order_of[r] for r in placers if r in order_of), None)
+                if order_id and "location" in response["response"]:
+                    response["response"]["location"] = f"Task/{order_id}"
 
     def examples(self) -> Sequence[Example]:
         return [

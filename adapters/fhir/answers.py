@@ -19,6 +19,7 @@ Severity = Literal["fatal", "error", "warning", "information"]
 # Our error classes -> the FHIR issue-type code (http://hl7.org/fhir/issue-type).
 ISSUE_TYPES = {
     "MalformedMessage": "structure",
+    "InvalidCode": "code-invalid",
     "TooLarge": "too-long",
     "UnsupportedMessage": "not-supported",
     "UnsupportedMediaType": "not-supported",
@@ -72,6 +73,8 @@ def of_outcome(outcome: Outcome) -> Json:
         )
     if outcome.status == "rejected":
         return operation_outcome(issue("error", code, text, outcome.location, outcome.error))
+    if outcome.status == "ignored":  # not the gateway's business: an answer that does not stall
+        return operation_outcome(issue("information", "informational", text, diagnostics=outcome.code))
     where = f"Task/{outcome.order_id}" if outcome.order_id else "the patient's records"
     return operation_outcome(issue("information", "informational", f"applied to {where}"))
 

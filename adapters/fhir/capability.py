@@ -19,11 +19,14 @@ RESOURCES: dict[str, dict[str, Any]] = {
     "Task": {"interactions": ["read", "search-type"], "search": {"identifier": "token"}},
 }
 DOCS = {
-    "ServiceRequest": "A therapy order: active places it (idempotent on the placer order number), "
-    "on-hold holds it, revoked or entered-in-error cancels it; PUT as active resumes a held order.",
+    "ServiceRequest": "A therapy order (its code names a product of the site's profile): active places "
+    "it (idempotent on the placer order number), on-hold holds it, revoked or entered-in-error cancels "
+    "it; PUT as active resumes a held order. Any other order is acknowledged (200) and ignored.",
     "MedicationRequest": "A commercial product order; taken like ServiceRequest.",
-    "Patient": "Demographics update by MRN; a link replaced-by/replaces, or $merge, merges records.",
-    "Appointment": "Apheresis (collection) or infusion appointment, based on the order.",
+    "Patient": "Demographics update by MRN; a link replaced-by/replaces, or $merge, merges records. "
+    "A patient no order names is acknowledged (200) and ignored.",
+    "Appointment": "Apheresis (collection) or infusion appointment, based on the order; any other "
+    "appointment is acknowledged (200) and ignored.",
     "Task": "Each order as a Task: status and businessStatus follow the order's lifecycle.",
 }
 

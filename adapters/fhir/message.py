@@ -19,15 +19,25 @@ from urllib.parse import parse_qsl
 from adapters.fhir.orders import OrderMapping
 from adapters.fhir.patients import merge_parameters, patient_command
 from adapters.fhir.profile import SiteProfile
-from adapters.fhir.resources import Contents, Json, Located
+from adapters.fhir.resources import Contents, Json, Located, identifiers_of, refs_of
+from adapters.fhir.triage import (
+    CONTEXT,
+    FOR_ANOTHER_ORDER,
+    NOT_A_THERAPY_APPOINTMENT,
+    NOT_A_THERAPY_ORDER,
+    NOT_TAKEN,
+    UNKNOWN_PATIENT,
+    Passed,
+)
 from adapters.fhir.validation import ORDER_TYPES
 from gateway.canonical.command import Command
 from gateway.canonical.ids import ExternalRef
 from gateway.canonical.lifecycle import OrderStatus
 from gateway.canonical.order import Party
-from gateway.errors import MappingError, UnsupportedMessage
+from gateway.errors import MappingError, NotOurs, UnsupportedMessage
 
 MAX_ID = 200  # the idempotency key column
+ACTED_ON = (*ORDER_TYPES, "Patient", "Appointment")
 
 
 @dataclass(frozen=True)
@@ -40,26 +50,80 @@ class Interaction:
     if_none_exist: str | None = None
     operation: str | None = None  # "merge" for Patient/$merge
     known_orders: Mapping[ExternalRef, OrderStatus] = field(default_factory=dict)
+    known_patients: frozenset[ExternalRef] | None = None  # None: not looked up, all are taken
+
+
+@dataclass(frozen=True)
+class Mapped:
+    commands: list[Command]
+    passed: list[Passed]
 
 
 def commands_of(
     document: Json, contents: Contents, profile: SiteProfile, site: Party, i: Interaction
-) -> list[Command]:
+) -> Mapped:
+    """The commands of a request and the entries passed over; NotOurs when nothing is acted on."""
     if document["resourceType"] == "Parameters":
-        return [merge_parameters(document, profile)]
+        return Mapped(_known(i, [merge_parameters(document, profile)]), [])
     orders = OrderMapping(contents, profile, site, i.known_orders)
-    commands = [orders.order(e) for e in contents.of_type(*ORDER_TYPES)]
-    commands += [orders.appointment(e) for e in contents.of_type("Appointment")]
-    commands += [c for e in contents.of_type("BiologicallyDerivedProduct") if (c := orders.collected(e))]
+    commands: list[Command] = []
+    passed = [
+        Passed(e.path, e.type, NOT_TAKEN) for e in contents.entries if e.type not in (*ACTED_ON, *CONTEXT)
+    ]
+    others: set[int] = set()  # orders passed over (by identity): what is about them is passed over too
+    for located in contents.of_type(*ORDER_TYPES):
+        product = orders.product(located)
+        if product is None and not orders.is_known(located):
+            passed.append(Passed(located.path, located.type, NOT_A_THERAPY_ORDER))
+            others.add(id(located))
+        else:
+            commands.append(orders.order(located, product))
+    for located in contents.of_type("Appointment", "BiologicallyDerivedProduct"):
+        about = located.resource.get("basedOn" if located.type == "Appointment" else "request") or []
+        if any(id(contents.resolve(r)) in others for r in about):
+            passed.append(Passed(located.path, located.type, FOR_ANOTHER_ORDER))
+            continue
+        if located.type == "BiologicallyDerivedProduct":
+            command = orders.collected(located)
+            commands += [command] if command else []
+            continue
+        command = orders.appointment(located)
+        if command is None:
+            passed.append(Passed(located.path, located.type, NOT_A_THERAPY_APPOINTMENT))
+        else:
+            commands.append(command)
+    if not commands and contents.of_type(*ORDER_TYPES):
+        raise _not_ours("not_a_therapy_order", NOT_A_THERAPY_ORDER)
+    if not commands and contents.of_type("Appointment"):
+        raise _not_ours("not_a_therapy_appointment", NOT_A_THERAPY_APPOINTMENT)
     if not commands:  # nothing about an order: the Patients are identity updates
-        commands = [patient_command(e, contents, profile) for e in contents.of_type("Patient")]
+        for located in contents.of_type("Patient"):
+            command = patient_command(located, contents, profile)
+            if _known(i, [command], raising=False):
+                commands.append(command)
+            else:
+                passed.append(Passed(located.path, located.type, UNKNOWN_PATIENT))
+        if not commands and contents.of_type("Patient"):
+            raise _not_ours("unknown_patient", UNKNOWN_PATIENT)
     if not commands:
-        raise MappingError(
-            "the message carries no order, appointment, collection or patient to act on",
-            location=document["resourceType"],
-        )
+        raise _not_ours("nothing_to_act_on", NOT_TAKEN)
     # placements first: later commands of the same message may name the order they create
-    return sorted(commands, key=lambda c: c.event != "order.placed")
+    return Mapped(sorted(commands, key=lambda c: c.event != "order.placed"), passed)
+
+
+def _known(i: Interaction, commands: list[Command], *, raising: bool = True) -> list[Command]:
+    """The patient commands that name a patient the gateway knows (all, when it was not looked
+    up); an update or merge of patients it does not know is not its business."""
+    if i.known_patients is None:
+        return commands
+    kept = [c for c in commands if any(r in i.known_patients for r in c.refs)]
+    if not kept and raising:
+        raise _not_ours("unknown_patient", UNKNOWN_PATIENT)
+    return kept
+
+
+def _not_ours(reason: str, why: str) -> NotOurs:
+    return NotOurs(reason, f"{why}: acknowledged and ignored")
 
 
 def message_id(
@@ -68,9 +132,14 @@ def message_id(
     placing = [c for c in commands if c.event == "order.placed"]
     placer_ns = profile.rule("placer_order").namespace
     if placing:
-        placer = next(r for r in placing[0].refs if r.namespace == placer_ns)
+        placed = [next(r for r in c.refs if r.namespace == placer_ns) for c in placing]
         for located in contents.of_type(*ORDER_TYPES):
-            _check_condition(located, placer, profile)
+            own = [
+                r for r in refs_of(identifiers_of(located.resource), profile, "placer_order") if r in placed
+            ]
+            if own:  # an order placed now (not one passed over, nor a change to another)
+                _check_condition(located, own[0], profile)
+        placer = placed[0]
         return _bounded(f"ServiceRequest?identifier={placer.namespace}|{placer.value}")
     identifier = document.get("identifier") or {}
     if document["resourceType"] == "Bundle" and identifier.get("value"):

@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from adapters.fhir.products import first_product
 from adapters.fhir.profile import SiteProfile
 from adapters.fhir.resources import (
     Contents,
     Json,
     Located,
-    codings,
     has_code,
     identifiers_of,
     instant,
@@ -51,7 +51,16 @@ class OrderMapping:
         self.known = known_orders
 
     # -- the order itself ------------------------------------------------------------------
-    def order(self, located: Located) -> Command:
+    def is_known(self, located: Located) -> bool:
+        """The order's placer number names an order the gateway has (looked up for PUTs): a
+        therapy order, whatever code (or none) a change of it carries."""
+        return any(
+            r in self.known for r in refs_of(identifiers_of(located.resource), self.profile, "placer_order")
+        )
+
+    def order(self, located: Located, product: Product | None) -> Command:
+        """The command of a therapy order (`product`: what `product` found it names; None only
+        for an order the gateway knows)."""
         resource, path = located.resource, located.path
         if resource.get("intent") not in ORDER_INTENTS:
             raise UnsupportedMessage(
@@ -77,7 +86,6 @@ class OrderMapping:
         known = self.known.get(placer)
         if located.method == "PUT" and known is OrderStatus.on_hold:
             return self._command("order.resumed", base, reason="released by the site", occurred_at=occurred)
-        product = self.product(located)
         practitioner = self.practitioner(resource.get("requester"))
         if located.method == "PUT" and known is not None:
             changes = {"product": product, "ordering_practitioner": practitioner}
@@ -87,6 +95,8 @@ class OrderMapping:
                 changes={k: v for k, v in changes.items() if v is not None},
                 occurred_at=occurred,
             )
+        if product is None:
+            raise MappingError("a new order needs a product code this site uses", location=f"{path}.code")
         details = {"product": product, "ordering_site": self.site, "ordering_practitioner": practitioner}
         return self._command("order.placed", base, order=details, occurred_at=occurred)
 
@@ -128,37 +138,20 @@ class OrderMapping:
                 raise MappingError(f"not a chain-of-identity identifier: {exc}", location=path) from None
         return out
 
-    def product(self, located: Located) -> Product:
+    def product(self, located: Located) -> Product | None:
+        """The therapy product the order names (its code, its Medication's, or the productCode of
+        a BiologicallyDerivedProduct made for it), or None: not a therapy order."""
         resource = located.resource
-        concept = resource.get("code") if located.type == "ServiceRequest" else None
-        where = f"{located.path}.code"
+        concepts: list[Json | None] = [resource.get("code")] if located.type == "ServiceRequest" else []
         if located.type == "MedicationRequest":
-            concept = resource.get("medicationCodeableConcept")
-            where = f"{located.path}.medicationCodeableConcept"
+            concepts.append(resource.get("medicationCodeableConcept"))
             medication = self.contents.resolve(resource.get("medicationReference"))
             if medication is not None:
-                concept, where = medication.resource.get("code"), f"{medication.path}.code"
-        candidates = codings(concept)
+                concepts.append(medication.resource.get("code"))
         for bdp in self.contents.of_type("BiologicallyDerivedProduct"):
-            candidates += codings(bdp.resource.get("productCode"))
-        for coding in candidates:
-            product = self._product(coding)
-            if product is not None:
-                return product
-        systems = ", ".join(p.system for p in self.profile.products)
-        raise MappingError(f"no product code this site uses (systems: {systems})", location=where)
-
-    def _product(self, coding: Json) -> Product | None:
-        code = coding.get("code")
-        for table in self.profile.products:
-            if coding.get("system") != table.system or not code:
-                continue
-            if table.pass_through:
-                return Product(code=code, system=table.canonical_system, name=coding.get("display"))
-            entry = table.codes.get(code)
-            if entry is not None:
-                return Product(code=entry.code, system=table.canonical_system, name=entry.name)
-        return None
+            if any(self.contents.resolve(r) is located for r in bdp.resource.get("request") or []):
+                concepts.append(bdp.resource.get("productCode"))
+        return first_product(concepts, self.profile)
 
     def practitioner(self, reference: Json | None) -> Party | None:
         target = self.contents.resolve(reference)
@@ -174,7 +167,9 @@ class OrderMapping:
         for reference in references:
             found += refs_of(reference_identifiers(reference, self.contents), self.profile, "placer_order")
         if not found:
-            orders = self.contents.of_type("ServiceRequest", "MedicationRequest")
+            orders = [
+                o for o in self.contents.of_type("ServiceRequest", "MedicationRequest") if self.product(o)
+            ]
             if len(orders) == 1:
                 found = [self.placer(orders[0])]
         if not found:
@@ -184,7 +179,8 @@ class OrderMapping:
             )
         return found
 
-    def appointment(self, located: Located) -> Command:
+    def appointment(self, located: Located) -> Command | None:
+        """An apheresis or infusion appointment's command; None for any other appointment."""
         resource, path = located.resource, located.path
         concepts = [
             *(resource.get("serviceType") or []),
@@ -200,10 +196,7 @@ class OrderMapping:
             else None
         )
         if kind is None:
-            raise UnsupportedMessage(
-                "not an apheresis or infusion appointment by this site's codes",
-                location=f"{path}.serviceType",
-            )
+            return None
         refs = self.order_refs(list(resource.get("basedOn") or []), f"{path}.basedOn")
         for i, participant in enumerate(resource.get("participant") or []):
             actor = participant.get("actor")

@@ -82,3 +82,17 @@ def merge_parameters(parameters: Json, profile: SiteProfile) -> Command:
     prior = _mrns(source, profile, "Parameters.parameter.where(name='source-patient-identifier')")
     survivors = _mrns(target, profile, "Parameters.parameter.where(name='target-patient-identifier')")
     return merged(survivors, prior)
+
+
+def patient_refs_named(document: Json, contents: Contents, profile: SiteProfile) -> list[ExternalRef]:
+    """Every MRN a patient update or merge names (its Patients, their links, $merge's sides)."""
+    identifiers: list[Json] = []
+    if document["resourceType"] == "Parameters":
+        for parameter in document.get("parameter") or []:
+            identifiers.append(parameter.get("valueIdentifier") or {})
+            identifiers.append((parameter.get("valueReference") or {}).get("identifier") or {})
+    for located in contents.of_type("Patient"):
+        identifiers += identifiers_of(located.resource)
+        for link in located.resource.get("link") or []:
+            identifiers += reference_identifiers(link.get("other"), contents)
+    return refs_of(identifiers, profile, "mrn")

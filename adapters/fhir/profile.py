@@ -4,6 +4,7 @@ which codes name products and appointments, how it may authenticate and where it
 from __future__ import annotations
 
 import os
+import re
 from functools import cache
 from pathlib import Path
 from typing import Any, Literal
@@ -56,14 +57,27 @@ class ProductEntry(_Model):
     name: str | None = None
 
 
+# ISBT 128 product code of a cellular therapy product: the product description code (S and four
+# digits), optionally followed by the type of donation and the division (S1234V00).
+ISBT128_CELLULAR = re.compile(r"^S[0-9]{4}(?:[0-9A-Z][0-9A-Z]{2})?$")
+
+
 class ProductSystem(_Model):
     """A code system that names products. `pass_through`: the code is the canonical product code
-    (ISBT 128 product description codes, stored as given); otherwise `codes` translates it."""
+    (ISBT 128 product codes of cellular therapy, stored as given); otherwise `codes` translates it."""
 
-    system: str
+    system: str = Field(min_length=1)
     canonical_system: str = "isbt128"
     pass_through: bool = False
     codes: dict[str, ProductEntry] = {}
+
+    @model_validator(mode="after")
+    def _isbt128_codes_have_the_shape(self) -> ProductSystem:
+        if self.canonical_system == "isbt128":
+            bad = sorted(k for k, e in self.codes.items() if not ISBT128_CELLULAR.fullmatch(e.code))
+            if bad:
+                raise ValueError(f"not ISBT 128 cellular therapy product codes: {', '.join(bad)}")
+        return self
 
 
 class AppointmentKinds(_Model):

@@ -37,6 +37,18 @@ async def order_statuses(engine: AsyncEngine, refs: Iterable[ExternalRef]) -> di
         return {wanted[(r.namespace, r.value)]: OrderStatus(r.status) for r in rows}
 
 
+async def bound(engine: AsyncEngine, refs: Iterable[ExternalRef]) -> set[ExternalRef]:
+    """Those of the identifiers the crosswalk binds to a patient or an order."""
+    wanted = {(r.namespace, r.value): r for r in refs}
+    if not wanted:
+        return set()
+    cw = t.crosswalk
+    async with engine.connect() as conn:
+        query = select(cw.c.namespace, cw.c.value)
+        rows = await conn.execute(any_of_pairs(query, cw.c.namespace, cw.c.value, wanted))
+        return {wanted[(r.namespace, r.value)] for r in rows}
+
+
 async def order_view(conn: AsyncConnection, order_id: str, profile: SiteProfile) -> OrderView | None:
     row = (await conn.execute(select(t.orders.c.document).where(t.orders.c.order_id == order_id))).first()
     if row is None:

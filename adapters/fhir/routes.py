@@ -112,6 +112,9 @@ async def receive(
         looked_up = view.orders_to_look_up(raw, profile)
         if looked_up:
             view.with_known_orders(await queries.order_statuses(gw.engine, looked_up))
+        patients = view.patients_to_look_up(raw, profile)
+        if patients:
+            view.with_known_patients(await queries.bound(gw.engine, patients))
         outcome, rendered = await accept(
             gw.intake, view, partner, raw, transport="http", content_type=request.headers.get("content-type")
         )
@@ -120,8 +123,8 @@ async def receive(
     headers = {}
     if outcome.order_id and outcome.status == "applied":
         headers["Location"] = f"{str(request.base_url).rstrip('/')}{BASE}/Task/{outcome.order_id}"
-    status = outcome.http_status
-    if outcome.duplicate:
+    status = outcome.http_status  # held for review: 202, first time and every replay alike
+    if outcome.duplicate and outcome.status == "applied":
         status = 200  # a conditional create that matched: nothing new was made
     elif outcome.status == "applied":
         status = 201 if view.places_order else 200
@@ -249,6 +252,10 @@ async def search(request: Request, profile: SiteProfile) -> list[queries.OrderVi
     namespaces: list[str] = [profile.rule("coi").namespace, profile.rule("placer_order").namespace]
     if system:
         kind = profile.kind_of_system(system)
+        if kind is None:
+            # A placer number typed PLAC is taken under the sender's own system (resources.py):
+            # it is found by that system too. (The system itself is not kept, only the value.)
+            kind = "placer_order"
         namespaces = [profile.rule(kind).namespace] if kind in ("coi", "placer_order") else []
     if not namespaces:
         return []

@@ -1,5 +1,5 @@
 """Strict reading of a FHIR R4 request body: JSON, a resource type this server takes, the R4B
-models of fhir.resources, and the few code rules those models leave to us.
+models of fhir.resources, and the required code bindings those models leave to us (bindings.py).
 
 Every error names the bad element as a FHIRPath (`Bundle.entry[2].resource.status`).
 """
@@ -13,24 +13,13 @@ from typing import Any
 import orjson
 from pydantic import BaseModel, ValidationError
 
+from adapters.fhir.bindings import check_bindings
 from adapters.fhir.resources import Contents, Json, Located
 from gateway.errors import MalformedMessage, UnsupportedMessage
 
-# What each kind of request may carry. Entries of a Bundle may be any of ENTRY_TYPES.
+# Entries of a Bundle may be of any R4 resource type: what the gateway does not take is passed
+# over and listed back (triage.py), never a refusal of the whole Bundle.
 ORDER_TYPES = ("ServiceRequest", "MedicationRequest")
-ENTRY_TYPES = (
-    *ORDER_TYPES,
-    "Patient",
-    "Practitioner",
-    "PractitionerRole",
-    "Organization",
-    "Specimen",
-    "Appointment",
-    "BiologicallyDerivedProduct",
-    "Medication",
-    "Location",
-    "MessageHeader",
-)
 BUNDLE_TYPES = ("transaction", "message")
 ENTRY_METHODS = ("POST", "PUT")
 
@@ -71,6 +60,7 @@ def validate(document: Json, accepted: tuple[str, ...]) -> None:
             location=kind,
         )
     if kind == "Bundle":
+        check_bindings(document, "Bundle")
         _check_bundle(document)
     try:
         model(kind).model_validate(document)
@@ -80,6 +70,10 @@ def validate(document: Json, accepted: tuple[str, ...]) -> None:
         raise MalformedMessage(
             f"{where}: {first['msg']}", detail=first["type"], location=where, code="structure"
         ) from None
+    if kind != "Bundle":
+        check_bindings(document, kind)
+    for i, entry in enumerate(document.get("entry") or [] if kind == "Bundle" else []):
+        check_bindings(entry["resource"], f"Bundle.entry[{i}].resource")
 
 
 def _check_bundle(bundle: Json) -> None:
@@ -96,12 +90,6 @@ def _check_bundle(bundle: Json) -> None:
         resource = entry.get("resource") if isinstance(entry, dict) else None
         if not isinstance(resource, dict):
             raise MalformedMessage("every entry needs a resource", location=f"Bundle.entry[{i}].resource")
-        kind = resource.get("resourceType")
-        if kind not in ENTRY_TYPES:
-            raise UnsupportedMessage(
-                f"{kind} is not supported in a Bundle here; supported: {', '.join(ENTRY_TYPES)}",
-                location=f"Bundle.entry[{i}].resource.resourceType",
-            )
         if btype == "transaction":
             method = (entry.get("request") or {}).get("method")
             if method not in ENTRY_METHODS:

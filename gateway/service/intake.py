@@ -72,6 +72,7 @@ class _Applied:
     envelopes: list[CloudEvent] = field(default_factory=list)
     audit: list[AuditEntry] = field(default_factory=list)
     order: TherapyOrder | None = None
+    order_ids: list[str | None] = field(default_factory=list)  # each envelope's order
 
 
 @dataclass
@@ -235,7 +236,10 @@ class Intake:
             writes.message(inbound_id, record, outcome.status, outcome.error, outcome.order_id)
             if result.quarantine:
                 writes.quarantined(**result.quarantine)
-            writes.events(result.envelopes, outcome.order_id, inbound_id)
+            # each event on its own order's timeline: a message may touch several orders
+            order_ids = outcome.order_ids or (outcome.order_id,) * len(result.envelopes)
+            for envelope_, order_id in zip(result.envelopes, order_ids, strict=True):
+                writes.events([envelope_], order_id, inbound_id)
             audit.extend(result.audit)
             rendered = job.render(outcome) if job.render else None
             if key:
@@ -310,6 +314,7 @@ class Intake:
             order_id=order.order_id if order else None,
             coi=order.coi if order else None,
             event_ids=tuple(e.id for e in applied.envelopes),
+            order_ids=tuple(applied.order_ids),
         )
         return _Result(outcome, applied.envelopes, applied.audit)
 
@@ -362,6 +367,7 @@ class Intake:
                 applied.envelopes.append(
                     self._patient(repo, record, command, resolution, patients, inbound_id, now)
                 )
+                applied.order_ids.append(None)
                 applied.audit.append(
                     self._entry(
                         record,
@@ -390,6 +396,7 @@ class Intake:
                 time=now,
             )
             applied.envelopes.append(event)
+            applied.order_ids.append(order.order_id)
             applied.order = order
             applied.audit.append(
                 self._entry(

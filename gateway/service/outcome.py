@@ -21,6 +21,7 @@ class Outcome(BaseModel):
     order_id: str | None = None
     coi: str | None = None
     event_ids: tuple[str, ...] = ()
+    order_ids: tuple[str | None, ...] = ()  # beside event_ids: the order of each (None: a patient's)
     error: str | None = None  # the error class, e.g. "UnknownIdentity"
     reason: str | None = None  # PHI-free, fit for the partner
     location: str | None = None

@@ -121,18 +121,21 @@ BAD = [
         "structure",
         "Bundle.entry[0].resource.birthDate",
     ),
-    (
-        "a resource type not taken",
-        _with(
-            order_bundle(),
-            ["entry", 7, "resource"],
-            {"resourceType": "Observation", "status": "final", "code": {"text": "x"}},
-        ),
-        422,
-        "not-supported",
-        "Bundle.entry[7].resource.resourceType",
-    ),
     ("a batch", _with(order_bundle(), ["type"], "batch"), 422, "not-supported", "Bundle.type"),
+    (
+        "a Bundle.type R4 does not have",
+        _with(order_bundle(), ["type"], "orders"),
+        400,
+        "code-invalid",
+        "Bundle.type",
+    ),
+    (
+        "a gender R4 does not have",
+        _with(order_bundle(), ["entry", 0, "resource", "gender"], "F"),
+        400,
+        "code-invalid",
+        "Bundle.entry[0].resource.gender",
+    ),
     (
         "a patient without MRN",
         _with(order_bundle(), ["entry", 0, "resource", "identifier"], []),
@@ -146,21 +149,6 @@ BAD = [
         422,
         "value",
         "Bundle.entry[4].resource.identifier",
-    ),
-    (
-        "an unknown product",
-        _with(
-            _with(
-                order_bundle(),
-                ["entry", 4, "resource", "code", "coding", 0, "system"],
-                "http://snomed.info/sct",
-            ),
-            ["entry", 6, "resource", "productCode", "coding", 0, "system"],
-            "urn:x",
-        ),
-        422,
-        "value",
-        "Bundle.entry[4].resource.code",
     ),
     (
         "a DELETE entry",

@@ -14,8 +14,9 @@ from adapters.fhir.message import Interaction
 from adapters.fhir.profile import PROFILES_DIR, all_profiles, load_profile
 from adapters.fhir.task import status_map
 from gateway.canonical.envelope import utcnow
+from gateway.canonical.ids import ExternalRef
 from gateway.canonical.lifecycle import OrderStatus
-from gateway.errors import RejectedMessage
+from gateway.errors import NotOurs, RejectedMessage
 from gateway.partners import load_partners
 from gateway.registry import InboundContext
 from gateway.settings import Settings
@@ -60,9 +61,22 @@ def test_every_order_status_has_a_task_status() -> None:
 def test_profile_case(profile: str, case: dict[str, Any]) -> None:
     load_profile(profile)
     ctx = InboundContext(PARTNERS.get(profile), "test", utcnow())
-    interaction = Interaction(**case["interaction"])
+    spec = dict(case["interaction"])
+    known = spec.pop("known_orders", [])
+    interaction = Interaction(
+        **spec,
+        known_orders={
+            ExternalRef(**{k: v for k, v in o.items() if k != "status"}): OrderStatus(o["status"])
+            for o in known
+        },
+    )
     accepted = (interaction.resource_type or "Bundle",)
     raw = orjson.dumps(case["input"])
+    if "ignored" in case:
+        with pytest.raises(NotOurs) as passed:
+            FhirRequest(interaction, accepted).parse(raw, ctx)
+        assert passed.value.reason == case["ignored"]["reason"]
+        return
     if "error" in case:
         with pytest.raises(RejectedMessage) as caught:
             FhirRequest(interaction, accepted).parse(raw, ctx)
