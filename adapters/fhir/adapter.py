@@ -20,7 +20,7 @@ from adapters.fhir.message import Interaction, commands_of, message_id
 from adapters.fhir.profile import SiteProfile, profile_for
 from adapters.fhir.resources import Contents, Json, identifiers_of, refs_of
 from adapters.fhir.validation import ORDER_TYPES, contents, decode, validate
-from gateway.canonical.command import Command
+from gateway.canonical.command import Command, fingerprint
 from gateway.canonical.ids import ExternalRef
 from gateway.canonical.lifecycle import OrderStatus
 from gateway.canonical.order import Party
@@ -122,7 +122,11 @@ class FhirRequest:
                 location=where,
             ) from None
         self._parsed = Parsed(document, found, tuple(commands))
-        return ExternalMessage(message_id(document, found, commands, profile), self._parsed)
+        # A re-sent request is the same when it means the same: a rebuilt Bundle (new ids, new
+        # urn:uuids, new timestamp) that maps to the same commands is a repeat; other content
+        # under a used id (a placer number, a Bundle.identifier) is refused with 409.
+        key = message_id(document, found, commands, profile)
+        return ExternalMessage(key, self._parsed, fingerprint(commands))
 
     def to_canonical(self, msg: ExternalMessage, ctx: InboundContext) -> list[Command]:
         parsed: Parsed = msg.content
