@@ -11,6 +11,9 @@ _TERMINATORS = re.compile(rb"\r+")
 
 
 def fingerprint(raw: bytes) -> bytes:
-    body = raw.removeprefix(b"\x0b").removesuffix(b"\x1c\r").removesuffix(b"\x1c")
-    body = body.removeprefix(_BOM).replace(b"\r\n", b"\r").replace(b"\n", b"\r")
-    return _TERMINATORS.sub(b"\r", body).strip(b"\r")
+    body = raw.removeprefix(b"\x0b").removesuffix(b"\x1c\r").removesuffix(b"\x1c").removeprefix(_BOM)
+    if b"\n" in body:  # most senders use CR alone: a scan, not a copy, for them
+        body = body.replace(b"\r\n", b"\r").replace(b"\n", b"\r")
+    if b"\r\r" in body:
+        body = _TERMINATORS.sub(b"\r", body)
+    return body.strip(b"\r")
