@@ -20,6 +20,7 @@ from gateway.entrypoints.http import create_app
 from gateway.service.intake import Intake
 from gateway.settings import Settings
 from gateway.store import tables as t
+from gateway.store.db import create_engine, dispose
 from tests.support.builders import envelope_json, event, place, placer
 from tests.support.drive import send_raw
 
@@ -94,6 +95,27 @@ async def test_two_messages_under_one_id_in_one_batch_are_told_apart(engine: Asy
     assert len(times) == 2 and times[0] == times[1]  # one transaction: they were one batch
     assert await count(engine, t.orders) == 1 and await count(engine, t.inbound_messages) == 2
     assert await rows(engine, t.idempotency_keys.c.inbound_id) == [(first.inbound_id,)]
+
+
+async def test_two_gateways_taking_one_id_for_two_messages_at_once_keep_one(
+    engine: AsyncEngine, database_url: str
+) -> None:
+    other_engine = create_engine(database_url)  # a second gateway process on the same database
+    try:
+        gates = [intake(engine), intake(other_engine)]
+        for round_ in range(5):
+            a, b = (
+                envelope_json(f"R{round_}", place(2 * round_)),
+                envelope_json(f"R{round_}", place(2 * round_ + 1)),
+            )
+            results = await asyncio.gather(send_raw(gates[0], a), send_raw(gates[1], b))
+            outcomes = sorted(r[0].status for r in results)
+            assert outcomes == ["applied", "rejected"], outcomes
+            assert {r[0].error for r in results} == {None, "DuplicateKey"}
+    finally:
+        await dispose(other_engine)
+    assert await count(engine, t.orders) == 5 and await count(engine, t.idempotency_keys) == 5
+    assert await count(engine, t.inbound_messages) == 10
 
 
 async def test_a_repeat_reformatted_is_still_a_repeat(engine: AsyncEngine) -> None:
