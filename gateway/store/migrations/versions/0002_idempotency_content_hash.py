@@ -5,9 +5,9 @@ Revises: 0001
 Create Date: 2026-11-29
 
 A message id is now answered from the first answer only when the message says the same thing
-again: each key keeps the SHA-256 of its message's fingerprint (the bytes the adapter normalises
-away what does not change meaning from). Keys written before this revision have none, and any
-message under them is still taken for a repeat. Rejected messages no longer keep their id (a
+again: each key keeps the SHA-256 of its message's fingerprint (what the message says, as its
+adapter reads it, without what does not change its meaning). Keys written before this revision
+have none, and any message under them is still taken for a repeat. Rejected messages no longer keep their id (a
 corrected resend under the same id is processed anew), so their keys are dropped here.
 """
 
