@@ -19,16 +19,12 @@ from gateway.entrypoints.bootstrap import Gateway, bootstrap
 from gateway.settings import Settings
 from gateway.store import tables as t
 from tests.fixtures.hl7v2.peers import Engine, field_of
+from tests.integration.test_hl7_mllp import order as orm
 
 
 def order(n: int, control: str, *, version: str = "2.5.1", enhanced: bool = False) -> bytes:
-    modes = "|||AL|NE" if enhanced else ""
-    return (
-        f"MSH|^~\\&|DEMO_EHR|DEMO_HOSPITAL|CGT_GATEWAY|CGT|20261102091500||ORM^O01^ORM_O01|{control}|P|{version}{modes}\r"
-        f"PID|1||MRN{n:06d}^^^DEMOHOSP^MR||Testpatient^N{n}||19700101|F\r"
-        f"ORC|NW|PO-{n:06d}\r"
-        f"OBR|1|PO-{n:06d}||S1234^Demo^ISBT128\r"
-    ).encode()
+    raw = orm(n, control=control, version=version)
+    return raw.replace(f"|P|{version}\r".encode(), f"|P|{version}|||AL|NE\r".encode(), 1) if enhanced else raw
 
 
 @pytest.fixture

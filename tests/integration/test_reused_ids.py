@@ -15,12 +15,10 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.audit import verify
-from gateway.entrypoints.bootstrap import bootstrap
-from gateway.entrypoints.http import create_app
 from gateway.service.intake import Intake
-from gateway.settings import Settings
 from gateway.store import tables as t
 from gateway.store.db import create_engine, dispose
+from tests.integration.test_fhir_support import running, settings
 from tests.support.builders import envelope_json, event, place, placer
 from tests.support.drive import send_raw
 
@@ -159,19 +157,8 @@ async def test_a_key_stored_before_hashes_answers_any_content_as_before(engine: 
 # -- over HTTP ------------------------------------------------------------------------------
 @pytest.fixture
 async def client(tmp_path: Path, amqp_url: str) -> AsyncIterator[httpx.AsyncClient]:
-    settings = Settings(
-        env="test",
-        database_url=f"sqlite+aiosqlite:///{tmp_path}/gw.db",
-        amqp_url=amqp_url,
-        mllp_port=0,
-        adapters="canonical-json",
-    )
-    gateway = bootstrap(settings)
-    await gateway.start()
-    transport = httpx.ASGITransport(app=create_app(gateway))
-    async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as http:
+    async with running(settings(tmp_path, amqp_url)) as (_, http):
         yield http
-    await gateway.stop()
 
 
 async def test_http_replays_a_repeat_with_the_header_and_refuses_other_content(
