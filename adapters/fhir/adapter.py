@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import orjson
 from fastapi import APIRouter
 from pydantic import ValidationError
 
@@ -122,11 +123,13 @@ class FhirRequest:
                 location=where,
             ) from None
         self._parsed = Parsed(document, found, tuple(commands))
-        # A re-sent request is the same when it means the same: a rebuilt Bundle (new ids, new
-        # urn:uuids, new timestamp) that maps to the same commands is a repeat; other content
-        # under a used id (a placer number, a Bundle.identifier) is refused with 409.
+        # A re-sent request is the same when it means the same and the first answer fits it: a
+        # rebuilt Bundle (new ids, new urn:uuids, new timestamp) that maps to the same commands,
+        # with its entries of the same types in the same order (a transaction-response answers
+        # them one by one), is a repeat; other content under a used id is refused with 409.
         key = message_id(document, found, commands, profile)
-        return ExternalMessage(key, self._parsed, fingerprint(commands))
+        shape = orjson.dumps(entry_types(document)) if document.get("type") == "transaction" else b""
+        return ExternalMessage(key, self._parsed, fingerprint(commands) + shape)
 
     def to_canonical(self, msg: ExternalMessage, ctx: InboundContext) -> list[Command]:
         parsed: Parsed = msg.content
@@ -141,8 +144,7 @@ class FhirRequest:
         if outcome.status == "applied" and document.get("resourceType") == "Bundle":
             entries = document["entry"]
             if document.get("type") == "transaction":
-                types = [str(e["resource"]["resourceType"]) for e in entries]
-                return answers.render(answers.transaction_response(outcome, types))
+                return answers.render(answers.transaction_response(outcome, entry_types(document)))
             return answers.render(answers.response_message(outcome, entries[0]["resource"]))
         return answers.render(answers.of_outcome(outcome))
 
@@ -151,6 +153,11 @@ class FhirRequest:
             Example(path.stem, path.read_bytes(), "malformed" if "malformed" in path.stem else "valid")
             for path in sorted(EXAMPLES.glob("*.json"))
         ]
+
+
+def entry_types(bundle: Json) -> list[str]:
+    """The resource type of each entry of a Bundle, in order."""
+    return [str(e["resource"]["resourceType"]) for e in bundle.get("entry", [])]
 
 
 class FhirR4(FhirRequest):

@@ -78,6 +78,17 @@ async def test_a_rebuilt_bundle_of_the_same_order_is_a_repeat(app: Client) -> No
     assert await count(gateway, t.orders) == 1 and await count(gateway, t.inbound_messages) == 1
 
 
+async def test_a_bundle_the_first_answer_does_not_fit_is_refused_409(app: Client) -> None:
+    gateway, http = app
+    first = await send(http, order_bundle(1))
+    longer = order_bundle(1)  # the same order, and one entry more than the first answer answers
+    extra = {**longer["entry"][2], "fullUrl": "urn:uuid:0b7d3f10-0002-4aaa-8bbb-000000000009"}
+    longer["entry"].append(extra)
+    assert first.status_code == 201
+    refused_with_409(await send(http, longer))
+    assert await count(gateway, t.orders) == 1
+
+
 async def test_another_order_under_a_used_placer_number_is_refused_409(app: Client) -> None:
     gateway, http = app
     first = await send(http, order_bundle(1))
