@@ -7,7 +7,9 @@
     │   ├── UnsupportedMessage        parses, but the gateway does not take this type (AR, 422)
     │   ├── MappingError              parses, but cannot be mapped to a canonical command (AE, 422)
     │   ├── ContractViolation         canonical data that breaks the contract (AE, 422)
-    │   └── IllegalTransition         the order's lifecycle refuses the event (AE, 409)
+    │   ├── IllegalTransition         the order's lifecycle refuses the event (AE, 409)
+    │   └── DuplicateKey              a used message id on a message that says something else
+    │                                 (AR/CR with table 0357 code 205, 409)
     ├── IdentityProblem               quarantined for an operator; nothing applied
     │   ├── UnknownIdentity           no identifier resolves to an order
     │   ├── ConflictingIdentities     identifiers name different orders or patients
@@ -92,6 +94,17 @@ class ContractViolation(RejectedMessage):
 class IllegalTransition(RejectedMessage):
     public_message = "the order's lifecycle does not allow this event now"
     http_status = 409
+
+
+class DuplicateKey(RejectedMessage):
+    """The sender's message id already names another message: the first keeps it (and its
+    answer); this one is kept raw and refused, and must be sent again under an id of its own."""
+
+    public_message = "the message id was used before for other content; send it under a new id"
+    http_status = 409
+
+    def __init__(self, *, detail: str | None = None) -> None:
+        super().__init__(detail=detail, code="205")
 
 
 class QuarantineReason(StrEnum):

@@ -36,10 +36,16 @@ class InboundContext:
 
 @dataclass(frozen=True)
 class ExternalMessage:
-    """A parsed message in its own dialect; `message_id` is the sender's id for idempotency."""
+    """A parsed message in its own dialect; `message_id` is the sender's id for idempotency.
+
+    `fingerprint`: what the message says, without what does not change its meaning in the dialect
+    (framing, line ends, key order...). A message under a used id is a repeat when its fingerprint
+    equals the first's, and refused otherwise. None: the raw bytes are the fingerprint.
+    """
 
     message_id: str | None
     content: Any
+    fingerprint: bytes | None = None
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ import orjson
 from pydantic import Field, ValidationError
 
 from gateway.canonical.base import Canonical
-from gateway.canonical.command import Command
+from gateway.canonical.command import Command, fingerprint
 from gateway.errors import MalformedMessage
 from gateway.registry import Example, ExternalMessage, InboundContext
 from gateway.service.outcome import Outcome
@@ -46,15 +46,17 @@ class CanonicalJson:
                 detail=exc.errors()[0]["msg"] if exc.errors() else str(exc),
                 location=where,
             ) from None
-        return ExternalMessage(message_id=envelope.message_id, content=envelope)
+        return ExternalMessage(envelope.message_id, envelope, fingerprint(envelope.commands))
 
     def to_canonical(self, msg: ExternalMessage, ctx: InboundContext) -> list[Command]:
         envelope: Envelope = msg.content
         return list(envelope.commands)
 
     def ack(self, outcome: Outcome) -> bytes:
-        """The outcome itself when applied; otherwise an RFC 9457 problem that carries it."""
-        body = outcome.model_dump(mode="json", exclude_none=True, exclude={"http_status"})
+        """The outcome itself when applied; otherwise an RFC 9457 problem that carries it. (A repeat
+        is answered with these bytes again, so they do not say whether they answer one: the
+        `Idempotent-Replayed` header does.)"""
+        body = outcome.model_dump(mode="json", exclude_none=True, exclude={"http_status", "duplicate"})
         if outcome.status != "applied":
             body = {
                 "type": "about:blank",

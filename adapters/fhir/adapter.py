@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import orjson
 from fastapi import APIRouter
 from pydantic import ValidationError
 
@@ -22,7 +23,7 @@ from adapters.fhir.profile import SiteProfile, profile_for
 from adapters.fhir.resources import Contents, Json, identifiers_of, refs_of
 from adapters.fhir.triage import Passed, passed_issue
 from adapters.fhir.validation import ORDER_TYPES, contents, decode, validate
-from gateway.canonical.command import Command
+from gateway.canonical.command import Command, fingerprint
 from gateway.canonical.ids import ExternalRef
 from gateway.canonical.lifecycle import OrderStatus
 from gateway.canonical.order import Party
@@ -144,7 +145,13 @@ class FhirRequest:
         commands = mapped.commands
         self._parsed = Parsed(document, found, tuple(commands), tuple(mapped.passed))
         self._profile = profile
-        return ExternalMessage(message_id(document, found, commands, profile), self._parsed)
+        # A re-sent request is the same when it means the same and the first answer fits it: a
+        # rebuilt Bundle (new ids, new urn:uuids, new timestamp) that maps to the same commands,
+        # with its entries of the same types in the same order (a transaction-response answers
+        # them one by one), is a repeat; other content under a used id is refused with 409.
+        key = message_id(document, found, commands, profile)
+        shape = orjson.dumps(entry_types(document)) if document.get("type") == "transaction" else b""
+        return ExternalMessage(key, self._parsed, fingerprint(commands) + shape)
 
     def to_canonical(self, msg: ExternalMessage, ctx: InboundContext) -> list[Command]:
         parsed: Parsed = msg.content
@@ -161,8 +168,7 @@ class FhirRequest:
         document, noted = parsed.document, passed_issue(parsed.passed)
         entries = document["entry"]
         if document.get("type") == "transaction":
-            types = [str(e["resource"]["resourceType"]) for e in entries]
-            answer = answers.transaction_response(outcome, types)
+            answer = answers.transaction_response(outcome, entry_types(document))
             main = answer["entry"][0]["response"]["outcome"]
             self._per_entry(answer["entry"], outcome)
             answer["entry"][0]["response"]["outcome"] = main
@@ -202,6 +208,11 @@ class FhirRequest:
             Example(path.stem, path.read_bytes(), "malformed" if "malformed" in path.stem else "valid")
             for path in sorted(EXAMPLES.glob("*.json"))
         ]
+
+
+def entry_types(bundle: Json) -> list[str]:
+    """The resource type of each entry of a Bundle, in order."""
+    return [str(e["resource"]["resourceType"]) for e in bundle.get("entry", [])]
 
 
 class FhirR4(FhirRequest):

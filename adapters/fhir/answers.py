@@ -26,6 +26,7 @@ ISSUE_TYPES = {
     "MappingError": "value",
     "ContractViolation": "invariant",
     "IllegalTransition": "business-rule",
+    "DuplicateKey": "duplicate",
     "NotAuthenticated": "login",
     "NotPermitted": "forbidden",
     "NotFound": "not-found",

@@ -126,6 +126,7 @@ async def receive(
     status = outcome.http_status  # held for review: 202, first time and every replay alike
     if outcome.duplicate and outcome.status == "applied":
         status = 200  # a conditional create that matched: nothing new was made
+        headers["Idempotent-Replayed"] = "true"  # the body is the first answer, as it was
     elif outcome.status == "applied":
         status = 201 if view.places_order else 200
     return fhir(rendered or b"", status, headers)

@@ -5,6 +5,7 @@
                             the sender must not resend (a resend gets this same ACK again)
     MappingError, ContractViolation, IllegalTransition, TransientError ...   AE / CE
     MalformedMessage, TooLarge, UnsupportedMessage, NotAuthenticated, NotPermitted   AR / CR
+    DuplicateKey (MSH-10 already used by a message with other content)   AR / CR, ERR code 205
 
 Enhanced mode (MSH-15/16 valued) answers with the commit codes and honours MSH-15 (AL, NE, ER,
 SU). The ERR segment names the location (segment^sequence^field) and the HL7 table 0357 code:
@@ -27,7 +28,15 @@ from gateway.service.outcome import Outcome
 Kind = Literal["accept", "held", "error", "reject"]
 _ORIGINAL: dict[Kind, str] = {"accept": "AA", "held": "AA", "error": "AE", "reject": "AR"}
 _ENHANCED: dict[Kind, str] = {"accept": "CA", "held": "CA", "error": "CE", "reject": "CR"}
-_REJECTED = (errors.MalformedMessage, errors.UnsupportedMessage, errors.NotAuthenticated, errors.NotPermitted)
+_REJECTED = (
+    errors.MalformedMessage,
+    errors.UnsupportedMessage,
+    errors.NotAuthenticated,
+    errors.NotPermitted,
+    errors.DuplicateKey,
+)
+# Where an error the core raises without knowing HL7 lies in the message.
+_WHERE = {"DuplicateKey": "MSH-10"}
 _CODES: list[tuple[type[errors.GatewayError], str]] = [
     (errors.TooLarge, "207"),
     (errors.MalformedMessage, "100"),
@@ -83,7 +92,8 @@ def verdict_of(outcome: Outcome) -> Verdict:
     default = "207"
     if isinstance(error, type):
         default = next((c for t, c in _CODES if issubclass(error, t)), "207")
-    return Verdict(kind, outcome.code or default, outcome.location, outcome.reason)
+    location = outcome.location or _WHERE.get(outcome.error or "")
+    return Verdict(kind, outcome.code or default, location, outcome.reason)
 
 
 def _version(text: str) -> tuple[int, ...]:

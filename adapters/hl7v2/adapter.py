@@ -15,6 +15,7 @@ from pathlib import Path
 
 from adapters.hl7v2 import ack as acks
 from adapters.hl7v2 import er7
+from adapters.hl7v2.fingerprint import fingerprint
 from adapters.hl7v2.header import Header, header, read_header
 from adapters.hl7v2.profile import PROFILES, SiteProfile, load_profile, parse_within_limits
 from adapters.hl7v2.routing import check_taken, commands_for
@@ -77,7 +78,11 @@ class Hl7v2:
             raise  # answered AA and stored nowhere: it must leave from parse
         except Exception as exc:  # re-raised as is: the intake translates it as it always does
             mapped = exc
-        return ExternalMessage(message_id=head.control_id, content=Parsed(message, head, profile, mapped))
+        return ExternalMessage(
+            message_id=head.control_id,
+            content=Parsed(message, head, profile, mapped),
+            fingerprint=fingerprint(raw),
+        )
 
     def to_canonical(self, msg: ExternalMessage, ctx: InboundContext) -> list[Command]:
         parsed: Parsed = msg.content

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
+import orjson
 from pydantic import Field, SerializeAsAny, model_validator
 
 from gateway.canonical.base import Canonical
@@ -58,3 +60,10 @@ class Command(Canonical):
     @property
     def scope(self) -> Scope:
         return spec_for(self.event).scope
+
+
+def fingerprint(commands: Iterable[Command]) -> bytes:
+    """What commands say, as canonical JSON (keys sorted, values in their one JSON form): the
+    fingerprint of a message whose meaning is its commands, whatever its key order, spacing or
+    time-zone notation."""
+    return orjson.dumps([c.model_dump(mode="json") for c in commands], option=orjson.OPT_SORT_KEYS)

@@ -156,7 +156,9 @@ def create_app(gateway: Gateway | None = None, settings: Settings | None = None)
             content_type=request.headers.get("content-type"),
         )
         media = adapter.content_type if outcome.status == "applied" else PROBLEM
-        status = 200 if outcome.duplicate else outcome.http_status
-        return Response(rendered or b"", status_code=status, media_type=media)
+        if outcome.duplicate:  # the first answer again, byte for byte; the header says it is one
+            headers = {"Idempotent-Replayed": "true"}
+            return Response(rendered or b"", status_code=200, media_type=media, headers=headers)
+        return Response(rendered or b"", status_code=outcome.http_status, media_type=media)
 
     return app

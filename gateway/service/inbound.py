@@ -38,9 +38,9 @@ async def accept(
     except NotOurs as exc:
         return ignored(adapter, partner, exc, started)
     except GatewayError as exc:
-        message_id, decode = None, failed_decode(exc)
+        message_id, fingerprint, decode = None, None, failed_decode(exc)
     else:
-        message_id = parsed.message_id
+        message_id, fingerprint = parsed.message_id, parsed.fingerprint
 
         def decode() -> list[Command]:
             commands = adapter.to_canonical(parsed, ctx)
@@ -55,6 +55,7 @@ async def accept(
         received_at=ctx.received_at,
         content_type=content_type,
         raw=raw,
+        fingerprint=fingerprint,
     )
     outcome, rendered = await intake.receive(record, decode, adapter.ack)
     if outcome.status == "ignored":

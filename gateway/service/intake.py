@@ -34,6 +34,7 @@ from gateway.canonical.order import PatientIdentity, TherapyOrder
 from gateway.canonical.payloads import IdentityMismatch, OrderPlaced, PatientMerged, PatientUpdated
 from gateway.errors import (
     ContractViolation,
+    DuplicateKey,
     GatewayError,
     IdentityProblem,
     MappingError,
@@ -48,7 +49,7 @@ from gateway.service.events import envelope, order_event, source_of
 from gateway.service.outcome import Outcome
 from gateway.service.recent import RecentFailures
 from gateway.store.db import writer_for
-from gateway.store.repository import InboundRecord, PendingWrites, Repository
+from gateway.store.repository import InboundRecord, PendingWrites, Repository, StoredAnswer
 
 log = logging.getLogger(__name__)
 
@@ -206,16 +207,15 @@ class Intake:
         writes, audit = PendingWrites(), []
         now = self.clock()
         decoded = self._prepare(repo, batch)
-        answered: dict[tuple[str, str], tuple[Outcome, bytes | None]] = {}
+        answered: dict[tuple[str, str], StoredAnswer] = {}  # keys claimed earlier in this batch
         results: list[tuple[Outcome, bytes | None]] = []
         for job in batch:
             record = job.record
             key = (record.partner, record.message_id) if record.message_id else None
-            previous = answered.get(key) if key else None
-            if key and previous is None and (stored := repo.previous_answer(*key)) is not None:
-                previous = (Outcome.model_validate(stored[0]), stored[1])
-            if previous is not None:
-                results.append((previous[0].model_copy(update={"duplicate": True}), previous[1]))
+            first = (answered.get(key) or repo.previous_answer(*key)) if key else None
+            if first is not None and first.content_hash in (None, record.content_hash):
+                repeat = Outcome.model_validate(first.outcome).model_copy(update={"duplicate": True})
+                results.append((repeat, first.rendered))
                 continue
             if isinstance(nothing := decoded[id(job)], NotOurs):
                 # Found out only while mapping: still nothing of it is stored, nor its answer.
@@ -231,6 +231,10 @@ class Intake:
                 results.append((outcome, job.render(outcome) if job.render else None))
                 continue
             inbound_id = str(uuid.uuid4())
+            if first is not None:  # the id names another message: this one is kept and refused
+                decoded[id(job)] = DuplicateKey(
+                    detail=f"the id was first used by inbound {first.outcome['inbound_id']}"
+                )
             result = self._process(conn, repo, record, decoded[id(job)], inbound_id, now)
             outcome = result.outcome
             writes.message(inbound_id, record, outcome.status, outcome.error, outcome.order_id)
@@ -242,9 +246,10 @@ class Intake:
                 writes.events([envelope_], order_id, inbound_id)
             audit.extend(result.audit)
             rendered = job.render(outcome) if job.render else None
-            if key:
-                writes.answer(record, inbound_id, outcome.model_dump(mode="json"), rendered)
-                answered[key] = (outcome, rendered)
+            if key and outcome.status != "rejected":  # a refused message leaves its id free
+                answer = StoredAnswer(outcome.model_dump(mode="json"), rendered, record.content_hash)
+                writes.answer(record, inbound_id, answer)
+                answered[key] = answer
             results.append((outcome, rendered))
         repo.write_pending()
         writes.flush(conn)

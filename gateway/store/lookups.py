@@ -47,7 +47,13 @@ def _by_pairs(columns: list[Any], first: Any, second: Any, size: int) -> Compoun
 def lookup(kind: str, size: int) -> Prepared:
     """One query for `size` keys of one kind: previous answers, crosswalk rows, orders, patients."""
     if kind == "answers":
-        columns = [_keys.c.partner, _keys.c.message_id, _keys.c.answer, _keys.c.rendered]
+        columns = [
+            _keys.c.partner,
+            _keys.c.message_id,
+            _keys.c.answer,
+            _keys.c.rendered,
+            _keys.c.content_hash,
+        ]
         return Prepared(_by_pairs(columns, _keys.c.partner, _keys.c.message_id, size))
     if kind == "crosswalk":
         columns = [_cw.c.namespace, _cw.c.value, _cw.c.patient_id, _cw.c.order_id]

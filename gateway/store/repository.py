@@ -7,9 +7,11 @@ for each dialect, executed on the driver's cursor (see gateway.store.prepared).
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import cached_property
 from typing import Any
 
 import orjson
@@ -35,6 +37,23 @@ class InboundRecord:
     received_at: datetime
     content_type: str | None
     raw: bytes
+    # What the message says, as its adapter normalised it (None: the raw bytes say it): two
+    # messages under one id are one message sent twice when their fingerprints are equal.
+    fingerprint: bytes | None = None
+
+    @cached_property
+    def content_hash(self) -> str:
+        return hashlib.sha256(self.raw if self.fingerprint is None else self.fingerprint).hexdigest()
+
+
+@dataclass(frozen=True)
+class StoredAnswer:
+    """The first answer given under a message id, and the hash of what that message said (None
+    for keys stored before hashes were)."""
+
+    outcome: dict[str, Any]
+    rendered: bytes | None
+    content_hash: str | None
 
 
 _keys, _cw, _pt, _or = t.idempotency_keys, t.crosswalk, t.patients, t.orders
@@ -96,7 +115,7 @@ _APPENDS = [
             "id partner transport adapter message_id received_at content_type raw outcome reason order_id",
         ),
     ),
-    ("answers", _insert(_keys, "partner message_id inbound_id outcome answer rendered")),
+    ("answers", _insert(_keys, "partner message_id inbound_id outcome answer rendered content_hash")),
     (
         "quarantine",
         _insert(t.quarantine, "quarantine_id inbound_id partner reason detail command status created_at"),
@@ -117,7 +136,7 @@ class Repository:
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
         self._updated: list[tuple[Any, list[str]]] = []  # (cursor, order ids) of order updates
-        self._answers: dict[tuple[str, str], tuple[dict[str, Any], bytes | None] | None] = {}
+        self._answers: dict[tuple[str, str], StoredAnswer | None] = {}
         self._crosswalk: dict[tuple[str, str], Binding | None] = {}
         self._orders: dict[str, TherapyOrder] = {}
         self._patients: dict[str, PatientIdentity | None] = {}
@@ -201,8 +220,8 @@ class Repository:
         orders = self._send("orders named", wanted) if wanted else []
         identities = self._send("patients named", wanted) if wanted and patients else []
         self._answers.update(dict.fromkeys(wanted_keys))
-        for partner, message_id, answer, rendered in self._fetch(answers):
-            self._answers[(partner, message_id)] = (dict(answer), rendered)
+        for partner, message_id, answer, rendered, content_hash in self._fetch(answers):
+            self._answers[(partner, message_id)] = StoredAnswer(dict(answer), rendered, content_hash)
         self._crosswalk.update(dict.fromkeys(wanted))
         for namespace, value, patient_id, order_id in self._fetch(crosswalk):
             self._crosswalk[(namespace, value)] = Binding(patient_id, order_id)
@@ -227,7 +246,7 @@ class Repository:
             self._patients[patient_id] = PatientIdentity.model_validate(identity)
 
     # -- idempotency and raw messages ------------------------------------------------------
-    def previous_answer(self, partner: str, message_id: str) -> tuple[dict[str, Any], bytes | None] | None:
+    def previous_answer(self, partner: str, message_id: str) -> StoredAnswer | None:
         self.load_batch([(partner, message_id)], [], patients=False)
         return self._answers[(partner, message_id)]
 
@@ -368,17 +387,16 @@ class PendingWrites:
             }
         )
 
-    def answer(
-        self, record: InboundRecord, inbound_id: str, answer: dict[str, Any], rendered: bytes | None
-    ) -> None:
+    def answer(self, record: InboundRecord, inbound_id: str, answer: StoredAnswer) -> None:
         self.answers.append(
             {
                 "partner": record.partner,
                 "message_id": record.message_id,
                 "inbound_id": inbound_id,
-                "outcome": answer["status"],
-                "answer": answer,
-                "rendered": rendered,
+                "outcome": answer.outcome["status"],
+                "answer": answer.outcome,
+                "rendered": answer.rendered,
+                "content_hash": answer.content_hash,
             }
         )
 

@@ -72,7 +72,9 @@ inbound_messages = Table(
 )
 Index("ix_inbound_partner_received", inbound_messages.c.partner, inbound_messages.c.received_at)
 
-# (partner, message id) -> the first answer. A repeat gets the same answer and changes nothing.
+# (partner, message id) -> the first answer of an applied or quarantined message, and the SHA-256
+# of what that message said. The same content again gets the same answer and changes nothing; other
+# content under the same id is refused (HL7 table 0357 code 205). NULL: a key from before hashes.
 idempotency_keys = Table(
     "idempotency_keys",
     metadata,
@@ -82,6 +84,7 @@ idempotency_keys = Table(
     Column("outcome", String(20), nullable=False),
     Column("answer", JSON, nullable=False),
     Column("rendered", LargeBinary),
+    Column("content_hash", String(64)),
 )
 
 patients = Table(

@@ -8,7 +8,7 @@ import pytest
 
 from gateway.canonical.command import Command
 from gateway.canonical.envelope import utcnow
-from gateway.errors import ConfigError, RejectedMessage
+from gateway.errors import ConfigError, DuplicateKey, RejectedMessage
 from gateway.partners import load_partners
 from gateway.registry import Adapter, Example, InboundContext, load_adapters, validate_adapter
 from gateway.service.outcome import Outcome
@@ -49,8 +49,10 @@ def test_examples_parse_or_fail_as_declared(adapter: Adapter, example: Example) 
     commands = adapter.to_canonical(parsed, ctx)
     assert commands and all(isinstance(c, Command) for c in commands)
     assert parsed.message_id, "a valid message carries the sender's id, for idempotency"
-    # pure: the same input maps to the same commands
-    assert adapter.to_canonical(adapter.parse(example.raw, ctx), ctx) == commands
+    # pure: the same input maps to the same commands, and is known again as the same message
+    again = adapter.parse(example.raw, ctx)
+    assert adapter.to_canonical(again, ctx) == commands
+    assert again.fingerprint == parsed.fingerprint, "a repeat must be told from another message"
     for command in commands:
         assert Command.model_validate_json(command.model_dump_json()) == command
 
@@ -69,6 +71,15 @@ def test_every_outcome_renders_an_answer(name: str, status: str) -> None:
     )
     answer = ADAPTERS[name].ack(outcome)
     assert isinstance(answer, bytes) and answer
+
+
+@pytest.mark.parametrize("name", sorted(ADAPTERS))
+def test_every_adapter_refuses_a_reused_id_in_its_dialect(name: str) -> None:
+    refusal = DuplicateKey(detail="first used by inbound 1")
+    outcome = Outcome.of_error("rejected", refusal, "2", "demo-hospital", "M1")
+    assert (outcome.code, outcome.http_status) == ("205", 409)
+    answer = ADAPTERS[name].ack(outcome)
+    assert isinstance(answer, bytes) and b"new id" in answer and b"inbound 1" not in answer
 
 
 class NoParse:
