@@ -6,10 +6,11 @@ import hashlib
 import hmac
 import ipaddress
 import os
+import re
 import time
 from enum import StrEnum
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -20,6 +21,20 @@ from gateway.errors import ConfigError, NotAuthenticated, NotPermitted
 
 # Namespaces any partner may carry: they name the therapy, not a partner's own records.
 SHARED_NAMESPACES = frozenset({COI_NAMESPACE, "isbt128:din"})
+
+# The one documented signature form: `sha256=` and 64 lowercase or uppercase hex digits.
+SIGNATURE = re.compile(r"^sha256=([0-9a-fA-F]{64})$")
+MAX_CREDENTIAL = 4096  # characters: room for a bearer token; no key or signature comes near it
+
+
+def credential(value: str | None, what: str) -> bytes | None:
+    """A header credential as bytes, or None when absent. Anything but printable ASCII of sane
+    length is a malformed credential (401), never a comparison that fails on it (500)."""
+    if not value:
+        return None
+    if len(value) > MAX_CREDENTIAL or not (value.isascii() and value.isprintable()):
+        raise NotAuthenticated(f"the {what} is malformed", detail=f"malformed {what}")
+    return value.encode("ascii")
 
 
 class PartnerKind(StrEnum):
@@ -60,7 +75,7 @@ class MllpAuth(_Model):
 
 
 class PartnerAuth(_Model):
-    api_key_sha256: tuple[str, ...] = ()
+    api_key_sha256: tuple[Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")], ...] = ()
     hmac_secret: SecretRef | None = None
     mllp: MllpAuth | None = None
 
@@ -124,9 +139,10 @@ class Partners:
             raise NotAuthenticated(detail=f"unknown partner {partner_id!r}") from None
 
     def by_api_key(self, key: str | None) -> Partner:
-        if not key:
+        given = credential(key, "API key")
+        if given is None:
             raise NotAuthenticated("an API key is required (X-API-Key)")
-        digest = hashlib.sha256(key.encode()).hexdigest()
+        digest = hashlib.sha256(given).hexdigest()
         found: Partner | None = None
         for partner in self._by_id.values():
             for known in partner.auth.api_key_sha256:
@@ -146,19 +162,26 @@ class Partners:
         tolerance_s: int = 300,
         now: float | None = None,
     ) -> Partner:
-        """Check `hex(HMAC-SHA256(secret, f"{timestamp}.{body}"))` and that the timestamp is fresh."""
+        """Check `sha256=hex(HMAC-SHA256(secret, f"{timestamp}.{body}"))` and that the timestamp is
+        fresh. Only that form is taken: a bare hex digest or another prefix is refused."""
+        given = credential(signature, "signature")
+        stamp = credential(timestamp, "signature timestamp")
         partner = self.get(partner_id)
         secret = self._secrets.get(partner.id)
-        if secret is None or not timestamp or not signature:
+        if secret is None or stamp is None or given is None:
             raise NotAuthenticated("a signed request is required", detail=f"{partner_id}: no signature")
-        try:
-            age = abs((now if now is not None else time.time()) - int(timestamp))
-        except ValueError:
-            raise NotAuthenticated("the signature timestamp is not a Unix time") from None
+        form = SIGNATURE.match(given.decode("ascii"))
+        if form is None:
+            raise NotAuthenticated(
+                "the signature must be sha256=<64 hex digits>", detail="malformed signature"
+            )
+        if not stamp.isdigit():
+            raise NotAuthenticated("the signature timestamp is not a Unix time")
+        age = abs((now if now is not None else time.time()) - int(stamp))
         if age > tolerance_s:
             raise NotAuthenticated("the signature timestamp is too old or in the future")
-        expected = hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()
-        if not hmac.compare_digest(expected, signature.removeprefix("sha256=")):
+        expected = hmac.new(secret.encode(), stamp + b"." + body, hashlib.sha256).hexdigest()
+        if not hmac.compare_digest(expected.encode(), form[1].lower().encode()):
             raise NotAuthenticated(detail=f"{partner_id}: bad signature")
         return partner
 

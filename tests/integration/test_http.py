@@ -132,7 +132,7 @@ async def test_a_courier_signs_its_webhook_and_may_bind_its_tracking_number(
     sneaky = envelope_json("c2", event("order.cancelled", *place(1).refs[1:]))
     stamp = str(int(time.time()))
     signature = hmac.new(b"demo-courier-secret", stamp.encode() + b"." + sneaky, hashlib.sha256).hexdigest()
-    headers.update({"X-CGT-Timestamp": stamp, "X-CGT-Signature": signature})
+    headers.update({"X-CGT-Timestamp": stamp, "X-CGT-Signature": f"sha256={signature}"})
     refused = await client.post("/api/messages", content=sneaky, headers=headers)
     assert refused.status_code == 403 and refused.json()["outcome"] == "rejected"
 
