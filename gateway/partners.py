@@ -8,6 +8,7 @@ import ipaddress
 import os
 import re
 import time
+from collections.abc import Iterable, Iterator
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Literal
@@ -17,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from gateway.canonical.command import Command
 from gateway.canonical.ids import COI_NAMESPACE
+from gateway.demo_credentials import refuse_published, secret_fingerprint
 from gateway.errors import ConfigError, NotAuthenticated, NotPermitted
 
 # Namespaces any partner may carry: they name the therapy, not a partner's own records.
@@ -198,6 +200,17 @@ class Partners:
         raise NotAuthenticated("unknown sender", detail="no partner matches MSH-3/MSH-4 and address")
 
 
+def credentials_of(partners: Iterable[Partner]) -> Iterator[tuple[str, str | None]]:
+    """Where each partner credential is configured, and its fingerprint (production's values)."""
+    for partner in partners:
+        for i, digest in enumerate(partner.auth.api_key_sha256):
+            yield f"partner {partner.id}: auth.api_key_sha256[{i}]", digest
+        ref = partner.auth.hmac_secret
+        secret = ref.resolve(production=True) if ref else None
+        if ref and secret:
+            yield f"partner {partner.id}: auth.hmac_secret ({ref.env})", secret_fingerprint(secret)
+
+
 def load_partners(path: Path, *, env: Literal["development", "test", "production"]) -> Partners:
     production = env == "production"
     try:
@@ -212,6 +225,7 @@ def load_partners(path: Path, *, env: Literal["development", "test", "production
                 f"demo partners are refused in production: {', '.join(demo)}; "
                 "set CGT_PARTNERS_FILE to your own partner file"
             )
+        refuse_published(credentials_of(parsed.partners))
         for partner in parsed.partners:
             ref = partner.auth.hmac_secret
             if ref and not os.environ.get(ref.env):

@@ -41,6 +41,17 @@ class Settings(BaseSettings):
     outbox_lease_seconds: float = Field(default=30.0, gt=0)
     consumer_delivery_limit: int = Field(default=5, ge=1)
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    http_max_header_bytes: int = Field(
+        default=16_384, ge=1024, description="largest request line and headers (431/400 above)"
+    )
+    http_keepalive_seconds: int = Field(
+        default=5, ge=1, description="idle keep-alive connections close after"
+    )
+    http_max_concurrency: int = Field(
+        default=512,
+        ge=1,
+        description="connections or requests in flight; 503 above (uvicorn limit_concurrency)",
+    )
     log_phi: bool = Field(
         default=False, description="never true in production: lets payloads into debug logs"
     )

@@ -13,6 +13,7 @@ import re
 import secrets
 import time
 import weakref
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -23,6 +24,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from adapters.fhir.profile import OAuthClient, all_profiles
+from gateway.demo_credentials import jwk_thumbprint, refuse_published, secret_fingerprint
 from gateway.errors import ConfigError, NotAuthenticated, TransientError
 from gateway.settings import Settings
 from gateway.store.tables import gateway_secrets, smart_assertions
@@ -66,6 +68,31 @@ def check_token_secret(settings: Settings) -> None:
             f"{SECRET_ENV} must be set, at least {MIN_SECRET_LENGTH} characters, "
             "to issue FHIR bearer tokens in production"
         )
+
+
+def fhir_credentials() -> Iterator[tuple[str, str | None]]:
+    """Where each FHIR credential is configured, and its fingerprint (production's values)."""
+    for profile in all_profiles():
+        for client in profile.oauth.clients:
+            for i, key in enumerate(client.jwks.get("keys", [])):
+                name = key.get("kid") or str(i)
+                yield (
+                    f"FHIR profile {profile.partner}: client {client.client_id} key {name}",
+                    jwk_thumbprint(key),
+                )
+        push = profile.notifications
+        secret = push.secret.resolve(production=True) if push else None
+        if push and secret:
+            yield (
+                f"FHIR profile {profile.partner}: notifications secret ({push.secret.env})",
+                secret_fingerprint(secret),
+            )
+
+
+def check_credentials(settings: Settings) -> None:
+    """Production refuses a published demo key pair or secret in any FHIR profile."""
+    if settings.env == "production":
+        refuse_published(fhir_credentials())
 
 
 async def signing_secret(engine: AsyncEngine) -> str:

@@ -17,6 +17,7 @@ from starlette.responses import Response
 
 from gateway import __version__, metrics
 from gateway.canonical.envelope import utcnow
+from gateway.demo_credentials import refuse_published, secret_fingerprint
 from gateway.entrypoints.bootstrap import Gateway, bootstrap
 from gateway.entrypoints.limits import Door, bounded_body
 from gateway.entrypoints.problems import PROBLEM, gateway_error, http_error, validation_error
@@ -37,11 +38,18 @@ def operator_key(settings: Settings) -> str | None:
     return None if settings.env == "production" else DEMO_OPERATOR_KEY
 
 
+def check_operator_key(settings: Settings) -> None:
+    key = operator_key(settings)
+    if settings.env == "production" and key:
+        refuse_published([("CGT_OPERATOR_KEY", secret_fingerprint(key))])
+
+
 def create_app(gateway: Gateway | None = None, settings: Settings | None = None) -> FastAPI:
     """The app. With `gateway` given (tests), the caller owns its start and stop; otherwise the
     app wires one from `settings` now (a bad configuration fails here) and runs it while it lives."""
     owned = gateway is None
     running = gateway if gateway is not None else bootstrap(settings)
+    check_operator_key(running.settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
