@@ -180,20 +180,33 @@ def test_a_declared_length_over_the_limit_is_refused_before_the_body(tmp_path: P
     assert status == 413 and headers["connection"] == "close"
 
 
-def test_a_request_head_over_the_limit_is_refused(tmp_path: Path, amqp_url: str) -> None:
+@pytest.mark.parametrize(
+    "opening",
+    [
+        # many headers
+        head("/health", {f"X-Pad-{i}": "p" * 1000 for i in range(64)}, method="GET"),
+        # one header line without end
+        b"GET /health HTTP/1.1\r\nHost: gateway\r\nX-Endless: ",
+    ],
+)
+def test_a_request_head_over_the_limit_is_refused(tmp_path: Path, amqp_url: str, opening: bytes) -> None:
     with served(tmp_path, amqp_url, http_max_header_bytes=8192) as port:
         exchange = Exchange(port)
-        padding = {f"X-Pad-{i}": "p" * 1000 for i in range(64)}
+        sent = 0
         with contextlib.suppress(OSError):  # closed while we still sent: refused all the same
-            exchange.sock.sendall(head("/health", padding, method="GET"))
+            exchange.sock.sendall(opening)
+            while sent < HUGE and not exchange.ended.is_set():
+                exchange.sock.sendall(b"p" * CHUNK)
+                sent += CHUNK
         status, _, _ = exchange.status_and_body()
         exchange.close()
         # a head within the limit is served on the same server
         normal = Exchange(port)
-        normal.sock.sendall(head("/metrics", {"X-Pad": "p" * 1000}, method="GET"))
+        normal.sock.sendall(head("/metrics", {"X-Pad": "p" * 6000}, method="GET"))
         ok, _, _ = normal.status_and_body()
         normal.close()
     assert status == 400 and ok == 200
+    assert sent < 32 * 1024 * 1024
 
 
 def test_idle_keep_alive_connections_are_closed_after_the_configured_time(
