@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from gateway.canonical.command import Command
 from gateway.canonical.ids import COI_NAMESPACE
@@ -76,8 +76,12 @@ class MllpAuth(_Model):
         return any(ip in ipaddress.ip_network(net, strict=False) for net in self.sources)
 
 
+# An API key's SHA-256 as 64 hex digits (compared, and checked against the demo list, in lowercase).
+ApiKeyHash = Annotated[str, Field(pattern=r"^[0-9a-fA-F]{64}$"), AfterValidator(str.lower)]
+
+
 class PartnerAuth(_Model):
-    api_key_sha256: tuple[Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")], ...] = ()
+    api_key_sha256: tuple[ApiKeyHash, ...] = ()
     hmac_secret: SecretRef | None = None
     mllp: MllpAuth | None = None
 

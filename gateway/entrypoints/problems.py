@@ -10,7 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
-from gateway.entrypoints.limits import bounded_body as bounded_body  # its home before limits.py
+from gateway.entrypoints.limits import bounded_body as bounded_body  # re-exported: it lived here
 from gateway.entrypoints.limits import refuse
 from gateway.errors import GatewayError, NotAuthenticated, RejectedMessage, TooLarge
 

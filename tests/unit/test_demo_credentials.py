@@ -125,3 +125,11 @@ def test_the_jwk_thumbprint_is_rfc_7638() -> None:
     }
     assert jwk_thumbprint(key) == "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs"
     assert jwk_thumbprint({"kty": "oct", "k": "x"}) is None
+
+
+def test_an_uppercase_hash_of_a_demo_key_is_refused_all_the_same(tmp_path: Path) -> None:
+    text = without_demo_flags(tmp_path).read_text()
+    demo_hash = secret_fingerprint("demo-hospital-key")
+    (tmp_path / "upper.yaml").write_text(text.replace(demo_hash, demo_hash.upper()))
+    with pytest.raises(ConfigError, match=r"partner demo-hospital: auth.api_key_sha256\[0\]"):
+        load_partners(tmp_path / "upper.yaml", env="production")
