@@ -14,11 +14,11 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway import metrics
-from gateway.errors import TooLarge
+from gateway.errors import MalformedMessage, TooLarge
 
 log = logging.getLogger("gateway.http.door")
 
@@ -34,10 +34,13 @@ async def bounded_body(request: Request, limit: int) -> bytes:
     if declared and declared.isdigit() and int(declared) > limit:
         raise TooLarge(f"the body exceeds {limit} bytes")
     body = bytearray()
-    async for chunk in request.stream():
-        if len(body) + len(chunk) > limit:
-            raise TooLarge(f"the body exceeds {limit} bytes")
-        body += chunk
+    try:
+        async for chunk in request.stream():
+            if len(body) + len(chunk) > limit:
+                raise TooLarge(f"the body exceeds {limit} bytes")
+            body += chunk
+    except ClientDisconnect:  # a sender gone mid-body is the sender's doing, not a defect of ours
+        raise MalformedMessage("the body ended early: the sender disconnected") from None
     return bytes(body)
 
 
