@@ -42,7 +42,10 @@ class Settings(BaseSettings):
     consumer_delivery_limit: int = Field(default=5, ge=1)
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
     http_max_header_bytes: int = Field(
-        default=16_384, ge=1024, description="largest request line and headers (431/400 above)"
+        default=16_384, ge=1024, description="largest request line and headers (400 above)"
+    )
+    http_head_timeout_seconds: float = Field(
+        default=10.0, gt=0, description="a connection whose request head is not complete by then is closed"
     )
     http_keepalive_seconds: int = Field(
         default=5, ge=1, description="idle keep-alive connections close after"

@@ -17,6 +17,7 @@ from typing import Any
 import orjson
 import pytest
 import uvicorn
+from prometheus_client import REGISTRY
 
 from gateway.entrypoints.http import create_app
 from gateway.entrypoints.server import server_config
@@ -228,6 +229,29 @@ def test_a_request_head_over_the_limit_is_refused(tmp_path: Path, amqp_url: str,
         normal.close()
     assert status == 400 and ok == 200
     assert sent < 32 * 1024 * 1024
+
+
+@pytest.mark.parametrize(
+    "opening", [b"", b"GET /health HTTP/1.1\r\nHost: gateway\r\n"], ids=["silent", "trickling"]
+)
+def test_a_connection_without_a_complete_head_in_time_is_closed(
+    tmp_path: Path, amqp_url: str, opening: bytes
+) -> None:
+    timeouts = {"route": "unmatched", "reason": "head_timeout"}
+    before = REGISTRY.get_sample_value("cgt_http_refused_total", timeouts) or 0.0
+    with served(tmp_path, amqp_url, http_head_timeout_seconds=1) as port:
+        exchange = Exchange(port)
+        started = time.monotonic()
+        with contextlib.suppress(OSError):
+            exchange.sock.sendall(opening)
+            while not exchange.ended.wait(0.2):  # a header byte now and then, never the end
+                if opening:
+                    exchange.sock.sendall(b"X")
+        waited = time.monotonic() - started
+        closed_without_answer = exchange.answer == b""
+        exchange.close()
+    assert closed_without_answer and 0.5 < waited < 6
+    assert REGISTRY.get_sample_value("cgt_http_refused_total", timeouts) == before + 1
 
 
 def test_idle_keep_alive_connections_are_closed_after_the_configured_time(
