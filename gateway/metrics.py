@@ -24,3 +24,8 @@ IGNORED = Counter(
     "Inbound messages acknowledged and ignored as not the gateway's business, by partner and reason",
     ["partner", "adapter", "reason"],
 )
+HTTP_REFUSED = Counter(
+    "cgt_http_refused_total",
+    "HTTP requests refused at the door (unauthenticated, too large), by route template and reason",
+    ["route", "reason"],
+)

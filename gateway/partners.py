@@ -6,22 +6,39 @@ import hashlib
 import hmac
 import ipaddress
 import os
+import re
 import time
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from gateway.canonical.command import Command
 from gateway.canonical.ids import COI_NAMESPACE
 from gateway.canonical.parties import PartnerKind
+from gateway.demo_credentials import refuse_published, secret_fingerprint
 from gateway.errors import ConfigError, NotAuthenticated, NotPermitted
 
 __all__ = ["Partner", "PartnerKind", "Partners", "load_partners"]
 
 # Namespaces any partner may carry: they name the therapy, not a partner's own records.
 SHARED_NAMESPACES = frozenset({COI_NAMESPACE, "isbt128:din"})
+
+# The one documented signature form: `sha256=` and 64 lowercase or uppercase hex digits.
+SIGNATURE = re.compile(r"^sha256=([0-9a-fA-F]{64})$")
+MAX_CREDENTIAL = 4096  # characters: room for a bearer token; no key or signature comes near it
+
+
+def credential(value: str | None, what: str) -> bytes | None:
+    """A header credential as bytes, or None when absent. Anything but printable ASCII of sane
+    length is a malformed credential (401), never a comparison that fails on it (500)."""
+    if not value:
+        return None
+    if len(value) > MAX_CREDENTIAL or not (value.isascii() and value.isprintable()):
+        raise NotAuthenticated(f"the {what} is malformed", detail=f"malformed {what}")
+    return value.encode("ascii")
 
 
 class _Model(BaseModel):
@@ -51,8 +68,12 @@ class MllpAuth(_Model):
         return any(ip in ipaddress.ip_network(net, strict=False) for net in self.sources)
 
 
+# An API key's SHA-256 as 64 hex digits (compared, and checked against the demo list, in lowercase).
+ApiKeyHash = Annotated[str, Field(pattern=r"^[0-9a-fA-F]{64}$"), AfterValidator(str.lower)]
+
+
 class PartnerAuth(_Model):
-    api_key_sha256: tuple[str, ...] = ()
+    api_key_sha256: tuple[ApiKeyHash, ...] = ()
     hmac_secret: SecretRef | None = None
     mllp: MllpAuth | None = None
 
@@ -116,9 +137,10 @@ class Partners:
             raise NotAuthenticated(detail=f"unknown partner {partner_id!r}") from None
 
     def by_api_key(self, key: str | None) -> Partner:
-        if not key:
+        given = credential(key, "API key")
+        if given is None:
             raise NotAuthenticated("an API key is required (X-API-Key)")
-        digest = hashlib.sha256(key.encode()).hexdigest()
+        digest = hashlib.sha256(given).hexdigest()
         found: Partner | None = None
         for partner in self._by_id.values():
             for known in partner.auth.api_key_sha256:
@@ -138,19 +160,26 @@ class Partners:
         tolerance_s: int = 300,
         now: float | None = None,
     ) -> Partner:
-        """Check `hex(HMAC-SHA256(secret, f"{timestamp}.{body}"))` and that the timestamp is fresh."""
+        """Check `sha256=hex(HMAC-SHA256(secret, f"{timestamp}.{body}"))` and that the timestamp is
+        fresh. Only that form is taken: a bare hex digest or another prefix is refused."""
+        given = credential(signature, "signature")
+        stamp = credential(timestamp, "signature timestamp")
         partner = self.get(partner_id)
         secret = self._secrets.get(partner.id)
-        if secret is None or not timestamp or not signature:
+        if secret is None or stamp is None or given is None:
             raise NotAuthenticated("a signed request is required", detail=f"{partner_id}: no signature")
-        try:
-            age = abs((now if now is not None else time.time()) - int(timestamp))
-        except ValueError:
-            raise NotAuthenticated("the signature timestamp is not a Unix time") from None
+        form = SIGNATURE.match(given.decode("ascii"))
+        if form is None:
+            raise NotAuthenticated(
+                "the signature must be sha256=<64 hex digits>", detail="malformed signature"
+            )
+        if not stamp.isdigit():
+            raise NotAuthenticated("the signature timestamp is not a Unix time")
+        age = abs((now if now is not None else time.time()) - int(stamp))
         if age > tolerance_s:
             raise NotAuthenticated("the signature timestamp is too old or in the future")
-        expected = hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()
-        if not hmac.compare_digest(expected, signature.removeprefix("sha256=")):
+        expected = hmac.new(secret.encode(), stamp + b"." + body, hashlib.sha256).hexdigest()
+        if not hmac.compare_digest(expected.encode(), form[1].lower().encode()):
             raise NotAuthenticated(detail=f"{partner_id}: bad signature")
         return partner
 
@@ -167,6 +196,17 @@ class Partners:
         raise NotAuthenticated("unknown sender", detail="no partner matches MSH-3/MSH-4 and address")
 
 
+def credentials_of(partners: Iterable[Partner]) -> Iterator[tuple[str, str | None]]:
+    """Where each partner credential is configured, and its fingerprint (production's values)."""
+    for partner in partners:
+        for i, digest in enumerate(partner.auth.api_key_sha256):
+            yield f"partner {partner.id}: auth.api_key_sha256[{i}]", digest
+        ref = partner.auth.hmac_secret
+        secret = ref.resolve(production=True) if ref else None
+        if ref and secret:
+            yield f"partner {partner.id}: auth.hmac_secret ({ref.env})", secret_fingerprint(secret)
+
+
 def load_partners(path: Path, *, env: Literal["development", "test", "production"]) -> Partners:
     production = env == "production"
     try:
@@ -181,6 +221,7 @@ def load_partners(path: Path, *, env: Literal["development", "test", "production
                 f"demo partners are refused in production: {', '.join(demo)}; "
                 "set CGT_PARTNERS_FILE to your own partner file"
             )
+        refuse_published(credentials_of(parsed.partners))
         for partner in parsed.partners:
             ref = partner.auth.hmac_secret
             if ref and not os.environ.get(ref.env):

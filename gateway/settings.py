@@ -57,6 +57,20 @@ class Settings(BaseSettings):
         description="append-only copy of every checkpoint, out of the database users' reach (default:"
         " audit-checkpoints.jsonl beside an SQLite database, var/audit-checkpoints.jsonl otherwise)",
     )
+    http_max_header_bytes: int = Field(
+        default=16_384, ge=1024, description="largest request line and headers (400 above)"
+    )
+    http_head_timeout_seconds: float = Field(
+        default=10.0, gt=0, description="a connection whose request head is not complete by then is closed"
+    )
+    http_keepalive_seconds: int = Field(
+        default=5, ge=1, description="idle keep-alive connections close after"
+    )
+    http_max_concurrency: int = Field(
+        default=512,
+        ge=1,
+        description="connections or requests in flight; 503 above (uvicorn limit_concurrency)",
+    )
     log_phi: bool = Field(
         default=False, description="never true in production: lets payloads into debug logs"
     )

@@ -234,9 +234,11 @@ class FhirR4(FhirRequest):
 
     async def start_transport(self, runtime: Runtime) -> Running:
         from adapters.fhir.notify import start_notifiers
-        from adapters.fhir.oauth import check_token_secret
+        from adapters.fhir.oauth import check_credentials, check_token_secret, start_token_service
 
+        check_credentials(runtime.settings)
         check_token_secret(runtime.settings)
+        await start_token_service(runtime.engine)
         return await start_notifiers(runtime)
 
 

@@ -17,26 +17,30 @@ from starlette.responses import Response
 from adapters.fhir import answers, capability, queries
 from adapters.fhir.adapter import ANY_REQUEST, FhirRequest
 from adapters.fhir.message import Interaction
-from adapters.fhir.oauth import OAuthError, permits, token_service
+from adapters.fhir.oauth import OAuthError, TokenService, permits, token_service_of
 from adapters.fhir.profile import SiteProfile, profile_for
 from adapters.fhir.task import render_task
-from gateway.entrypoints.problems import bounded_body
+from gateway.entrypoints.limits import bounded_body, refuse
 from gateway.errors import (
     GatewayError,
     MalformedMessage,
     NotAuthenticated,
     NotFound,
     NotPermitted,
+    TooLarge,
     TransientError,
     UnsupportedMessage,
 )
-from gateway.partners import Partner
+from gateway.partners import Partner, credential
 from gateway.registry import Runtime
 from gateway.service.inbound import accept
 
 BASE = capability.BASE
 WRITABLE = ("ServiceRequest", "MedicationRequest", "Patient", "Appointment")
 JSON_TYPES = ("application/fhir+json", "application/json", "application/json+fhir")
+TOKEN_REQUEST_LIMIT = 16_384  # bytes: an assertion and a few scopes; read before anyone is known
+# Token endpoint errors that come before the client is authenticated: recorded as door refusals.
+REFUSED_AT_THE_DOOR = frozenset({"invalid_request", "unsupported_grant_type", "invalid_client"})
 
 
 class UnsupportedMediaType(UnsupportedMessage):
@@ -60,6 +64,10 @@ def runtime(request: Request) -> Runtime:
     return gateway
 
 
+def tokens(request: Request) -> TokenService:
+    return token_service_of(runtime(request).engine)
+
+
 @dataclass(frozen=True)
 class Caller:
     partner: Partner
@@ -78,7 +86,10 @@ def authenticate(request: Request, resource_type: str, access: Literal["read", "
     authorization = request.headers.get("authorization", "")
     scopes = None
     if authorization.lower().startswith("bearer "):
-        grant = token_service().verify(authorization[7:].strip())
+        token = credential(authorization[7:].strip(), "bearer token")
+        if token is None:
+            raise NotAuthenticated("the bearer token is empty")
+        grant = tokens(request).verify(token.decode("ascii"))
         partner, scopes = gw.partners.get(grant.partner), grant.scopes
     else:
         partner = gw.partners.by_api_key(request.headers.get("x-api-key"))
@@ -145,9 +156,14 @@ def router() -> APIRouter:
         try:
             raw = await body_of_form(request)
             form = {k: v for k, v in parse_qsl(raw.decode("utf-8", "replace"))}
-            answer = token_service().issue(form, str(request.url).split("?")[0])
+            answer = await tokens(request).issue(form, str(request.url).split("?")[0])
         except OAuthError as exc:
+            if exc.error in REFUSED_AT_THE_DOOR:
+                refuse(request, "too_large" if exc.status == 413 else exc.error, exc.description)
             return Response(orjson.dumps(exc.body()), exc.status, media_type="application/json")
+        except TransientError:
+            unavailable = OAuthError("temporarily_unavailable", "try again shortly", 503)
+            return Response(orjson.dumps(unavailable.body()), 503, media_type="application/json")
         return Response(
             orjson.dumps(answer), 200, media_type="application/json", headers={"Cache-Control": "no-store"}
         )
@@ -235,10 +251,12 @@ async def body_of_form(request: Request) -> bytes:
     media = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if media != "application/x-www-form-urlencoded":
         raise OAuthError("invalid_request", "send the token request as application/x-www-form-urlencoded")
-    raw = await request.body()
-    if len(raw) > 16_384:
-        raise OAuthError("invalid_request", "the token request is too large")
-    return raw
+    try:
+        return await bounded_body(request, TOKEN_REQUEST_LIMIT)
+    except TooLarge:
+        raise OAuthError(
+            "invalid_request", f"the token request exceeds {TOKEN_REQUEST_LIMIT} bytes", 413
+        ) from None
 
 
 async def search(request: Request, profile: SiteProfile) -> list[queries.OrderView]:

@@ -56,6 +56,7 @@ def serve(
     import uvicorn
 
     from gateway.entrypoints.http import create_app
+    from gateway.entrypoints.server import server_config
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     settings = Settings()
@@ -64,9 +65,17 @@ def serve(
     except ConfigError as exc:
         typer.echo(f"configuration error: {exc.public_message}", err=True)
         raise typer.Exit(2) from exc
-    uvicorn.run(
-        application, host=host or settings.http_host, port=port or settings.http_port, log_level="info"
+    config = server_config(
+        application,
+        settings,
+        host=host or settings.http_host,
+        port=port or settings.http_port,
+        log_level="info",
     )
+    server = uvicorn.Server(config)
+    server.run()
+    if not server.started:  # the start-up failed (and said why): exit as uvicorn.run does
+        raise typer.Exit(3)
 
 
 @app.command()

@@ -17,10 +17,12 @@ from starlette.responses import Response
 
 from gateway import __version__, metrics
 from gateway.canonical.envelope import utcnow
+from gateway.demo_credentials import refuse_published, secret_fingerprint
 from gateway.entrypoints.bootstrap import Gateway, bootstrap
-from gateway.entrypoints.problems import PROBLEM, bounded_body, gateway_error, http_error, validation_error
+from gateway.entrypoints.limits import Door, bounded_body
+from gateway.entrypoints.problems import PROBLEM, gateway_error, http_error, validation_error
 from gateway.errors import GatewayError, NotAuthenticated, NotFound
-from gateway.partners import Partner
+from gateway.partners import Partner, credential
 from gateway.registry import HasHttpRoutes
 from gateway.service.inbound import accept
 from gateway.settings import Settings
@@ -36,11 +38,18 @@ def operator_key(settings: Settings) -> str | None:
     return None if settings.env == "production" else DEMO_OPERATOR_KEY
 
 
+def check_operator_key(settings: Settings) -> None:
+    key = operator_key(settings)
+    if settings.env == "production" and key:
+        refuse_published([("CGT_OPERATOR_KEY", secret_fingerprint(key))])
+
+
 def create_app(gateway: Gateway | None = None, settings: Settings | None = None) -> FastAPI:
     """The app. With `gateway` given (tests), the caller owns its start and stop; otherwise the
     app wires one from `settings` now (a bad configuration fails here) and runs it while it lives."""
     owned = gateway is None
     running = gateway if gateway is not None else bootstrap(settings)
+    check_operator_key(running.settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -62,6 +71,7 @@ def create_app(gateway: Gateway | None = None, settings: Settings | None = None)
     app.add_exception_handler(GatewayError, gateway_error)
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(HTTPException, http_error)
+    app.add_middleware(Door)
     for adapter in running.adapters.values():
         if isinstance(adapter, HasHttpRoutes):
             app.include_router(adapter.http_routes())
@@ -72,7 +82,8 @@ def create_app(gateway: Gateway | None = None, settings: Settings | None = None)
 
     def require_operator(request: Request, key: str | None) -> None:
         expected = operator_key(gw(request).settings)
-        if not key or expected is None or not hmac.compare_digest(key, expected):
+        given = credential(key, "operator key")
+        if given is None or expected is None or not hmac.compare_digest(given, expected.encode()):
             raise NotAuthenticated("an operator key is required (X-API-Key)")
 
     @app.get("/health")

@@ -1,4 +1,4 @@
-"""RFC 9457 problem+json: how the HTTP shell says what went wrong; and the body size limit."""
+"""RFC 9457 problem+json: how the HTTP shell says what went wrong."""
 
 from __future__ import annotations
 
@@ -10,7 +10,9 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
-from gateway.errors import GatewayError, RejectedMessage, TooLarge
+from gateway.entrypoints.limits import bounded_body as bounded_body  # re-exported: it lived here
+from gateway.entrypoints.limits import refuse
+from gateway.errors import GatewayError, NotAuthenticated, RejectedMessage, TooLarge
 
 PROBLEM = "application/problem+json"
 
@@ -23,8 +25,10 @@ def problem(status: int, title: str, detail: str | None = None, **extra: Any) ->
     return Response(orjson.dumps(body), status_code=status, media_type=PROBLEM)
 
 
-async def gateway_error(_: Request, exc: Exception) -> Response:
+async def gateway_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, GatewayError)
+    if isinstance(exc, NotAuthenticated | TooLarge):
+        refuse(request, "not_authenticated" if isinstance(exc, NotAuthenticated) else "too_large", exc.detail)
     location = exc.location if isinstance(exc, RejectedMessage) else None
     headers = {"Retry-After": "5"} if exc.http_status == 503 else None
     response = problem(exc.http_status, type(exc).__name__, exc.public_message, location=location)
@@ -43,17 +47,3 @@ async def validation_error(_: Request, exc: Exception) -> Response:
 async def http_error(_: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     return problem(exc.status_code, str(exc.detail))
-
-
-async def bounded_body(request: Request, limit: int) -> bytes:
-    """The request body, refused with TooLarge (413) as soon as it passes `limit` bytes."""
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        raise TooLarge(f"the body exceeds {limit} bytes")
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise TooLarge(f"the body exceeds {limit} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)

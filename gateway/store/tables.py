@@ -216,3 +216,24 @@ consumed_events = Table(
     Column("event_id", String(36), primary_key=True),
     Column("consumed_at", Time, nullable=False),
 )
+
+# SMART Backend Services: a client assertion's jti is taken once, by whichever replica sees it
+# first; the row is kept until the assertion expires, then purged.
+smart_assertions = Table(
+    "smart_assertions",
+    metadata,
+    Column("client_id", String(200), primary_key=True),
+    Column("jti", String(200), primary_key=True),
+    Column("expires_at", Time, nullable=False),
+)
+Index("ix_smart_assertions_expires", smart_assertions.c.expires_at)
+
+# Secrets the gateway makes for itself, generated once and shared by every replica (outside
+# production, the FHIR token signing key; in production that key comes from the environment).
+gateway_secrets = Table(
+    "gateway_secrets",
+    metadata,
+    Column("name", String(100), primary_key=True),
+    Column("secret", String(200), nullable=False),
+    Column("created_at", Time, nullable=False),
+)

@@ -13,7 +13,7 @@ DEMO = Settings().partners_file
 
 
 def sign(secret: str, ts: str, body: bytes) -> str:
-    return hmac.new(secret.encode(), ts.encode() + b"." + body, hashlib.sha256).hexdigest()
+    return "sha256=" + hmac.new(secret.encode(), ts.encode() + b"." + body, hashlib.sha256).hexdigest()
 
 
 def test_demo_partners_authenticate_with_their_documented_credentials() -> None:
