@@ -25,7 +25,7 @@ from gateway.store import tables as t
 from gateway.store.db import create_engine, dispose
 from tests.support.audit import rewrite_from
 from tests.support.builders import place
-from tests.support.drive import send
+from tests.support.drive import AUTHORITY, send
 
 KEY = b"a-key-the-database-never-sees"
 EVERY_RECORD = Due(records=1, seconds=3600)
@@ -45,7 +45,7 @@ async def test_a_chain_rewritten_from_the_middle_is_caught_by_its_checkpoints(
     engine: AsyncEngine, tmp_path: Path
 ) -> None:
     path = tmp_path / "audit-checkpoints.jsonl"
-    gate = Intake(engine, coi_facility="A9999")
+    gate = Intake(engine, coi_facility="A9999", authority=AUTHORITY)
     signer = Checkpointer(engine, KEY, EVERY_RECORD, path=path)
     for numbers in (range(1, 4), range(4, 7), range(7, 10)):
         await place_orders(gate, numbers)
@@ -76,7 +76,7 @@ async def test_checkpoints_that_the_key_did_not_sign_and_a_cut_chain_are_reporte
     engine: AsyncEngine, tmp_path: Path
 ) -> None:
     path = tmp_path / "audit-checkpoints.jsonl"
-    gate = Intake(engine, coi_facility="A9999")
+    gate = Intake(engine, coi_facility="A9999", authority=AUTHORITY)
     await place_orders(gate, range(1, 5))
     assert await Checkpointer(engine, KEY, EVERY_RECORD, path=path).once() is not None
     async with engine.begin() as conn:  # an attacker adds a checkpoint signed with a key of theirs
@@ -106,7 +106,7 @@ async def test_replicas_on_one_database_take_one_checkpoint_an_interval(
 ) -> None:
     others = [create_engine(database_url) for _ in range(2)]  # two more replicas: their own pools
     try:
-        gate = Intake(engine, coi_facility="A9999")
+        gate = Intake(engine, coi_facility="A9999", authority=AUTHORITY)
         replicas = [
             Checkpointer(e, KEY, EVERY_RECORD, path=tmp_path / "audit-checkpoints.jsonl")
             for e in (engine, *others)
@@ -127,7 +127,7 @@ async def test_replicas_on_one_database_take_one_checkpoint_an_interval(
 
 
 async def test_a_checkpoint_is_due_by_count_or_by_time(engine: AsyncEngine) -> None:
-    gate = Intake(engine, coi_facility="A9999")
+    gate = Intake(engine, coi_facility="A9999", authority=AUTHORITY)
     by_count = Checkpointer(engine, KEY, Due(records=3, seconds=3600), path=None)
     assert await by_count.once() is None  # an empty chain has nothing to sign
     await place_orders(gate, range(1, 3))

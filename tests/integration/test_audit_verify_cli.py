@@ -17,7 +17,7 @@ from gateway.store.db import create_engine, dispose
 from gateway.store.migrate import migrate
 from tests.support.audit import rewrite_from
 from tests.support.builders import place
-from tests.support.drive import send
+from tests.support.drive import AUTHORITY, send
 
 
 def cli(
@@ -47,7 +47,7 @@ async def test_verify_names_a_record_whose_detail_is_not_json_or_whose_time_does
     url, checkpoints = f"sqlite+aiosqlite:///{database}", tmp_path / "audit-checkpoints.jsonl"
     engine = create_engine(url)
     await migrate(engine)
-    gate = Intake(engine, coi_facility="A9999")
+    gate = Intake(engine, coi_facility="A9999", authority=AUTHORITY)
     for n in range(1, 5):
         await send(gate, place(n))
     await dispose(engine)
@@ -76,7 +76,7 @@ async def test_checkpoint_then_verify_catches_a_rewritten_chain(database_url: st
     assert cli("migrate", database_url=database_url, checkpoints=checkpoints).returncode == 0
     engine = create_engine(database_url)
     try:
-        gate = Intake(engine, coi_facility="A9999")
+        gate = Intake(engine, coi_facility="A9999", authority=AUTHORITY)
         for n in range(1, 4):
             await send(gate, place(n))
         signed = cli("audit", "checkpoint", database_url=database_url, checkpoints=checkpoints)

@@ -20,13 +20,13 @@ from gateway.store import tables as t
 from gateway.store.db import create_engine, dispose
 from tests.integration.test_fhir_support import running, settings
 from tests.support.builders import envelope_json, event, place, placer
-from tests.support.drive import send_raw
+from tests.support.drive import AUTHORITY, send_raw
 
 HOSPITAL = {"X-API-Key": "demo-hospital-key", "Content-Type": "application/json"}
 
 
 def intake(engine: AsyncEngine) -> Intake:
-    return Intake(engine, coi_facility="A9999")
+    return Intake(engine, coi_facility="A9999", authority=AUTHORITY)
 
 
 async def rows(engine: AsyncEngine, *columns: object, where: object = True) -> list[tuple[object, ...]]:
@@ -128,7 +128,9 @@ async def test_a_repeat_reformatted_is_still_a_repeat(engine: AsyncEngine) -> No
 async def test_a_refused_message_leaves_its_id_free_for_the_corrected_one(engine: AsyncEngine) -> None:
     gate = intake(engine)
     await send_raw(gate, envelope_json("P", place(1)))
-    early = envelope_json("X", event("manufacturing.released", placer("PO-000001"), batch_id="B1"))
+    early = envelope_json(
+        "X", event("infusion.completed", placer("PO-000001"), infused_at="2026-11-09T08:00:00Z")
+    )
     refused, _ = await send_raw(gate, early)
     assert refused.error == "IllegalTransition"
     again, _ = await send_raw(gate, early)  # processed anew, and refused anew: not a replay

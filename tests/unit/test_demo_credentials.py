@@ -39,6 +39,7 @@ def test_a_production_serve_refuses_the_demo_file_without_its_demo_flags(tmp_pat
         "CGT_PARTNERS_FILE": str(without_demo_flags(tmp_path)),
         "CGT_SECRET_DEMO_COURIER": "demo-courier-secret",
         "CGT_OPERATOR_KEY": "demo-operator-key",
+        "CGT_AUDIT_KEY": "an-audit-key-of-this-site-only-0123456789",  # so that the partner file is reached
         "CGT_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/gw.db",
         "CGT_HTTP_PORT": "1",  # never reached: it must refuse before it listens
     }
