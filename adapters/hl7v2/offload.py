@@ -1,17 +1,35 @@
-"""Parsing a large frame off the event loop: the adapter for a message already parsed and mapped
-(on the listener's worker thread), which `accept()` takes like any other adapter."""
+"""Parsing large frames off the event loop, so that one sender's heavy message does not hold up
+every other sender (and /health) on the loop they share.
+
+`thread`: one worker thread. The loop keeps running, but Python's GIL passes between the two
+threads only every `sys.getswitchinterval()` (5 ms), so the loop still waits its turn.
+`process`: one worker process (spawned at the first large frame), on the machine's other core;
+the message's bytes go there and its parsed, mapped result comes back pickled. Which helps more
+is measured in bench/hl7_isolation.py (bench/results/hl7.md). One worker either way: more would
+only take turns at the GIL or at the cores, and large frames queue there, not on the loop.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+import asyncio
+import multiprocessing
+from collections.abc import Callable, Sequence
+from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from functools import cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal, TypeVar
 
 from gateway.canonical.command import Command
-from gateway.registry import Example, ExternalMessage, InboundContext
+from gateway.errors import TransientError
+from gateway.registry import Adapter, Example, ExternalMessage, InboundContext
 from gateway.service.outcome import Outcome
 
 if TYPE_CHECKING:
-    from adapters.hl7v2.adapter import Answering
+    from adapters.hl7v2.adapter import Answering, Hl7v2
+
+T = TypeVar("T")
+Mode = Literal["thread", "process"]
 
 
 class Prepared:
@@ -37,8 +55,52 @@ class Prepared:
         return self.answering.examples()
 
 
-def parse_or_error(adapter: Answering, raw: bytes, ctx: InboundContext) -> ExternalMessage | Exception:
+@cache
+def _adapter(profiles: Path) -> Hl7v2:
+    from adapters.hl7v2.adapter import Hl7v2  # in the worker process: made once, profiles cached
+
+    return Hl7v2(profiles)
+
+
+def parse(profiles: Path, raw: bytes, ctx: InboundContext) -> ExternalMessage | Exception:
+    """Parse and map as the adapter does; an error is handed back, for accept() to raise."""
     try:
-        return adapter.parse(raw, ctx)
-    except Exception as exc:  # handed back to accept(), which raises and translates it as usual
+        return _adapter(profiles).parse(raw, ctx)
+    except Exception as exc:  # accept() raises and translates it as it always does
         return exc
+
+
+class Offload:
+    def __init__(self, mode: Mode, threshold: int) -> None:
+        self.mode, self.threshold = mode, threshold
+        self._executor: Executor | None = None
+
+    def _pool(self) -> Executor:
+        if self._executor is None:
+            if self.mode == "process":
+                spawn = multiprocessing.get_context("spawn")  # never fork a process that has threads
+                self._executor = ProcessPoolExecutor(max_workers=1, mp_context=spawn)
+            else:
+                self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mllp-parse")
+        return self._executor
+
+    async def run(self, size: int, work: Callable[..., T], *args: object) -> T:
+        """`work(*args)` off the loop when the frame is large, else here (a hop costs more than
+        parsing a message of ordinary size). In process mode `work` and `args` must pickle."""
+        if size < self.threshold:
+            return work(*args)
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._pool(), work, *args)
+        except BrokenProcessPool:  # the worker died (killed, out of memory): a new one next time
+            self._executor = None
+            raise TransientError(detail="the parse worker process died") from None
+
+    async def adapter(self, answering: Answering, profiles: Path, raw: bytes, ctx: InboundContext) -> Adapter:
+        """The adapter `accept()` should use for `raw`: parsed beforehand when `raw` is large."""
+        if len(raw) < self.threshold:
+            return answering
+        return Prepared(answering, await self.run(len(raw), parse, profiles, raw, ctx))
+
+    def close(self) -> None:
+        if self._executor is not None:
+            self._executor.shutdown(wait=False, cancel_futures=True)

@@ -23,8 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, TypeVar
 
 from adapters.hl7v2 import ack as acks
@@ -33,7 +32,7 @@ from adapters.hl7v2.adt_filter import DROPPED, CrosswalkLookup, adt_patient_refs
 from adapters.hl7v2.header import Header, read_header
 from adapters.hl7v2.limits import CLOSED, ConnectionCaps, UnknownSenderQuota
 from adapters.hl7v2.mllp import Frame, FrameReader, FrameTooLong, Oversize, frame
-from adapters.hl7v2.offload import Prepared, parse_or_error
+from adapters.hl7v2.offload import Offload
 from adapters.hl7v2.routing import check_taken
 from gateway.canonical.envelope import utcnow
 from gateway.errors import (
@@ -45,7 +44,7 @@ from gateway.errors import (
     TransientError,
 )
 from gateway.partners import Partner
-from gateway.registry import Adapter, InboundContext, Runtime
+from gateway.registry import InboundContext, Runtime
 from gateway.service.inbound import accept
 from gateway.service.intake import failed_decode
 from gateway.store.repository import InboundRecord
@@ -77,7 +76,6 @@ class MllpListener:
         self.frame_limit = frame_limit
         self.frame_seconds = frame_seconds
         self.idle_seconds = settings.mllp_idle_seconds
-        self.offload_bytes = settings.mllp_offload_bytes
         self.outbound = dict(outbound or {})  # partner id -> the site's outbound link
         self.caps = ConnectionCaps(settings.mllp_max_connections, settings.mllp_max_connections_per_source)
         self.unknown = UnknownSenderQuota(
@@ -91,8 +89,7 @@ class MllpListener:
         self._busy: set[asyncio.Task[None]] = set()
         self._acknowledging: set[asyncio.Task[None]] = set()
         self._stopping = False
-        # One thread: more would only take turns at the GIL. Large frames queue here, not on the loop.
-        self._heavy = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mllp-parse")
+        self.offload = Offload(settings.mllp_offload, settings.mllp_offload_bytes)
         self.crosswalk = CrosswalkLookup(runtime.engine)
 
     async def start(self, host: str, port: int) -> None:
@@ -127,7 +124,7 @@ class MllpListener:
             await asyncio.gather(*pending, return_exceptions=True)
         if self._server is not None:
             await self._server.wait_closed()
-        self._heavy.shutdown(wait=False, cancel_futures=True)
+        self.offload.close()
         await self.crosswalk.close()
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -232,13 +229,6 @@ class MllpListener:
         log.info("MLLP %s: a frame of %d messages taken one by one", address, len(received.messages))
         return batch.answer(received, answers)
 
-    async def _off_loop(self, size: int, work: Callable[[], T]) -> T:
-        """`work()` on the parse thread when the frame is large, else here (a thread hop costs
-        more than parsing a message of ordinary size)."""
-        if size < self.offload_bytes:
-            return work()
-        return await asyncio.get_running_loop().run_in_executor(self._heavy, work)
-
     async def receive(self, payload: bytes, address: str) -> bytes:
         """One message from `address`: the rendered ACK (empty when enhanced mode wants none)."""
         if self.runtime.settings.log_phi:
@@ -256,10 +246,7 @@ class MllpListener:
                 return self._reply(head, acks.ACCEPTED, partner)
             ctx = InboundContext(partner=partner, transport=TRANSPORT, received_at=utcnow())
             answering = self.adapter.answering(payload)
-            adapter: Adapter = answering
-            if len(payload) >= self.offload_bytes:
-                parsed = await self._off_loop(len(payload), lambda: parse_or_error(answering, payload, ctx))
-                adapter = Prepared(answering, parsed)
+            adapter = await self.offload.adapter(answering, self.adapter.profiles, payload, ctx)
             outcome, rendered = await accept(
                 self.runtime.intake,
                 adapter,
@@ -322,7 +309,7 @@ class MllpListener:
             check_taken(head, profile)
         except GatewayError:
             return False  # not for the filter to judge: stored and answered the normal way
-        refs = await self._off_loop(len(payload), lambda: adt_patient_refs(payload, profile))
+        refs = await self.offload.run(len(payload), adt_patient_refs, payload, profile)
         return bool(refs) and not await self.crosswalk.any_known(refs)
 
     async def _keep_unattributed(

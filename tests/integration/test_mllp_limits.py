@@ -6,9 +6,11 @@ within a size, rate and volume quota."""
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from prometheus_client import REGISTRY
@@ -172,3 +174,77 @@ async def test_a_flood_of_frames_from_an_unknown_sender_adds_at_most_its_quota(g
     async with gateway.engine.connect() as conn:
         sizes = [len(r) for (r,) in (await conn.execute(select(t.inbound_messages.c.raw))).all()]
     assert len(sizes) == 1 and sum(sizes) <= 3000  # the volume cap of this address
+
+
+@pytest.mark.parametrize("mode", ["thread", "process"])
+async def test_a_large_frame_is_parsed_off_the_loop_and_answered_as_any_other(
+    tmp_path: Path, amqp_url: str, mode: str
+) -> None:
+    settings = Settings(
+        env="test",
+        database_url=f"sqlite+aiosqlite:///{tmp_path}/gw.db",
+        amqp_url=amqp_url,
+        mllp_port=0,
+        adapters="canonical-json,hl7v2",
+        mllp_offload=mode,  # type: ignore[arg-type]
+        mllp_offload_bytes=4096,
+    )
+    gw = bootstrap(settings)
+    await gw.start()
+    try:
+        engine = await connect(gw)
+        large = await engine.send(order(50, padding=8000))
+        unmappable = await engine.send(order(51, padding=8000).replace(b"ORC|NW|", b"ORC|ZZ|"))
+        small = await engine.send(order(52))
+        adt = order(53, padding=8000).replace(b"ORM^O01^ORM_O01", b"ADT^A08^ADT_A01").replace(b"MRN", b"UNK")
+        unknown_patient = await engine.send(adt)  # the ADT filter reads its PID-3 off the loop too
+        await engine.close()
+        kept = await stored(gw)
+    finally:
+        await gw.stop()
+    answers = (large, unmappable, small, unknown_patient)
+    assert [field_of(a, "MSA", 1) + field_of(a, "MSA", 2) for a in answers] == [
+        "AAL50",
+        "AEL51",
+        "AAL52",
+        "AAL53",
+    ]
+    assert kept == 3  # the ADT of a patient the gateway does not know is dropped unstored
+
+
+async def test_while_a_large_frame_parses_other_senders_are_answered(
+    tmp_path: Path, amqp_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from adapters.hl7v2 import offload
+
+    release = threading.Event()
+    real = offload.parse
+
+    def slow(*args: Any) -> Any:
+        release.wait(10)  # a parse that takes as long as the test says
+        return real(*args)
+
+    monkeypatch.setattr(offload, "parse", slow)
+    settings = Settings(
+        env="test",
+        database_url=f"sqlite+aiosqlite:///{tmp_path}/gw.db",
+        amqp_url=amqp_url,
+        mllp_port=0,
+        adapters="canonical-json,hl7v2",
+        mllp_offload_bytes=4096,
+    )
+    gw = bootstrap(settings)
+    await gw.start()
+    try:
+        heavy, peer = await connect(gw), await connect(gw)
+        await heavy.write(START + order(60, padding=8000) + END)
+        answers = [await peer.send(order(61 + i), timeout=5) for i in range(3)]  # answered meanwhile
+        release.set()
+        heavy_answer = await heavy.read_frame()
+        for engine in (heavy, peer):
+            await engine.close()
+    finally:
+        release.set()
+        await gw.stop()
+    assert [field_of(a, "MSA", 1) for a in answers] == ["AA"] * 3
+    assert field_of(heavy_answer, "MSA", 1) == "AA" and field_of(heavy_answer, "MSA", 2) == "L60"
