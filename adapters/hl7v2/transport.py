@@ -30,7 +30,7 @@ from adapters.hl7v2 import ack as acks
 from adapters.hl7v2 import batch
 from adapters.hl7v2.adt_filter import DROPPED, CrosswalkLookup, adt_patient_refs
 from adapters.hl7v2.header import Header, read_header
-from adapters.hl7v2.limits import CLOSED, ConnectionCaps, UnknownSenderQuota
+from adapters.hl7v2.limits import CLOSED, ConnectionCaps, Throttled, UnknownSenderQuota
 from adapters.hl7v2.mllp import Frame, FrameReader, FrameTooLong, Oversize, frame
 from adapters.hl7v2.offload import Offload
 from adapters.hl7v2.routing import check_taken
@@ -89,6 +89,7 @@ class MllpListener:
         self._busy: set[asyncio.Task[None]] = set()
         self._acknowledging: set[asyncio.Task[None]] = set()
         self._stopping = False
+        self._log = Throttled()
         self.offload = Offload(settings.mllp_offload, settings.mllp_offload_bytes)
         self.crosswalk = CrosswalkLookup(runtime.engine)
 
@@ -178,14 +179,15 @@ class MllpListener:
                     data = await reader.read(65536)
             except TimeoutError:
                 CLOSED.labels("frame_deadline" if mid else "idle").inc()
-                if mid:
-                    log.warning(
+                if mid:  # throttled: a thousand trickling senders must not write a thousand lines
+                    self._log.warning(
+                        "frame-deadline",
                         "MLLP %s: a frame did not end within %.1f s; connection dropped",
                         address,
                         self.frame_seconds,
                     )
                 else:
-                    log.info("MLLP %s: idle for %.1f s; connection closed", address, self.idle_seconds)
+                    log.debug("MLLP %s: idle for %.1f s; connection closed", address, self.idle_seconds)
                 return
             if not data:
                 if frames.mid_frame:
