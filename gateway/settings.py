@@ -51,7 +51,7 @@ class Settings(BaseSettings):
     mllp_unknown_volume_bytes: int = Field(default=1_048_576, ge=0)
     mllp_unknown_window_seconds: float = Field(default=3600.0, gt=0)
     mllp_offload_bytes: int = Field(default=65_536, ge=0)
-    mllp_offload: Literal["thread", "process"] = "thread"
+    mllp_offload: Literal["process", "thread"] = "process"
     log_phi: bool = Field(
         default=False, description="never true in production: lets payloads into debug logs"
     )

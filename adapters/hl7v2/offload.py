@@ -1,12 +1,13 @@
 """Parsing large frames off the event loop, so that one sender's heavy message does not hold up
 every other sender (and /health) on the loop they share.
 
-`thread`: one worker thread. The loop keeps running, but Python's GIL passes between the two
-threads only every `sys.getswitchinterval()` (5 ms), so the loop still waits its turn.
-`process`: one worker process (spawned at the first large frame), on the machine's other core;
-the message's bytes go there and its parsed, mapped result comes back pickled. Which helps more
-is measured in bench/hl7_isolation.py (bench/results/hl7.md). One worker either way: more would
-only take turns at the GIL or at the cores, and large frames queue there, not on the loop.
+`process` (the default): one worker process, spawned at the first large frame, on the machine's
+other core; the message's bytes go there and its mapped commands come back pickled. `thread`:
+one worker thread; the loop keeps running, but the GIL passes between the two threads only every
+`sys.getswitchinterval()` (5 ms), so the loop waits its turn many times an ACK. Measured in
+bench/hl7_isolation.py (bench/results/hl7.md): beside a 1 MiB worst case, another sender's p50
+ACK stayed at its usual ~4 ms with the process and rose to ~28 ms with the thread. One worker
+either way: more would only take turns at the GIL or at the cores; large frames queue there.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import multiprocessing
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from dataclasses import replace
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, TypeVar
@@ -65,9 +67,24 @@ def _adapter(profiles: Path) -> Hl7v2:
 def parse(profiles: Path, raw: bytes, ctx: InboundContext) -> ExternalMessage | Exception:
     """Parse and map as the adapter does; an error is handed back, for accept() to raise."""
     try:
-        return _adapter(profiles).parse(raw, ctx)
+        return _slim(_adapter(profiles).parse(raw, ctx))
     except Exception as exc:  # accept() raises and translates it as it always does
         return exc
+
+
+def _slim(result: ExternalMessage) -> ExternalMessage:
+    """Only the header and the mapped commands are used after parse: the message's segments are
+    left behind (MSH kept), or unpickling them would cost the loop much of what the worker saved
+    it (0.1 s for a 1 MiB message of 19,000 NTE segments; 6 KB instead of 1.7 MB)."""
+    from adapters.hl7v2.adapter import Parsed
+    from adapters.hl7v2.er7 import Message
+
+    content = result.content
+    if not isinstance(content, Parsed):
+        return result
+    message = content.message
+    msh_only = Message(message.delimiters, (message.msh,), message.charset)
+    return replace(result, content=replace(content, message=msh_only))
 
 
 class Offload:

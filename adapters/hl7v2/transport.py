@@ -23,8 +23,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import resource
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING
 
 from adapters.hl7v2 import ack as acks
 from adapters.hl7v2 import batch
@@ -57,7 +58,6 @@ log = logging.getLogger(__name__)
 TRANSPORT = "mllp"
 UNKNOWN_SENDER = "unknown:mllp"  # not a valid partner id, so it never names a real partner
 _INTERNAL = acks.Verdict("error", "207", None, "application internal error; retry later")
-T = TypeVar("T")
 
 
 class MllpListener:
@@ -99,6 +99,14 @@ class MllpListener:
         except OSError as exc:
             raise ConfigError(f"cannot listen for MLLP on {host}:{port}: {exc.strerror}") from exc
         log.info("MLLP listening on %s:%d", host, self.port)
+        descriptors = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+        if descriptors != resource.RLIM_INFINITY and self.caps.total > descriptors // 2:
+            log.warning(
+                "CGT_MLLP_MAX_CONNECTIONS=%d is more than half the process's %d file descriptors:"
+                " a flood of connections could leave none for the database, the broker and /health",
+                self.caps.total,
+                descriptors,
+            )
 
     @property
     def port(self) -> int:
