@@ -7,15 +7,11 @@ the sender resends). Connections are capped in total and per source address, and
 senders send is kept only within a quota (limits.py). A sender not in the partner registry
 (MSH-3/MSH-4 and source address) gets AR and its message is stored as `unknown:mllp`. Batches
 and several messages in one frame are taken message by message (batch.py). Large frames are
-parsed and mapped on a worker thread, so that one sender's heavy message does not hold up the
-event loop that every other sender, and /health, wait on. Nothing a sender does - garbage,
+parsed and mapped in a worker (offload.py), so that one sender's heavy message does not hold up
+the event loop that every other sender, and /health, wait on. Nothing a sender does - garbage,
 disconnects mid-frame, bad bytes, floods of connections - stops the listener.
 
-Acknowledgements follow MSH-15 and MSH-16. An application acknowledgement that MSH-16 asks for
-(AA/AE/AR) goes on the site's outbound link when its profile has one; otherwise on this
-connection, in place of the commit acknowledgement when MSH-15 wants none (IHE LAB-28: NE/AL).
-When both are wanted and there is no outbound link, the commit acknowledgement answers for both:
-the gateway has applied the message by the time it commits.
+Acknowledgements follow MSH-15 and MSH-16 (replies.py).
 """
 
 from __future__ import annotations
@@ -34,6 +30,7 @@ from adapters.hl7v2.header import Header, read_header
 from adapters.hl7v2.limits import CLOSED, ConnectionCaps, Throttled, UnknownSenderQuota
 from adapters.hl7v2.mllp import Frame, FrameReader, FrameTooLong, Oversize, frame
 from adapters.hl7v2.offload import Offload
+from adapters.hl7v2.replies import Replies
 from adapters.hl7v2.routing import check_taken
 from gateway.canonical.envelope import utcnow
 from gateway.errors import (
@@ -76,7 +73,7 @@ class MllpListener:
         self.frame_limit = frame_limit
         self.frame_seconds = frame_seconds
         self.idle_seconds = settings.mllp_idle_seconds
-        self.outbound = dict(outbound or {})  # partner id -> the site's outbound link
+        self.replies = Replies(outbound or {})
         self.caps = ConnectionCaps(settings.mllp_max_connections, settings.mllp_max_connections_per_source)
         self.unknown = UnknownSenderQuota(
             max_bytes=settings.mllp_unknown_max_bytes,
@@ -87,7 +84,6 @@ class MllpListener:
         self._server: asyncio.Server | None = None
         self._connections: dict[asyncio.Task[None], asyncio.StreamWriter] = {}
         self._busy: set[asyncio.Task[None]] = set()
-        self._acknowledging: set[asyncio.Task[None]] = set()
         self._stopping = False
         self._log = Throttled()
         self.offload = Offload(settings.mllp_offload, settings.mllp_offload_bytes)
@@ -126,11 +122,7 @@ class MllpListener:
             for task in pending:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
-        if self._acknowledging:
-            _, pending = await asyncio.wait(list(self._acknowledging), timeout=grace)
-            for ack_task in pending:
-                ack_task.cancel()
-            await asyncio.gather(*pending, return_exceptions=True)
+        await self.replies.drain(grace)
         if self._server is not None:
             await self._server.wait_closed()
         self.offload.close()
@@ -227,7 +219,7 @@ class MllpListener:
             refusal = TooLarge(
                 f"the frame is larger than {self.frame_limit} bytes", location="MSH", code="207"
             )
-            return self._reply(read_header(item.head), acks.verdict_of_error(refusal), None)
+            return self.replies.reply(read_header(item.head), acks.verdict_of_error(refusal), None)
         if batch.is_batch(item.payload):
             return await self._batch(item.payload, address)
         return await self.receive(item.payload, address)
@@ -253,7 +245,7 @@ class MllpListener:
         try:
             if head.message_type == "ADT" and await self._patient_unknown(partner, head, payload):
                 DROPPED.labels(partner.id).inc()
-                return self._reply(head, acks.ACCEPTED, partner)
+                return self.replies.reply(head, acks.ACCEPTED, partner)
             ctx = InboundContext(partner=partner, transport=TRANSPORT, received_at=utcnow())
             answering = self.adapter.answering(payload)
             adapter = await self.offload.adapter(answering, self.adapter.profiles, payload, ctx)
@@ -266,52 +258,15 @@ class MllpListener:
                 content_type=self.adapter.content_type,
                 received_at=ctx.received_at,
             )
-            return self._reply(head, acks.verdict_of(outcome), partner, rendered or b"", outcome.message_id)
+            return self.replies.reply(
+                head, acks.verdict_of(outcome), partner, rendered or b"", outcome.message_id
+            )
         except TransientError as exc:
             log.warning("MLLP %s: transient failure (%s); AE, the sender retries", partner.id, exc.detail)
-            return self._reply(head, acks.verdict_of_error(exc), partner)
+            return self.replies.reply(head, acks.verdict_of_error(exc), partner)
         except Exception:  # a bug must cost one message an AE, never the listener
             log.exception("MLLP %s: unexpected failure", partner.id)
-            return self._reply(head, _INTERNAL, partner)
-
-    def _reply(
-        self,
-        head: Header | None,
-        verdict: acks.Verdict,
-        partner: Partner | None,
-        rendered: bytes | None = None,
-        control_id: str | None = None,
-    ) -> bytes:
-        """What goes back on this connection: the commit (or original-mode) ACK, or the
-        application ACK that MSH-16 asks for when MSH-15 wants no commit ACK and the site has no
-        outbound link. With an outbound link, the application ACK goes there."""
-        if rendered is None:
-            rendered = acks.render(head, verdict)
-        if not acks.application_wanted(head, verdict):
-            return rendered
-        site = self.outbound.get(partner.id) if partner is not None else None
-        application = acks.render(
-            head, verdict, control_id=control_id, application=True, ask_accept=site is not None
-        )
-        if site is None:
-            return rendered or application
-        task = asyncio.create_task(self._acknowledge(site, application))
-        self._acknowledging.add(task)
-        task.add_done_callback(self._acknowledging.discard)
-        return rendered
-
-    async def _acknowledge(self, site: SiteOutbound, application: bytes) -> None:
-        head = read_header(application)
-        assert head is not None
-        try:
-            await site.acknowledge(application, head.control_id)
-        except Exception as exc:  # the link's own retries are spent: say so, never crash the listener
-            log.warning(
-                "MLLP to %s: application acknowledgement %s not delivered (%s)",
-                site.partner.id,
-                head.control_id,
-                type(exc).__name__,
-            )
+            return self.replies.reply(head, _INTERNAL, partner)
 
     async def _patient_unknown(self, partner: Partner, head: Header, payload: bytes) -> bool:
         try:
@@ -326,7 +281,7 @@ class MllpListener:
         self, payload: bytes, head: Header | None, exc: GatewayError, address: str
     ) -> bytes:
         if not self.unknown.keep(address, len(payload)):
-            return self._reply(head, acks.verdict_of_error(exc), None)  # over the quota: not stored
+            return self.replies.reply(head, acks.verdict_of_error(exc), None)  # over the quota: not stored
         record = InboundRecord(
             partner=UNKNOWN_SENDER,
             transport=TRANSPORT,
@@ -341,6 +296,6 @@ class MllpListener:
                 record, failed_decode(exc), lambda o: acks.render(head, acks.verdict_of(o))
             )
         except TransientError as failure:
-            return self._reply(head, acks.verdict_of_error(failure), None)
+            return self.replies.reply(head, acks.verdict_of_error(failure), None)
         log.warning("MLLP %s: %s; kept as inbound %s", address, exc.detail, outcome.inbound_id)
-        return self._reply(head, acks.verdict_of(outcome), None, rendered or b"")
+        return self.replies.reply(head, acks.verdict_of(outcome), None, rendered or b"")
