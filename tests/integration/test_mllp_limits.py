@@ -9,6 +9,7 @@ import asyncio
 import threading
 import time
 from collections.abc import AsyncIterator
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -249,3 +250,36 @@ async def test_while_a_large_frame_parses_other_senders_are_answered(
         await gw.stop()
     assert [field_of(a, "MSA", 1) for a in answers] == ["AA"] * 3
     assert field_of(heavy_answer, "MSA", 1) == "AA" and field_of(heavy_answer, "MSA", 2) == "L60"
+
+
+async def test_a_dead_parse_worker_costs_one_message_an_ae_and_a_new_worker_takes_the_next(
+    tmp_path: Path, amqp_url: str
+) -> None:
+    settings = Settings(
+        env="test",
+        database_url=f"sqlite+aiosqlite:///{tmp_path}/gw.db",
+        amqp_url=amqp_url,
+        mllp_port=0,
+        adapters="canonical-json,hl7v2",
+        mllp_offload="process",
+        mllp_offload_bytes=4096,
+    )
+    gw = bootstrap(settings)
+    await gw.start()
+    try:
+        engine = await connect(gw)
+        first = await engine.send(order(70, padding=8000))
+        listener = next(s for s in gw.transports if isinstance(s, Hl7v2Service)).listener
+        pool = listener.offload._executor
+        assert isinstance(pool, ProcessPoolExecutor)
+        for process in list(pool._processes.values()):
+            process.kill()
+            process.join(5)
+        lost = await engine.send(order(71, padding=8000))
+        retried = await engine.send(order(71, padding=8000))
+        await engine.close()
+    finally:
+        await gw.stop()
+    assert field_of(first, "MSA", 1) == "AA"
+    assert field_of(lost, "MSA", 1) == "AE" and field_of(lost, "ERR", 3).startswith("206^")
+    assert field_of(retried, "MSA", 1) == "AA" and field_of(retried, "MSA", 2) == "L71"
