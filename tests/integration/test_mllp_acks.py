@@ -158,3 +158,27 @@ async def test_ne_al_gets_the_application_ack_on_the_sites_outbound_link(
         await ehr.stop()
     assert field_of(application, "MSA", 1) == "AA" and field_of(application, "MSA", 2) == "B10"
     assert field_of(application, "MSH", 15) == "AL"  # the EHR answers it, as the link expects
+
+
+async def test_an_application_ack_the_ehr_never_answers_is_retried_then_logged(
+    tmp_path: Path, amqp_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    ehr = Ehr(behaviour="silent")
+    profiles = site_profile(tmp_path / "profiles", await ehr.start(), events=["shipment.picked_up"])
+    gw = await make_gateway(tmp_path, amqp_url, profiles)
+    try:
+        engine = await Engine.connect(port(gw))
+        await engine.write(b"\x0b" + order(11, "|||NE|AL") + b"\x1c\x0d")
+        first = await asyncio.wait_for(ehr.arrived.get(), 10)
+        again = await asyncio.wait_for(ehr.arrived.get(), 10)  # the link's second attempt
+        committed = await engine.send(order(12, "|||AL|NE"))  # the connection serves on meanwhile
+        await engine.close()
+    finally:
+        await gw.stop()
+        await ehr.stop()
+    assert first == again and field_of(first, "MSA", 2) == "B11"
+    assert field_of(committed, "MSA", 1) == "CA"
+    assert any(
+        "application acknowledgement" in r.getMessage() and "not delivered" in r.getMessage()
+        for r in caplog.records
+    )
