@@ -210,7 +210,8 @@ class MllpListener:
 
     async def _answer(self, item: Frame | Oversize, address: str) -> bytes:
         if isinstance(item, Oversize):
-            log.warning(
+            self._log.warning(
+                "oversize",
                 "MLLP %s: a frame of %d bytes is over the %d-byte limit; AR",
                 address,
                 item.size,
