@@ -71,6 +71,17 @@ class Settings(BaseSettings):
         ge=1,
         description="connections or requests in flight; 503 above (uvicorn limit_concurrency)",
     )
+    # MLLP limits against a hostile network (adapters/hl7v2/limits.py; README's table says more)
+    mllp_idle_seconds: float = Field(default=300.0, gt=0)
+    mllp_frame_seconds: float = Field(default=30.0, gt=0)
+    mllp_max_connections: int = Field(default=512, ge=1)
+    mllp_max_connections_per_source: int = Field(default=32, ge=1)
+    mllp_unknown_max_bytes: int = Field(default=65_536, ge=0)
+    mllp_unknown_messages: int = Field(default=60, ge=0)
+    mllp_unknown_volume_bytes: int = Field(default=1_048_576, ge=0)
+    mllp_unknown_window_seconds: float = Field(default=3600.0, gt=0)
+    mllp_offload_bytes: int = Field(default=65_536, ge=0)
+    mllp_offload: Literal["process", "thread"] = "process"
     log_phi: bool = Field(
         default=False, description="never true in production: lets payloads into debug logs"
     )

@@ -8,7 +8,8 @@
     DuplicateKey (MSH-10 already used by a message with other content)   AR / CR, ERR code 205
 
 Enhanced mode (MSH-15/16 valued) answers with the commit codes and honours MSH-15 (AL, NE, ER,
-SU). The ERR segment names the location (segment^sequence^field) and the HL7 table 0357 code:
+SU; an unknown value as AL); `application=True` renders the application acknowledgement that
+MSH-16 asks for (AA/AE/AR; see transport.py for where it is sent). The ERR segment names the location (segment^sequence^field) and the HL7 table 0357 code:
 ERR-1 for v2.3-2.4, ERR-2..8 from v2.5.
 """
 
@@ -103,11 +104,28 @@ def _version(text: str) -> tuple[int, ...]:
         return (2, 5, 1)
 
 
+def _rule(value: str) -> str:
+    """MSH-15/16 as a rule; an unknown value asks for an answer, as AL does: never silence where
+    a sender may be waiting for one."""
+    return value if value in ("AL", "NE", "ER", "SU") else "AL"
+
+
+def _asks(rule: str, code: str) -> bool:
+    positive = code in ("CA", "AA")
+    return rule == "AL" or (rule == "ER" and not positive) or (rule == "SU" and positive)
+
+
 def _wanted(header: Header | None, code: str) -> bool:
     if header is None or not header.enhanced:
         return True
-    rule = header.accept_ack or "AL"
-    return rule == "AL" or (rule == "ER" and code != "CA") or (rule == "SU" and code == "CA")
+    return _asks(_rule(header.accept_ack or "AL"), code)
+
+
+def application_wanted(header: Header | None, verdict: Verdict) -> bool:
+    """Does MSH-16 ask for an application acknowledgement of this verdict (enhanced mode)?"""
+    if header is None or not header.application_ack:
+        return False
+    return _asks(_rule(header.application_ack), _ORIGINAL[verdict.kind])
 
 
 def _location(verdict: Verdict, comp: str, *, components: bool = True) -> str:
@@ -136,11 +154,20 @@ def _err(verdict: Verdict, d: Delimiters, version: tuple[int, ...]) -> str:
     return d.field.join(fields)
 
 
-def render(header: Header | None, verdict: Verdict, *, control_id: str | None = None) -> bytes:
-    """The ACK bytes (empty when enhanced mode's MSH-15 asks for none)."""
-    enhanced = header is not None and header.enhanced
+def render(
+    header: Header | None,
+    verdict: Verdict,
+    *,
+    control_id: str | None = None,
+    application: bool = False,
+    ask_accept: bool = False,
+) -> bytes:
+    """The ACK bytes (empty when enhanced mode's MSH-15 asks for none). `application`: the
+    application acknowledgement (AA/AE/AR) that MSH-16 asks for; `ask_accept`: with MSH-15 AL,
+    for an acknowledgement sent on a link of its own, where the receiver answers it."""
+    enhanced = header is not None and header.enhanced and not application
     code = (_ENHANCED if enhanced else _ORIGINAL)[verdict.kind]
-    if not _wanted(header, code):
+    if not application and not _wanted(header, code):
         return b""
     d = header.delimiters if header else Delimiters()
     echo = header.echo if header else ("", "", "", "")
@@ -165,8 +192,11 @@ def render(header: Header | None, verdict: Verdict, *, control_id: str | None = 
         escape((header.processing_id if header else "") or "P", d),
         escape(version, d),
     ]
+    modes = ["", "", "AL", "NE"] if ask_accept else ["", "", "", ""]  # MSH-13..16
     if header and header.charset:
-        msh += ["", "", "", "", "", escape(header.charset, d)]
+        msh += [*modes, "", escape(header.charset, d)]
+    elif ask_accept:
+        msh += modes
     # MSA-2 echoes MSH-10 as sent, spaces and all: some engines match ACKs byte for byte.
     if header and (control_id is None or control_id == header.control_id):
         acknowledged = header.control_id_sent

@@ -48,13 +48,13 @@ class Hl7v2:
         self,
         profiles: Path = PROFILES,
         *,
-        read_timeout: float = 30.0,
+        read_timeout: float | None = None,
         frame_limit: int | None = None,
         queue_prefix: str = "hl7v2",
     ) -> None:
         self.profiles = profiles
         self.queue_prefix = queue_prefix  # outbound queues: cgt.consumer.<prefix>.<partner>
-        self.read_timeout = read_timeout  # a half-sent frame idle this long drops the connection
+        self.read_timeout = read_timeout  # a frame's deadline; default: CGT_MLLP_FRAME_SECONDS (30 s)
         self.frame_limit = frame_limit  # default: CGT_MAX_BODY_BYTES (1 MiB)
 
     def profile_for(self, partner: Partner) -> SiteProfile:

@@ -152,6 +152,20 @@ class SiteOutbound:
         self.delivered += 1
         log.info("HL7 outbound to %s: %s delivered", self.partner.id, event.routing_key)
 
+    async def acknowledge(self, message: bytes, control_id: str) -> None:
+        """An application acknowledgement (MSH-16) to this site's EHR, on the outbound link, with
+        the link's retries. Not queued: a restart between commit and delivery loses it."""
+        out = self.outbound
+        await deliver(
+            self.client,
+            message,
+            control_id,
+            attempts=out.attempts,
+            backoff=out.backoff,
+            retry_on=out.retry_on,
+        )
+        log.info("HL7 outbound to %s: application acknowledgement delivered", self.partner.id)
+
     async def dead_letter(self, event: CloudEvent, deliveries: int, reason: str) -> None:
         await record_delivery_failure(
             self.runtime.engine,

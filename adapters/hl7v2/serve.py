@@ -47,7 +47,8 @@ async def start_hl7v2(adapter: Hl7v2, runtime: Runtime) -> Hl7v2Service:
         adapter,
         runtime,
         frame_limit=adapter.frame_limit or settings.max_body_bytes,
-        read_timeout=adapter.read_timeout,
+        frame_seconds=adapter.read_timeout or settings.mllp_frame_seconds,
+        outbound={site.partner.id: site for site in sites},
     )
     await listener.start(settings.http_host, settings.mllp_port)
     service = Hl7v2Service(listener, sites)
