@@ -8,6 +8,7 @@ signing key live in the database, so they hold across restarts and replicas (doc
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import secrets
@@ -29,6 +30,7 @@ from gateway.errors import ConfigError, NotAuthenticated, TransientError
 from gateway.settings import Settings
 from gateway.store.tables import gateway_secrets, smart_assertions
 
+log = logging.getLogger(__name__)
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 ALGORITHMS = ["RS384", "ES384"]
 ISSUER = "urn:cgt:gateway:fhir"
@@ -138,14 +140,21 @@ class TokenService:
     def __init__(
         self,
         engine: AsyncEngine,
-        secret: str,
+        secret: str | None,
         clients: dict[str, tuple[str, OAuthClient]],
         lifetime: int = 300,
     ) -> None:
         self.engine = engine
-        self.secret = secret
+        self._secret = secret
         self.clients = clients  # client_id -> (partner id, client)
         self.lifetime = lifetime
+
+    async def secret(self) -> str:
+        """The signing key, read (or made) when first needed if the database could not give it at
+        start-up: a gateway whose database is briefly unwritable still starts and says so."""
+        if self._secret is None:
+            self._secret = await signing_secret(self.engine)
+        return self._secret
 
     async def issue(self, form: dict[str, str], token_url: str, now: float | None = None) -> dict[str, Any]:
         now = time.time() if now is None else now
@@ -171,7 +180,7 @@ class TokenService:
                 "exp": int(now) + self.lifetime,
                 "jti": secrets.token_urlsafe(16),
             },
-            self.secret,
+            await self.secret(),
             algorithm="HS256",
         )
         return {
@@ -232,9 +241,10 @@ class TokenService:
             return partner, client, claims
         raise invalid
 
-    def verify(self, token: str) -> Grant:
+    async def verify(self, token: str) -> Grant:
+        secret = await self.secret()
         try:
-            claims = jwt.decode(token, self.secret, algorithms=["HS256"], audience=ISSUER, issuer=ISSUER)
+            claims = jwt.decode(token, secret, algorithms=["HS256"], audience=ISSUER, issuer=ISSUER)
         except jwt.PyJWTError:
             raise NotAuthenticated("the bearer token is not valid or has expired") from None
         return Grant(str(claims["sub"]), str(claims["client_id"]), frozenset(str(claims["scope"]).split()))
@@ -247,7 +257,12 @@ _RUNNING: weakref.WeakKeyDictionary[AsyncEngine, TokenService] = weakref.WeakKey
 async def start_token_service(engine: AsyncEngine) -> TokenService:
     clients = {c.client_id: (p.partner, c) for p in all_profiles() for c in p.oauth.clients}
     lifetimes = [p.oauth.token_lifetime_seconds for p in all_profiles()] or [300]
-    service = TokenService(engine, await signing_secret(engine), clients, min(lifetimes))
+    try:
+        secret: str | None = await signing_secret(engine)
+    except TransientError:
+        log.warning("FHIR token key not available at start-up (database); read when first needed")
+        secret = None
+    service = TokenService(engine, secret, clients, min(lifetimes))
     _RUNNING[engine] = service
     return service
 

@@ -80,7 +80,7 @@ class Caller:
                 raise NotPermitted(f"the token's scopes do not allow {access} of {kind}")
 
 
-def authenticate(request: Request, resource_type: str, access: Literal["read", "write"]) -> Caller:
+async def authenticate(request: Request, resource_type: str, access: Literal["read", "write"]) -> Caller:
     """An API key, or a bearer token from our token endpoint; then the scope and the profile."""
     gw = runtime(request)
     authorization = request.headers.get("authorization", "")
@@ -89,7 +89,7 @@ def authenticate(request: Request, resource_type: str, access: Literal["read", "
         token = credential(authorization[7:].strip(), "bearer token")
         if token is None:
             raise NotAuthenticated("the bearer token is empty")
-        grant = tokens(request).verify(token.decode("ascii"))
+        grant = await tokens(request).verify(token.decode("ascii"))
         partner, scopes = gw.partners.get(grant.partner), grant.scopes
     else:
         partner = gw.partners.by_api_key(request.headers.get("x-api-key"))
@@ -115,7 +115,7 @@ async def receive(
     """Authenticate, look up what the mapping must know, hand the body to the intake, answer."""
     try:
         gw = runtime(request)
-        caller = authenticate(request, scope, "write")
+        caller = await authenticate(request, scope, "write")
         partner, profile = caller.partner, caller.profile
         raw = await body_of(request, gw.settings.max_body_bytes)
         view = FhirRequest(interaction, accepted)
@@ -199,7 +199,7 @@ def router() -> APIRouter:
     @api.get("/Task/{task_id}")
     async def read_task(request: Request, task_id: str) -> Response:
         try:
-            profile = authenticate(request, "Task", "read").profile
+            profile = (await authenticate(request, "Task", "read")).profile
             async with runtime(request).engine.connect() as conn:
                 view = await queries.order_view(conn, task_id, profile)
             if view is None:
@@ -211,7 +211,7 @@ def router() -> APIRouter:
     @api.get("/Task")
     async def search_tasks(request: Request) -> Response:
         try:
-            profile = authenticate(request, "Task", "read").profile
+            profile = (await authenticate(request, "Task", "read")).profile
             views = await search(request, profile)
         except GatewayError as exc:
             return failed(exc)
