@@ -10,28 +10,36 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from importlib.metadata import entry_points
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
-from fastapi import APIRouter
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.canonical.command import Command
 from gateway.errors import ConfigError
-from gateway.partners import Partner, Partners
+from gateway.partners import Partners
+from gateway.sdk.contract import Adapter as DecodingAdapter
+from gateway.sdk.contract import Example, HasHttpRoutes, InboundContext, Running
 from gateway.service.intake import Intake
 from gateway.service.outcome import Outcome
 from gateway.settings import Settings
 
+__all__ = [
+    "Adapter",
+    "DecodingAdapter",
+    "Example",
+    "ExternalMessage",
+    "HasHttpRoutes",
+    "HasTransport",
+    "InboundContext",
+    "ParsingAdapter",
+    "Running",
+    "Runtime",
+    "load_adapters",
+    "validate_adapter",
+]
+
 GROUP = "cgt_gateway.adapters"
-
-
-@dataclass(frozen=True)
-class InboundContext:
-    partner: Partner
-    transport: str
-    received_at: datetime
 
 
 @dataclass(frozen=True)
@@ -48,17 +56,10 @@ class ExternalMessage:
     fingerprint: bytes | None = None
 
 
-@dataclass(frozen=True)
-class Example:
-    """A message the adapter ships for the conformance suite."""
-
-    name: str
-    raw: bytes
-    expect: Literal["valid", "malformed"]
-
-
 @runtime_checkable
-class Adapter(Protocol):
+class ParsingAdapter(Protocol):
+    """The contract before gateway.sdk: parse, to_canonical, ack (being replaced by decode/answer)."""
+
     name: str
     dialect: str
     content_type: str
@@ -72,6 +73,9 @@ class Adapter(Protocol):
     def examples(self) -> Sequence[Example]: ...
 
 
+Adapter = ParsingAdapter | DecodingAdapter
+
+
 class Runtime(Protocol):
     """What an adapter's transports get from the running gateway."""
 
@@ -82,12 +86,6 @@ class Runtime(Protocol):
     adapters: dict[str, Adapter]
 
 
-class Running(Protocol):
-    """A started transport (a listener, a poller, an outbound consumer)."""
-
-    async def stop(self) -> None: ...
-
-
 @runtime_checkable
 class HasTransport(Protocol):
     """An adapter that listens or consumes on its own (MLLP server, outbound consumers)."""
@@ -95,25 +93,19 @@ class HasTransport(Protocol):
     async def start_transport(self, runtime: Runtime) -> Running: ...
 
 
-@runtime_checkable
-class HasHttpRoutes(Protocol):
-    """An adapter that serves HTTP routes of its own (e.g. /fhir/r4). Handlers find the running
-    gateway as `request.app.state.gateway` (a Runtime)."""
-
-    def http_routes(self) -> APIRouter: ...
-
-
 _ARITY = {"parse": 2, "to_canonical": 2, "ack": 1, "examples": 0}
+_DECODING_ARITY = {"decode": 2, "answer": 2, "examples": 0}
 
 
 def validate_adapter(name: str, obj: object) -> Adapter:
     """Refuse an adapter that does not have the contract's shape."""
-    if not isinstance(obj, Adapter):
-        missing = [a for a in ("name", "dialect", "content_type", *_ARITY) if not hasattr(obj, a)]
+    arities = _DECODING_ARITY if hasattr(obj, "decode") else _ARITY
+    if not isinstance(obj, DecodingAdapter | ParsingAdapter):
+        missing = [a for a in ("name", "dialect", "content_type", *arities) if not hasattr(obj, a)]
         raise ConfigError(f"adapter {name!r} does not fulfil the adapter contract: missing {missing}")
     if obj.name != name:
         raise ConfigError(f"adapter registered as {name!r} calls itself {obj.name!r}")
-    for method, arity in _ARITY.items():
+    for method, arity in arities.items():
         fn: Callable[..., Any] = getattr(obj, method)
         params = [
             p

@@ -22,6 +22,13 @@ class Settings(BaseSettings):
     http_port: int = 8080
     mllp_port: int = 2575
     partners_file: Path = ROOT / "mappings" / "partners" / "demo.yaml"
+    mappings_dir: Path = Field(
+        default=ROOT / "mappings", description="where each dialect's profiles live, one folder a dialect"
+    )
+    profile_dirs: dict[str, Path] = Field(
+        default_factory=dict,
+        description='a dialect folder elsewhere, e.g. CGT_PROFILE_DIRS=\'{"fhir": "/etc/cgt/fhir"}\'',
+    )
     assignments_file: Path = Field(
         default=ROOT / "mappings" / "mes" / "assignments.yaml",
         description="which manufacturer makes which product (who may act on an order)",

@@ -19,10 +19,13 @@ from gateway.errors import ConfigError, TransientError
 from gateway.identity.authorise import Authority, load_assignments
 from gateway.partners import Partners, load_partners
 from gateway.registry import Adapter, HasTransport, Running, load_adapters
+from gateway.sdk.ports import Crosswalk, Orders
+from gateway.service.door import IntakeDoor
 from gateway.service.intake import Intake
 from gateway.settings import Settings
 from gateway.store.db import create_engine, dispose
 from gateway.store.migrate import migrate
+from gateway.store.views import StoreViews
 
 log = logging.getLogger(__name__)
 
@@ -37,9 +40,19 @@ class Gateway:
     relay: OutboxRelay
     intake: Intake
     checkpointer: Checkpointer
+    door: IntakeDoor  # the ports adapters get (gateway.sdk.ports)
+    views: StoreViews
     started: bool = field(default=False)
     transports: list[Running] = field(default_factory=list)
     _watch: asyncio.Task[None] | None = None
+
+    @property
+    def crosswalk(self) -> Crosswalk:
+        return self.views
+
+    @property
+    def orders(self) -> Orders:
+        return self.views
 
     @property
     def relay_embedded(self) -> bool:
@@ -69,6 +82,7 @@ class Gateway:
             self._watch = None
         await self.checkpointer.stop()
         await self.relay.stop()
+        await self.views.close()
         await dispose(self.engine)
         self.started = False
 
@@ -110,10 +124,11 @@ def bootstrap(settings: Settings | None = None) -> Gateway:
         linger_seconds=settings.outbox_linger_seconds,
         lease_seconds=settings.outbox_lease_seconds,
     )
+    assignments = load_assignments(settings.assignments_file, partners)
     intake = Intake(
         engine,
         coi_facility=settings.coi_facility,
-        authority=Authority(partners, load_assignments(settings.assignments_file, partners)),
+        authority=Authority(partners, assignments),
         on_commit=relay.wake if settings.relay == "embedded" else None,
         log_phi=settings.log_phi,
     )
@@ -124,4 +139,7 @@ def bootstrap(settings: Settings | None = None) -> Gateway:
         path=settings.checkpoints_file,
         on_commit=relay.wake if settings.relay == "embedded" else None,
     )
-    return Gateway(settings, engine, partners, adapters, broker, relay, intake, checkpointer)
+    views = StoreViews(engine, assignments)
+    return Gateway(
+        settings, engine, partners, adapters, broker, relay, intake, checkpointer, IntakeDoor(intake), views
+    )

@@ -6,7 +6,9 @@ Every transport (HTTP, MLLP, AMQP) calls this, so that each stores, answers and 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from datetime import datetime
+from functools import partial
 
 from gateway import metrics
 from gateway.canonical.command import Command
@@ -14,14 +16,16 @@ from gateway.canonical.envelope import utcnow
 from gateway.errors import GatewayError, NotOurs
 from gateway.partners import Partner
 from gateway.registry import Adapter, InboundContext
-from gateway.service.intake import Decode, Intake, failed_decode
+from gateway.sdk.contract import Adapter as DecodingAdapter
+from gateway.sdk.contract import Decoded
+from gateway.service.intake import Decode, Intake, failed_decode, mapping_failure
 from gateway.service.outcome import Outcome
 from gateway.store.repository import InboundRecord
 
 
 async def accept(
     intake: Intake,
-    adapter: Adapter,
+    adapter: Adapter | DecodingAdapter,
     partner: Partner,
     raw: bytes,
     *,
@@ -33,19 +37,29 @@ async def accept(
     started = time.perf_counter()
     ctx = InboundContext(partner=partner, transport=transport, received_at=received_at or utcnow())
     decode: Decode
-    try:
-        parsed = adapter.parse(raw, ctx)
-    except NotOurs as exc:
-        return ignored(adapter, partner, exc, started)
-    except GatewayError as exc:
-        message_id, fingerprint, decode = None, None, failed_decode(exc)
+    render: Callable[[Outcome], bytes]
+    if isinstance(adapter, DecodingAdapter):
+        decoded = _decode(adapter, raw, ctx, intake.log_phi)
+        render = partial(_answer, adapter, decoded=decoded)
+        if isinstance(decoded.error, NotOurs):
+            return ignored(adapter.name, partner, decoded.error, started, render)
+        message_id, fingerprint = decoded.message_id, decoded.fingerprint
+        decode = failed_decode(decoded.error) if decoded.error else _checked(partner, decoded.commands)
     else:
-        message_id, fingerprint = parsed.message_id, parsed.fingerprint
+        render = adapter.ack
+        try:
+            parsed = adapter.parse(raw, ctx)
+        except NotOurs as exc:
+            return ignored(adapter.name, partner, exc, started, render)
+        except GatewayError as exc:
+            message_id, fingerprint, decode = None, None, failed_decode(exc)
+        else:
+            message_id, fingerprint = parsed.message_id, parsed.fingerprint
 
-        def decode() -> list[Command]:
-            commands = adapter.to_canonical(parsed, ctx)
-            partner.check_commands(commands)
-            return commands
+            def decode() -> list[Command]:
+                commands = adapter.to_canonical(parsed, ctx)
+                partner.check_commands(commands)
+                return commands
 
     record = InboundRecord(
         partner=partner.id,
@@ -57,7 +71,7 @@ async def accept(
         raw=raw,
         fingerprint=fingerprint,
     )
-    outcome, rendered = await intake.receive(record, decode, adapter.ack)
+    outcome, rendered = await intake.receive(record, decode, render)
     if outcome.status == "ignored":
         metrics.IGNORED.labels(partner.id, adapter.name, outcome.code or "unknown").inc()
     metrics.INBOUND.labels(partner.id, adapter.name, outcome.status).inc()
@@ -65,7 +79,30 @@ async def accept(
     return outcome, rendered
 
 
-def ignored(adapter: Adapter, partner: Partner, exc: NotOurs, started: float) -> tuple[Outcome, bytes | None]:
+def _decode(adapter: DecodingAdapter, raw: bytes, ctx: InboundContext, log_phi: bool) -> Decoded:
+    try:
+        return adapter.decode(raw, ctx)
+    except GatewayError as exc:
+        return Decoded(error=exc)
+    except Exception as exc:  # the adapter's defect, or data the contract refuses: kept, answered
+        return Decoded(error=mapping_failure(exc, log_phi=log_phi))
+
+
+def _answer(adapter: DecodingAdapter, outcome: Outcome, decoded: Decoded) -> bytes:
+    return adapter.answer(outcome, decoded)
+
+
+def _checked(partner: Partner, commands: tuple[Command, ...]) -> Decode:
+    def decode() -> list[Command]:
+        partner.check_commands(list(commands))
+        return list(commands)
+
+    return decode
+
+
+def ignored(
+    adapter: str, partner: Partner, exc: NotOurs, started: float, render: Callable[[Outcome], bytes]
+) -> tuple[Outcome, bytes | None]:
     """Traffic that is not the gateway's business: answered as accepted, stored nowhere, counted."""
     outcome = Outcome(
         status="ignored",
@@ -75,7 +112,7 @@ def ignored(adapter: Adapter, partner: Partner, exc: NotOurs, started: float) ->
         code=exc.reason,
         http_status=exc.http_status,
     )
-    metrics.IGNORED.labels(partner.id, adapter.name, exc.reason).inc()
-    metrics.INBOUND.labels(partner.id, adapter.name, "ignored").inc()
+    metrics.IGNORED.labels(partner.id, adapter, exc.reason).inc()
+    metrics.INBOUND.labels(partner.id, adapter, "ignored").inc()
     metrics.INTAKE_SECONDS.observe(time.perf_counter() - started)
-    return outcome, adapter.ack(outcome)
+    return outcome, render(outcome)

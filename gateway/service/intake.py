@@ -537,17 +537,8 @@ class Intake:
             return decode()
         except GatewayError:
             raise
-        except ValidationError as exc:
-            errors = exc.errors()
-            where = "/".join(str(p) for p in errors[0]["loc"]) if errors else ""
-            raise ContractViolation(
-                f"the message breaks the canonical contract at {where or 'the top'}",
-                detail=errors[0]["msg"] if errors else exc.title,
-                location=where or None,
-            ) from exc
-        except Exception as exc:  # an adapter defect: keep the message, answer with an error
-            self._log_defect("adapter failed to map a message (%s)", type(exc).__name__)
-            raise MappingError(detail=f"adapter error {type(exc).__name__}") from exc
+        except Exception as exc:
+            raise mapping_failure(exc, log_phi=self.log_phi) from exc
 
     def _log_defect(self, message: str, *args: object) -> None:
         """A defect's traceback, which may quote the payload, only when patient data may be logged."""
@@ -565,6 +556,22 @@ class Intake:
 def _wants_patients(command: Command) -> bool:
     """Demographics are read only where they are checked or needed."""
     return command.patient is not None or command.scope is Scope.patient or command.event == "order.placed"
+
+
+def mapping_failure(exc: Exception, *, log_phi: bool = False) -> GatewayError:
+    """What an adapter's mapping raised, as the error the message is answered with: data that
+    breaks the canonical contract, or (a defect of the adapter's) a mapping error; kept either way."""
+    if isinstance(exc, ValidationError):
+        errors = exc.errors()
+        where = "/".join(str(p) for p in errors[0]["loc"]) if errors else ""
+        return ContractViolation(
+            f"the message breaks the canonical contract at {where or 'the top'}",
+            detail=errors[0]["msg"] if errors else exc.title,
+            location=where or None,
+        )
+    # A defect's traceback may quote the payload: only when patient data may be logged.
+    log.error("adapter failed to map a message (%s)", type(exc).__name__, exc_info=log_phi)
+    return MappingError(detail=f"adapter error {type(exc).__name__}")
 
 
 def failed_decode(exc: GatewayError) -> Decode:
