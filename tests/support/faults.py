@@ -291,15 +291,16 @@ def kill_gateway(after: int) -> Callable[[Gateway, Target, Report], Awaitable[No
 
 
 def stop_broker(
-    broker: object, after: float, down_for: float
+    broker: object, after: int, down_for: float
 ) -> Callable[[Gateway, Target, Report], Awaitable[None]]:
-    """Stop a private RabbitMQ node `after` seconds into the load, for `down_for` seconds."""
+    """Stop a private RabbitMQ node once `after` messages are acknowledged, for `down_for` seconds."""
 
     async def fault(gateway: Gateway, target: Target, report: Report) -> None:
-        await asyncio.sleep(after)
+        await once_acked(report, after)
         await asyncio.to_thread(broker.stop)  # type: ignore[attr-defined]
-        report.notes.append(f"broker down at {after:.1f} s for {down_for:.0f} s")
+        report.notes.append(f"broker down after {report.acked} acknowledgements, for {down_for:.0f} s")
         await asyncio.sleep(down_for)
+        report.notes.append(f"{report.acked} acknowledged when it came back")
         await asyncio.to_thread(broker.start)  # type: ignore[attr-defined]
 
     return fault
