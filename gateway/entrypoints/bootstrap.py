@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -25,6 +26,7 @@ from gateway.service.intake import Intake
 from gateway.settings import Settings
 from gateway.store.db import create_engine, dispose
 from gateway.store.migrate import migrate
+from gateway.store.replays import StoreReplays
 from gateway.store.views import StoreViews
 
 log = logging.getLogger(__name__)
@@ -53,6 +55,10 @@ class Gateway:
     @property
     def orders(self) -> Orders:
         return self.views
+
+    @cached_property
+    def replays(self) -> StoreReplays:
+        return StoreReplays(self.engine)
 
     @property
     def relay_embedded(self) -> bool:
