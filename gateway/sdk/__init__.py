@@ -51,6 +51,7 @@ from gateway.errors import (
     UnsupportedMessage,
 )
 from gateway.partners import Partner, Partners, SecretRef, credential
+from gateway.sdk.answers import outcome_json
 from gateway.sdk.contract import (
     Adapter,
     Decoded,
@@ -144,6 +145,7 @@ __all__ = [
     "errors",
     "fingerprint",
     "metrics",
+    "outcome_json",
     "payloads",
     "refuse",
     "utcnow",
