@@ -32,7 +32,7 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from gateway.entrypoints.limits import bounded_body, refuse
-from gateway.entrypoints.problems import PROBLEM
+from gateway.entrypoints.problems import PROBLEM, problem
 from gateway.errors import ConfigError, NotAuthenticated
 from gateway.partners import check_cgt_signature, credential
 
@@ -54,7 +54,10 @@ class Verified:
 
 
 class SignatureScheme(Protocol):
-    name: str  # the scheme's secrets in the partner file: see Partners.signing_secrets
+    @property
+    def name(self) -> str:
+        """Which of a partner's secrets the scheme takes (see Partners.signing_secrets)."""
+        ...
 
     def verify(
         self, headers: Mapping[str, str], body: bytes, secrets: Sequence[str], now: float
@@ -182,13 +185,20 @@ def webhook_router(adapter: Adapter, *routes: WebhookRoute) -> APIRouter:
     """The FastAPI routes for an adapter's webhooks: read the body through the one bounded reader,
     authenticate the partner named in the path with the route's scheme, refuse replays, and hand
     the message to the door. Refusals before authentication are logged and counted with their
-    metadata only (the Door middleware), never stored."""
+    metadata only (the Door middleware), by reason (not_authenticated: no such partner on this
+    route; bad_signature; replayed), never stored."""
     router = APIRouter()
     for route in routes:
         if "{partner}" not in route.path:
             raise ConfigError(f"adapter {adapter.name!r}: webhook path {route.path} must name {{partner}}")
         router.add_api_route(route.path, _receiver(adapter, route), methods=["POST"], status_code=201)
     return router
+
+
+def _refused(request: Request, reason: str, exc: NotAuthenticated) -> Response:
+    """A 401 in problem+json, recorded by the door with `reason` (a metric label: a small set)."""
+    refuse(request, reason, exc.detail)
+    return problem(exc.http_status, type(exc).__name__, exc.public_message)
 
 
 def _receiver(adapter: Adapter, route: WebhookRoute):  # type: ignore[no-untyped-def]
@@ -206,15 +216,19 @@ def _receiver(adapter: Adapter, route: WebhookRoute):  # type: ignore[no-untyped
                 raise NotAuthenticated(
                     detail=f"{partner} does not sign {route.path} with {route.scheme.name}"
                 )
+        except NotAuthenticated as exc:
+            return _refused(request, "not_authenticated", exc)
+        try:
             verified = route.scheme.verify(request.headers, raw, secrets, time.time())
         except NotAuthenticated as exc:
-            refuse(request, "bad_signature", exc.detail)
-            raise
+            return _refused(request, "bad_signature", exc)
         if verified.replay_key is not None:
             until = datetime.fromtimestamp(verified.fresh_until or time.time() + TOLERANCE_S, UTC)
             if not await runtime.replays.first_use(f"webhook:{sender.id}", verified.replay_key, until):
-                refuse(request, "replayed", f"{sender.id}: a signed attempt seen before")
-                raise NotAuthenticated("this signed request was received before", detail="replay")
+                replayed = NotAuthenticated(
+                    "this signed request was received before", detail=f"{sender.id}: replay"
+                )
+                return _refused(request, "replayed", replayed)
         outcome, rendered = await runtime.door.accept(
             adapter, sender, raw, transport=route.transport, content_type=request.headers.get("content-type")
         )
