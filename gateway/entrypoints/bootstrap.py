@@ -19,7 +19,7 @@ from gateway.bus.relay import OutboxRelay
 from gateway.errors import ConfigError, TransientError
 from gateway.identity.authorise import Authority, load_assignments
 from gateway.partners import Partners, load_partners
-from gateway.registry import Adapter, HasTransport, Running, load_adapters
+from gateway.registry import Adapter, HasTransport, Running, installed_adapters, load_adapters
 from gateway.sdk.ports import Crosswalk, Orders
 from gateway.service.door import IntakeDoor
 from gateway.service.intake import Intake
@@ -116,7 +116,8 @@ def bootstrap(settings: Settings | None = None) -> Gateway:
     partners = load_partners(settings.partners_file, env=settings.env)
     adapters = load_adapters(settings.adapters)
     for partner in partners:
-        if partner.adapter not in adapters:
+        # A partner of an adapter installed but not enabled here (CGT_ADAPTERS) is not served.
+        if partner.adapter not in adapters and partner.adapter not in installed_adapters():
             raise ConfigError(
                 f"partner {partner.id} names adapter {partner.adapter!r}, which is not installed"
             )

@@ -63,6 +63,7 @@ from gateway.sdk.contract import (
 )
 from gateway.sdk.ports import Crosswalk, Door, Orders, OrderView, Replays, Runtime
 from gateway.sdk.profiles import Profiles
+from gateway.sdk.queues import InboundQueues, inbound_queue_name
 from gateway.sdk.webhooks import (
     EASYPOST,
     CgtHmac,
@@ -99,6 +100,7 @@ __all__ = [
     "HeaderHmac",
     "IdentifierScope",
     "InboundContext",
+    "InboundQueues",
     "InfusionScheduled",
     "MalformedMessage",
     "MappingError",
@@ -144,6 +146,7 @@ __all__ = [
     "credential",
     "errors",
     "fingerprint",
+    "inbound_queue_name",
     "metrics",
     "outcome_json",
     "payloads",
