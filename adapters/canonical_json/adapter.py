@@ -16,6 +16,7 @@ from gateway.sdk import (
     InboundContext,
     MalformedMessage,
     Outcome,
+    examples_in,
     fingerprint,
     outcome_json,
 )
@@ -60,10 +61,7 @@ class CanonicalJson:
         return outcome_json(outcome)
 
     def examples(self) -> Sequence[Example]:
-        return [
-            Example(path.stem, path.read_bytes(), "malformed" if "malformed" in path.stem else "valid")
-            for path in sorted(EXAMPLES.glob("*.json"))
-        ]
+        return examples_in(EXAMPLES, "*.json")
 
 
 adapter = CanonicalJson()

@@ -33,6 +33,7 @@ from gateway.sdk import (
     Outcome,
     StandardWebhooks,
     WebhookRoute,
+    examples_in,
     fingerprint,
     outcome_json,
     validate_coi,
@@ -117,10 +118,7 @@ class ExampleWebhook:
         return outcome_json(outcome)
 
     def examples(self) -> Sequence[Example]:
-        return [
-            Example(path.stem, path.read_bytes(), "malformed" if "malformed" in path.stem else "valid")
-            for path in sorted(EXAMPLES.glob("*.json"))
-        ]
+        return examples_in(EXAMPLES, "*.json")
 
     def http_routes(self) -> APIRouter:
         return webhook_router(self, WebhookRoute("/webhooks/lab-courier/{partner}", StandardWebhooks()))

@@ -61,6 +61,7 @@ from gateway.sdk.contract import (
     InboundContext,
     Running,
 )
+from gateway.sdk.examples import examples_in
 from gateway.sdk.ports import Crosswalk, Door, Orders, OrderView, Replays, Runtime
 from gateway.sdk.profiles import Profiles
 from gateway.sdk.queues import InboundQueues, inbound_queue_name
@@ -145,6 +146,7 @@ __all__ = [
     "bounded_body",
     "credential",
     "errors",
+    "examples_in",
     "fingerprint",
     "inbound_queue_name",
     "metrics",

@@ -5,28 +5,23 @@ one is refused at the door (logged and counted, never stored); two live secrets 
 
 from __future__ import annotations
 
-import socket
-import threading
 import time
-from collections.abc import AsyncIterator, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
 import orjson
 import pytest
-import uvicorn
 import yaml
 from prometheus_client import REGISTRY
 from sqlalchemy import func, select
 
-from gateway.entrypoints.http import create_app
-from gateway.entrypoints.server import server_config
 from gateway.sdk.webhooks import StandardWebhooks
 from gateway.settings import Settings
 from gateway.store import tables as t
 from gateway.store.db import create_engine, dispose
 from tests.support.builders import coi, envelope_json, event, place
+from tests.support.served import served
 
 DEMO_SECRET = "whsec_ZGVtby1sYWItY291cmllci1zaWduaW5nLXNlY3JldCE="  # published in mappings/partners/demo.yaml
 OLD_SECRET = "whsec_b2xkLXNlY3JldC1vZi10aGUtcm90YXRpbmctY291cmllcg=="
@@ -60,28 +55,6 @@ def partner_file(directory: Path) -> Path:
     return path
 
 
-@contextmanager
-def served(settings: Settings) -> Iterator[str]:
-    """The whole gateway behind a real uvicorn server in a thread; yields its base URL."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = int(probe.getsockname()[1])
-    app = create_app(settings=settings)
-    config = server_config(app, settings, host="127.0.0.1", port=port, log_config=None, log_level="warning")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, name="uvicorn", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(30)
-
-
 @pytest.fixture
 def settings(tmp_path: Path, amqp_url: str) -> Settings:
     return Settings(
@@ -96,8 +69,8 @@ def settings(tmp_path: Path, amqp_url: str) -> Settings:
 
 @pytest.fixture
 async def http(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    with served(settings) as base:
-        async with httpx.AsyncClient(base_url=base, timeout=30) as client:
+    with served(settings) as port:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
             yield client
 
 
