@@ -161,7 +161,7 @@ class HeaderHmac:
         for secret in secrets:
             key = unicodedata.normalize("NFKD", secret) if self.normalise else secret
             digest = hmac.new(key.encode("utf-8"), body, hashlib.sha256).hexdigest()
-            matched |= hmac.compare_digest((self.prefix + digest).encode(), given.lower())
+            matched |= hmac.compare_digest((self.prefix.lower() + digest).encode(), given.lower())
         if not matched:
             raise NotAuthenticated(detail=f"bad {self.header}")
         return Verified()
