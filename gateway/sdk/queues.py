@@ -20,7 +20,7 @@ cannot carry a reason, and a message must never be acked before its copy is safe
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -102,7 +102,7 @@ class InboundQueues:
             await self._connection.close()
             self._connection = None
 
-    def _consumer(self, partner: Partner):  # type: ignore[no-untyped-def]
+    def _consumer(self, partner: Partner) -> Callable[[AbstractIncomingMessage], Awaitable[None]]:
         async def on_message(message: AbstractIncomingMessage) -> None:
             await self._handle(partner, message)
 

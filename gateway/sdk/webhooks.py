@@ -23,7 +23,7 @@ import hashlib
 import hmac
 import time
 import unicodedata
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Protocol
@@ -201,7 +201,7 @@ def _refused(request: Request, reason: str, exc: NotAuthenticated) -> Response:
     return problem(exc.http_status, type(exc).__name__, exc.public_message)
 
 
-def _receiver(adapter: Adapter, route: WebhookRoute):  # type: ignore[no-untyped-def]
+def _receiver(adapter: Adapter, route: WebhookRoute) -> Callable[[Request, str], Awaitable[Response]]:
     async def receive(request: Request, partner: str) -> Response:
         runtime: Runtime = request.app.state.gateway
         raw = await bounded_body(request, runtime.settings.max_body_bytes)
