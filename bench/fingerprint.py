@@ -51,7 +51,7 @@ def main() -> None:
     ctx = InboundContext(partner, "bench", datetime.now(UTC))
     envelope = envelope_json("BENCH-1", place(1))
     fhir_commands = FhirRequest(Interaction()).parse(BUNDLE, ctx).content.commands
-    json_commands = canonical_json.parse(envelope, ctx).content.commands
+    json_commands = canonical_json.decode(envelope, ctx).commands
 
     cases: dict[str, Callable[[], object]] = {
         "HL7 ORM^O01: adapter parse (+ map)": lambda: hl7v2.parse(ORM, ctx),
@@ -62,7 +62,7 @@ def main() -> None:
         "FHIR order Bundle: fingerprint + SHA-256": lambda: hashlib.sha256(
             fingerprint(fhir_commands)
         ).digest(),
-        "canonical JSON: adapter parse": lambda: canonical_json.parse(envelope, ctx),
+        "canonical JSON: adapter decode": lambda: canonical_json.decode(envelope, ctx),
         "canonical JSON: fingerprint + SHA-256": lambda: hashlib.sha256(fingerprint(json_commands)).digest(),
     }
     rounds: dict[str, list[float]] = {name: [] for name in cases}

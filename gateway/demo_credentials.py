@@ -24,6 +24,7 @@ PUBLISHED: dict[str, str] = {
     "4a7c449d22a99026fac16a47621ff68792ff589f72334ea3950ce186a5615e9a": "the demo operator key",
     "6f25d1859be7dd331603e7e02ebaea629c287cdd23d458976d38a4a796c4693b": "the demo hospital's push secret",
     "h_4v1sotNRHrJCwMDx1OEh7u8yFz9h7O4-hobBdFbqc": "the demo hospital backend's FHIR client key pair",
+    "41370b8f439e13a21af129f4417cf1dd0c646957b0c5f859ece075ef8d3b5e72": "the demo lab courier's webhook secret",
 }
 
 # RFC 7638 §3.2: the members that make up a key's thumbprint, by key type.

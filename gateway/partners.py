@@ -41,6 +41,36 @@ def credential(value: str | None, what: str) -> bytes | None:
     return value.encode("ascii")
 
 
+def check_cgt_signature(
+    secrets: Iterable[str],
+    body: bytes,
+    stamp: bytes,
+    given: bytes,
+    *,
+    tolerance_s: int,
+    now: float,
+    who: str = "-",
+) -> str:
+    """The `X-CGT-*` scheme: `given` must be `sha256=hex(HMAC-SHA256(secret, stamp + "." + body))`
+    for one of `secrets`, and `stamp` a Unix time within `tolerance_s` of `now`. Only that form is
+    taken: a bare hex digest or another prefix is refused. Returns the digest (lowercase hex)."""
+    form = SIGNATURE.match(given.decode("ascii"))
+    if form is None:
+        raise NotAuthenticated("the signature must be sha256=<64 hex digits>", detail="malformed signature")
+    if not stamp.isdigit():
+        raise NotAuthenticated("the signature timestamp is not a Unix time")
+    if abs(now - int(stamp)) > tolerance_s:
+        raise NotAuthenticated("the signature timestamp is too old or in the future")
+    digest = form[1].lower()
+    matched = False
+    for secret in secrets:  # every secret is tried: the time taken does not say which matched
+        expected = hmac.new(secret.encode(), stamp + b"." + body, hashlib.sha256).hexdigest()
+        matched |= hmac.compare_digest(expected.encode(), digest.encode())
+    if not matched:
+        raise NotAuthenticated(detail=f"{who}: bad signature")
+    return digest
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -72,10 +102,27 @@ class MllpAuth(_Model):
 ApiKeyHash = Annotated[str, Field(pattern=r"^[0-9a-fA-F]{64}$"), AfterValidator(str.lower)]
 
 
+class SigningSecrets(_Model):
+    """The secrets a signed-webhook scheme checks against: two while one is being rotated out."""
+
+    secrets: tuple[SecretRef, ...] = Field(min_length=1, max_length=2)
+
+
 class PartnerAuth(_Model):
     api_key_sha256: tuple[ApiKeyHash, ...] = ()
     hmac_secret: SecretRef | None = None
     mllp: MllpAuth | None = None
+    standard_webhooks: SigningSecrets | None = None  # webhook-id/-timestamp/-signature, whsec_ secrets
+    header_hmac: SigningSecrets | None = None  # a vendor's own signature header (gateway.sdk.webhooks)
+
+    def signing(self) -> dict[str, tuple[SecretRef, ...]]:
+        """Secret references by signature scheme (the names gateway.sdk.webhooks's schemes use)."""
+        refs = {
+            "cgt-hmac": (self.hmac_secret,) if self.hmac_secret else (),
+            "standard-webhooks": self.standard_webhooks.secrets if self.standard_webhooks else (),
+            "header-hmac": self.header_hmac.secrets if self.header_hmac else (),
+        }
+        return {scheme: found for scheme, found in refs.items() if found}
 
 
 class Partner(_Model):
@@ -126,6 +173,11 @@ class Partners:
             for p in partners
             if p.auth.hmac_secret and (s := p.auth.hmac_secret.resolve(production)) is not None
         }
+        self._signing = {
+            (p.id, scheme): tuple(s for ref in refs if (s := ref.resolve(production)) is not None)
+            for p in partners
+            for scheme, refs in p.auth.signing().items()
+        }
 
     def __iter__(self):  # type: ignore[no-untyped-def]
         return iter(self._by_id.values())
@@ -135,6 +187,10 @@ class Partners:
             return self._by_id[partner_id]
         except KeyError:
             raise NotAuthenticated(detail=f"unknown partner {partner_id!r}") from None
+
+    def signing_secrets(self, partner: Partner, scheme: str) -> tuple[str, ...]:
+        """The partner's live secrets for a signature scheme (none: it does not sign that way)."""
+        return self._signing.get((partner.id, scheme), ())
 
     def by_api_key(self, key: str | None) -> Partner:
         given = credential(key, "API key")
@@ -168,19 +224,15 @@ class Partners:
         secret = self._secrets.get(partner.id)
         if secret is None or stamp is None or given is None:
             raise NotAuthenticated("a signed request is required", detail=f"{partner_id}: no signature")
-        form = SIGNATURE.match(given.decode("ascii"))
-        if form is None:
-            raise NotAuthenticated(
-                "the signature must be sha256=<64 hex digits>", detail="malformed signature"
-            )
-        if not stamp.isdigit():
-            raise NotAuthenticated("the signature timestamp is not a Unix time")
-        age = abs((now if now is not None else time.time()) - int(stamp))
-        if age > tolerance_s:
-            raise NotAuthenticated("the signature timestamp is too old or in the future")
-        expected = hmac.new(secret.encode(), stamp + b"." + body, hashlib.sha256).hexdigest()
-        if not hmac.compare_digest(expected.encode(), form[1].lower().encode()):
-            raise NotAuthenticated(detail=f"{partner_id}: bad signature")
+        check_cgt_signature(
+            (secret,),
+            body,
+            stamp,
+            given,
+            tolerance_s=tolerance_s,
+            now=now if now is not None else time.time(),
+            who=partner_id,
+        )
         return partner
 
     def by_mllp(self, sending_application: str, sending_facility: str, address: str) -> Partner:
@@ -205,6 +257,14 @@ def credentials_of(partners: Iterable[Partner]) -> Iterator[tuple[str, str | Non
         secret = ref.resolve(production=True) if ref else None
         if ref and secret:
             yield f"partner {partner.id}: auth.hmac_secret ({ref.env})", secret_fingerprint(secret)
+        for field in ("standard_webhooks", "header_hmac"):
+            signing: SigningSecrets | None = getattr(partner.auth, field)
+            for i, ref in enumerate(signing.secrets if signing else ()):
+                if secret := ref.resolve(production=True):
+                    yield (
+                        f"partner {partner.id}: auth.{field}.secrets[{i}] ({ref.env})",
+                        secret_fingerprint(secret),
+                    )
 
 
 def load_partners(path: Path, *, env: Literal["development", "test", "production"]) -> Partners:
@@ -223,7 +283,8 @@ def load_partners(path: Path, *, env: Literal["development", "test", "production
             )
         refuse_published(credentials_of(parsed.partners))
         for partner in parsed.partners:
-            ref = partner.auth.hmac_secret
-            if ref and not os.environ.get(ref.env):
-                raise ConfigError(f"partner {partner.id}: secret {ref.env} is not set")
+            for refs in partner.auth.signing().values():
+                for ref in refs:
+                    if not os.environ.get(ref.env):
+                        raise ConfigError(f"partner {partner.id}: secret {ref.env} is not set")
     return Partners(parsed.partners, production=production)

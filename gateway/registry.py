@@ -35,6 +35,7 @@ __all__ = [
     "ParsingAdapter",
     "Running",
     "Runtime",
+    "installed_adapters",
     "load_adapters",
     "validate_adapter",
 ]
@@ -115,6 +116,11 @@ def validate_adapter(name: str, obj: object) -> Adapter:
         if len(params) != arity:
             raise ConfigError(f"adapter {name!r}: {method} takes {len(params)} arguments, expected {arity}")
     return obj
+
+
+def installed_adapters() -> set[str]:
+    """The names of every adapter installed, whether enabled or not."""
+    return set(entry_points(group=GROUP).names)
 
 
 def load_adapters(only: str | None = None) -> dict[str, Adapter]:

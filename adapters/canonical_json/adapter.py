@@ -8,11 +8,18 @@ from pathlib import Path
 import orjson
 from pydantic import Field, ValidationError
 
-from gateway.canonical.base import Canonical
-from gateway.canonical.command import Command, fingerprint
-from gateway.errors import MalformedMessage
-from gateway.registry import Example, ExternalMessage, InboundContext
-from gateway.service.outcome import Outcome
+from gateway.sdk import (
+    Canonical,
+    Command,
+    Decoded,
+    Example,
+    InboundContext,
+    MalformedMessage,
+    Outcome,
+    examples_in,
+    fingerprint,
+    outcome_json,
+)
 
 EXAMPLES = Path(__file__).parent / "examples"
 
@@ -32,7 +39,9 @@ class CanonicalJson:
     dialect = "canonical JSON commands"
     content_type = "application/json"
 
-    def parse(self, raw: bytes, ctx: InboundContext) -> ExternalMessage:
+    def decode(self, raw: bytes, ctx: InboundContext) -> Decoded:
+        """Bytes that are not a command envelope are refused whole (MalformedMessage): there is no
+        header to answer in, the answer is the same problem+json either way."""
         try:
             document = orjson.loads(raw)
         except orjson.JSONDecodeError as exc:
@@ -46,33 +55,13 @@ class CanonicalJson:
                 detail=exc.errors()[0]["msg"] if exc.errors() else str(exc),
                 location=where,
             ) from None
-        return ExternalMessage(envelope.message_id, envelope, fingerprint(envelope.commands))
+        return Decoded(envelope.message_id, envelope.commands, fingerprint=fingerprint(envelope.commands))
 
-    def to_canonical(self, msg: ExternalMessage, ctx: InboundContext) -> list[Command]:
-        envelope: Envelope = msg.content
-        return list(envelope.commands)
-
-    def ack(self, outcome: Outcome) -> bytes:
-        """The outcome itself when applied; otherwise an RFC 9457 problem that carries it. (A repeat
-        is answered with these bytes again, so they do not say whether they answer one: the
-        `Idempotent-Replayed` header does.)"""
-        body = outcome.model_dump(mode="json", exclude_none=True, exclude={"http_status", "duplicate"})
-        if outcome.status != "applied":
-            body = {
-                "type": "about:blank",
-                "title": outcome.error,
-                "detail": outcome.reason,
-                **body,
-                "outcome": body["status"],
-                "status": outcome.http_status,
-            }
-        return orjson.dumps(body)
+    def answer(self, outcome: Outcome, decoded: Decoded | None) -> bytes:
+        return outcome_json(outcome)
 
     def examples(self) -> Sequence[Example]:
-        return [
-            Example(path.stem, path.read_bytes(), "malformed" if "malformed" in path.stem else "valid")
-            for path in sorted(EXAMPLES.glob("*.json"))
-        ]
+        return examples_in(EXAMPLES, "*.json")
 
 
 adapter = CanonicalJson()

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -18,13 +19,14 @@ from gateway.bus.relay import OutboxRelay
 from gateway.errors import ConfigError, TransientError
 from gateway.identity.authorise import Authority, load_assignments
 from gateway.partners import Partners, load_partners
-from gateway.registry import Adapter, HasTransport, Running, load_adapters
+from gateway.registry import Adapter, HasTransport, Running, installed_adapters, load_adapters
 from gateway.sdk.ports import Crosswalk, Orders
 from gateway.service.door import IntakeDoor
 from gateway.service.intake import Intake
 from gateway.settings import Settings
 from gateway.store.db import create_engine, dispose
 from gateway.store.migrate import migrate
+from gateway.store.replays import StoreReplays
 from gateway.store.views import StoreViews
 
 log = logging.getLogger(__name__)
@@ -53,6 +55,10 @@ class Gateway:
     @property
     def orders(self) -> Orders:
         return self.views
+
+    @cached_property
+    def replays(self) -> StoreReplays:
+        return StoreReplays(self.engine)
 
     @property
     def relay_embedded(self) -> bool:
@@ -110,7 +116,8 @@ def bootstrap(settings: Settings | None = None) -> Gateway:
     partners = load_partners(settings.partners_file, env=settings.env)
     adapters = load_adapters(settings.adapters)
     for partner in partners:
-        if partner.adapter not in adapters:
+        # A partner of an adapter installed but not enabled here (CGT_ADAPTERS) is not served.
+        if partner.adapter not in adapters and partner.adapter not in installed_adapters():
             raise ConfigError(
                 f"partner {partner.id} names adapter {partner.adapter!r}, which is not installed"
             )

@@ -5,7 +5,9 @@ it in `make test`). Everything an adapter needs is here, by name:
 - the error tree, whose classes decide what happens to a message;
 - the contract (`Adapter`: decode / answer / examples; `Decoded`; `InboundContext`), the ports a
   transport gets (`Runtime`: `door`, `crosswalk`, `orders`), profiles as data (`Profiles`);
-- HTTP helpers for adapters that serve routes (one bounded body reader, refusal logging).
+- HTTP helpers for adapters that serve routes (one bounded body reader, refusal logging);
+- signed webhooks (`webhook_router`, `WebhookRoute`, the schemes) and inbound AMQP queues
+  (`gateway.sdk.queues`).
 
 Nothing here is a handle on the gateway's insides: no engine, no intake, no table.
 """
@@ -49,6 +51,7 @@ from gateway.errors import (
     UnsupportedMessage,
 )
 from gateway.partners import Partner, Partners, SecretRef, credential
+from gateway.sdk.answers import outcome_json
 from gateway.sdk.contract import (
     Adapter,
     Decoded,
@@ -58,16 +61,30 @@ from gateway.sdk.contract import (
     InboundContext,
     Running,
 )
-from gateway.sdk.ports import Crosswalk, Door, Orders, OrderView, Runtime
+from gateway.sdk.examples import examples_in
+from gateway.sdk.ports import Crosswalk, Door, Orders, OrderView, Replays, Runtime
 from gateway.sdk.profiles import Profiles
+from gateway.sdk.queues import InboundQueues, inbound_queue_name
+from gateway.sdk.webhooks import (
+    EASYPOST,
+    CgtHmac,
+    HeaderHmac,
+    SignatureScheme,
+    StandardWebhooks,
+    Verified,
+    WebhookRoute,
+    webhook_router,
+)
 from gateway.service.outcome import Outcome
 from gateway.settings import ROOT, Settings
 
 __all__ = [
     "COI_NAMESPACE",
+    "EASYPOST",
     "ROOT",
     "Adapter",
     "Canonical",
+    "CgtHmac",
     "CloudEvent",
     "CollectionScheduled",
     "Command",
@@ -81,8 +98,10 @@ __all__ = [
     "GatewayError",
     "HasHttpRoutes",
     "HasTransport",
+    "HeaderHmac",
     "IdentifierScope",
     "InboundContext",
+    "InboundQueues",
     "InfusionScheduled",
     "MalformedMessage",
     "MappingError",
@@ -109,24 +128,33 @@ __all__ = [
     "Product",
     "Profiles",
     "RejectedMessage",
+    "Replays",
     "Running",
     "Runtime",
     "SecretRef",
     "Settings",
+    "SignatureScheme",
+    "StandardWebhooks",
     "TherapyOrder",
     "TooLarge",
     "TransientError",
     "UnsupportedMessage",
+    "Verified",
+    "WebhookRoute",
     "WithReason",
     "__version__",
     "bounded_body",
     "credential",
     "errors",
+    "examples_in",
     "fingerprint",
+    "inbound_queue_name",
     "metrics",
+    "outcome_json",
     "payloads",
     "refuse",
     "utcnow",
     "validate_coi",
     "validate_din",
+    "webhook_router",
 ]

@@ -4,6 +4,7 @@ no table): the core implements these, tests may fake them.
     Door        accept one inbound message (store, reconcile, apply, answer after the commit)
     Crosswalk   read-only: are these identifiers known?
     Orders      read-only: a partner's view of the orders it is a party to
+    Replays     a memory shared by replicas: has this (signed attempt) been seen before?
 """
 
 from __future__ import annotations
@@ -94,3 +95,13 @@ class Runtime(Protocol):
     door: Door
     crosswalk: Crosswalk
     orders: Orders
+    replays: Replays
+
+
+class Replays(Protocol):
+    """A memory of what was seen, shared by every replica (signed webhooks' replay refusal)."""
+
+    async def first_use(self, scope: str, key: str, expires_at: datetime) -> bool:
+        """True the first time `key` is seen in `scope`; False while an earlier sighting is kept
+        (until `expires_at`)."""
+        ...

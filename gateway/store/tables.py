@@ -237,3 +237,14 @@ gateway_secrets = Table(
     Column("secret", String(200), nullable=False),
     Column("created_at", Time, nullable=False),
 )
+
+# Signed webhooks: a signed attempt (partner and the scheme's replay key, hashed) is taken once,
+# by whichever replica sees it first; kept until its signature would be stale anyway, then purged.
+webhook_receipts = Table(
+    "webhook_receipts",
+    metadata,
+    Column("scope", String(200), primary_key=True),
+    Column("key", String(64), primary_key=True),
+    Column("expires_at", Time, nullable=False),
+)
+Index("ix_webhook_receipts_expires", webhook_receipts.c.expires_at)

@@ -16,12 +16,10 @@ from typing import Any
 
 import orjson
 import pytest
-import uvicorn
 from prometheus_client import REGISTRY
 
-from gateway.entrypoints.http import create_app
-from gateway.entrypoints.server import server_config
 from gateway.settings import Settings
+from tests.support.served import served as serving
 
 LIMIT = 65_536
 HUGE = 256 * 1024 * 1024  # what a hostile sender offers
@@ -40,23 +38,8 @@ def served(tmp_path: Path, amqp_url: str, **limits: Any) -> Iterator[int]:
         adapters="canonical-json,fhir-r4",
         **limits,
     )
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = int(probe.getsockname()[1])
-    app = create_app(settings=settings)
-    config = server_config(app, settings, host="127.0.0.1", port=port, log_config=None, log_level="warning")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, name="uvicorn", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
-        time.sleep(0.02)
-    try:
+    with serving(settings) as port:
         yield port
-    finally:
-        server.should_exit = True
-        thread.join(30)
 
 
 def head(path: str, headers: dict[str, str | bytes], method: str = "POST") -> bytes:

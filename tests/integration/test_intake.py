@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+from functools import partial
 
 import pytest
 from sqlalchemy import func, select, update
@@ -293,7 +294,9 @@ async def test_a_failure_while_committing_a_batch_is_isolated_to_its_message(eng
         record = InboundRecord("demo-hospital", "http", "canonical-json", f"m-{n}", utcnow(), None, b"raw")
         return (await gate.receive(record, lambda: [command], render))[0]  # type: ignore[arg-type]
 
-    outcomes = await asyncio.gather(*(one(n, broken_render if n == 3 else adapter.ack) for n in range(1, 6)))
+    outcomes = await asyncio.gather(
+        *(one(n, broken_render if n == 3 else partial(adapter.answer, decoded=None)) for n in range(1, 6))
+    )
     statuses = [o.status for o in outcomes]  # type: ignore[attr-defined]
     assert statuses == ["applied", "applied", "rejected", "applied", "applied"]
     assert outcomes[2].error == "InternalError"  # type: ignore[attr-defined]

@@ -87,6 +87,7 @@ def test_own_credentials_start_in_production(tmp_path: Path, monkeypatch: pytest
     path = tmp_path / "own.yaml"
     path.write_text(yaml.safe_dump(document))
     monkeypatch.setenv("CGT_SECRET_DEMO_COURIER", "a secret of our own")
+    monkeypatch.setenv("CGT_SECRET_DEMO_LAB_COURIER", "whsec_YS13ZWJob29rLXNlY3JldC1vZi1vdXItb3du")
     assert load_partners(path, env="production").by_api_key("demo-hospital-own-key").id == "demo-hospital"
     profiles = tmp_path / "profiles"
     profiles.mkdir()
@@ -105,6 +106,9 @@ def test_the_list_holds_every_credential_the_project_publishes() -> None:
         shipped += partner["auth"].get("api_key_sha256", [])
         if "hmac_secret" in partner["auth"]:
             shipped.append(secret_fingerprint(partner["auth"]["hmac_secret"]["demo_default"]))
+        for scheme in ("standard_webhooks", "header_hmac"):
+            for ref in partner["auth"].get(scheme, {}).get("secrets", []):
+                shipped.append(secret_fingerprint(ref["demo_default"]))
     profile = load_profile("demo-hospital")
     shipped += [jwk_thumbprint(k) for c in profile.oauth.clients for k in c.jwks["keys"]]
     assert profile.notifications is not None and profile.notifications.secret.demo_default

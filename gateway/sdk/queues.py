@@ -1,0 +1,165 @@
+"""Inbound AMQP queues: a partner that speaks over RabbitMQ (a manufacturer's MES) publishes to the
+gateway's own queue `cgt.inbound.<kind>.<partner>` (quorum, dead-letters to `cgt.dlx`, a delivery
+limit), and each message goes through the one door like any other.
+
+Who sent it is the queue it came on (the broker lets only that partner write to it), and its
+`partner` header must name the same partner, one the registry knows for this adapter. What
+happens next is decided as the event consumer decides (gateway/bus/consumer.py):
+
+    applied, quarantined, ignored   committed (or nothing to keep): acked
+    rejected (malformed, unmappable, not permitted...)
+                                    kept raw by the door, then dead-lettered to `cgt.dlx` with the
+                                    reason in its headers (`x-cgt-error`, `x-cgt-reason`), acked
+    a wrong or missing partner      dead-lettered with the reason; nothing stored
+    TransientError (database down)  nacked and requeued; at the queue's delivery limit, dead-lettered
+
+A dead letter is a copy published (confirmed) to `cgt.dlx` before the original is acked: a reject
+cannot carry a reason, and a message must never be acked before its copy is safe.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import aio_pika
+from aio_pika.abc import (
+    AbstractChannel,
+    AbstractConnection,
+    AbstractExchange,
+    AbstractIncomingMessage,
+    AbstractQueue,
+)
+from aiormq.exceptions import ChannelPreconditionFailed
+
+from gateway.bus.topology import DEAD_LETTERS, consumer_queue_arguments, declare_topology
+from gateway.errors import NotAuthenticated, TransientError
+from gateway.partners import Partner
+
+if TYPE_CHECKING:
+    from gateway.sdk.contract import Adapter
+    from gateway.sdk.ports import Runtime
+
+log = logging.getLogger(__name__)
+
+PARTNER_HEADER = "partner"
+REASON_HEADER = "x-cgt-reason"
+ERROR_HEADER = "x-cgt-error"
+
+
+def inbound_queue_name(kind: str, partner: str) -> str:
+    return f"cgt.inbound.{kind}.{partner}"
+
+
+@dataclass
+class InboundQueues:
+    """Consume the inbound queues of an adapter's partners (all of its partners by default)."""
+
+    runtime: Runtime
+    adapter: Adapter
+    kind: str  # the middle of the queue's name, e.g. "mes"
+    partners: Iterable[Partner] | None = None
+    delivery_limit: int = 5
+    prefetch: int = 20
+    handled: int = 0
+    dead_lettered: int = 0
+    _connection: AbstractConnection | None = field(default=None, repr=False)
+    _dlx: AbstractExchange | None = field(default=None, repr=False)
+
+    async def start(self) -> InboundQueues:
+        partners = list(self.partners or (p for p in self.runtime.partners if p.adapter == self.adapter.name))
+        self._connection = await aio_pika.connect_robust(self.runtime.settings.amqp_url)
+        publishing = await self._connection.channel(publisher_confirms=True)
+        await declare_topology(publishing)
+        self._dlx = await publishing.get_exchange(DEAD_LETTERS)
+        for partner in partners:
+            channel: AbstractChannel = await self._connection.channel()
+            queue = await self._declare(channel, inbound_queue_name(self.kind, partner.id))
+            await channel.set_qos(prefetch_count=self.prefetch)  # after: declaring may reopen it
+            await queue.consume(self._consumer(partner))
+        return self
+
+    async def _declare(self, channel: AbstractChannel, name: str) -> AbstractQueue:
+        """The queue, quorum with its dead-letter exchange and limit; one that exists with another
+        limit is used as it is (as gateway.bus.topology's consumer queues are)."""
+        try:
+            return await channel.declare_queue(
+                name, durable=True, arguments=consumer_queue_arguments(self.delivery_limit)
+            )
+        except ChannelPreconditionFailed:
+            log.warning(
+                "queue %s exists with another delivery limit than %d: it keeps its own",
+                name,
+                self.delivery_limit,
+            )
+            await channel.reopen()
+            return await channel.declare_queue(name, passive=True)
+
+    async def stop(self) -> None:
+        if self._connection is not None:
+            await self._connection.close()
+            self._connection = None
+
+    def _consumer(self, partner: Partner) -> Callable[[AbstractIncomingMessage], Awaitable[None]]:
+        async def on_message(message: AbstractIncomingMessage) -> None:
+            await self._handle(partner, message)
+
+        return on_message
+
+    def _sender(self, queue_partner: Partner, message: AbstractIncomingMessage) -> Partner:
+        named = (message.headers or {}).get(PARTNER_HEADER)
+        if isinstance(named, bytes):
+            named = named.decode("utf-8", "replace")
+        if named != queue_partner.id:
+            raise NotAuthenticated("the partner header does not name the queue's partner")
+        partner = self.runtime.partners.get(queue_partner.id)
+        if partner.adapter != self.adapter.name:
+            raise NotAuthenticated("the partner does not speak this queue's dialect")
+        return partner
+
+    async def _handle(self, queue_partner: Partner, message: AbstractIncomingMessage) -> None:
+        try:
+            sender = self._sender(queue_partner, message)
+        except NotAuthenticated as exc:
+            await self._dead_letter(message, type(exc).__name__, exc.public_message)
+            return
+        try:
+            outcome, _ = await self.runtime.door.accept(
+                self.adapter, sender, message.body, transport="amqp", content_type=message.content_type
+            )
+        except TransientError as exc:
+            previous = (message.headers or {}).get("x-delivery-count", 0)
+            deliveries = (previous if isinstance(previous, int) else 0) + 1
+            if deliveries < self.delivery_limit:
+                log.warning("inbound queue %s: transient failure; requeued", queue_partner.id)
+                await message.nack(requeue=True)
+            else:
+                await self._dead_letter(message, type(exc).__name__, exc.public_message)
+            return
+        if outcome.status == "rejected":
+            await self._dead_letter(message, outcome.error or "RejectedMessage", outcome.reason or "rejected")
+            return
+        self.handled += 1
+        await message.ack()
+
+    async def _dead_letter(self, message: AbstractIncomingMessage, error: str, reason: str) -> None:
+        assert self._dlx is not None, "started"
+        headers = {**(message.headers or {}), ERROR_HEADER: error, REASON_HEADER: reason}
+        copy = aio_pika.Message(
+            message.body,
+            headers=headers,
+            content_type=message.content_type,
+            message_id=message.message_id,
+            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+        )
+        try:
+            await self._dlx.publish(copy, routing_key=message.routing_key or "inbound")
+        except Exception:  # the copy is not safe: keep the original rather than lose both
+            log.exception("inbound queue: dead letter not confirmed; requeued")
+            await message.nack(requeue=True)
+            return
+        log.warning("inbound queue: message dead-lettered: %s (%s)", error, reason)
+        self.dead_lettered += 1
+        await message.ack()

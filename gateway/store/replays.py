@@ -1,0 +1,50 @@
+"""The Replays port (gateway.sdk.ports.Replays) in the database: a signed attempt is taken once.
+
+The memory is a table, not a process's dict, so that N replicas behind a load balancer refuse a
+replay whichever of them the first copy reached. Rows live only as long as the attempt's
+signature would be fresh; expired ones are purged now and then by whoever writes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from datetime import datetime
+
+from sqlalchemy import delete, insert
+from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from gateway.canonical.envelope import utcnow
+from gateway.errors import TransientError
+from gateway.store.tables import webhook_receipts
+
+PURGE_EVERY_S = 60.0  # a purge is one indexed DELETE: once a minute a replica is plenty
+
+
+class StoreReplays:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        self._purged_at = 0.0
+
+    async def first_use(self, scope: str, key: str, expires_at: datetime) -> bool:
+        """True the first time (`scope`, `key`) is seen; False while an earlier sighting lives."""
+        digest = hashlib.sha256(key.encode()).hexdigest()  # bounded, and no sender text stored
+        try:
+            await self._purge()
+            async with self.engine.begin() as conn:
+                await conn.execute(
+                    insert(webhook_receipts).values(scope=scope, key=digest, expires_at=expires_at)
+                )
+        except IntegrityError:
+            return False
+        except DBAPIError as exc:
+            raise TransientError(detail=f"replay memory: {type(exc).__name__}") from exc
+        return True
+
+    async def _purge(self) -> None:
+        if time.monotonic() - self._purged_at < PURGE_EVERY_S:
+            return
+        self._purged_at = time.monotonic()
+        async with self.engine.begin() as conn:
+            await conn.execute(delete(webhook_receipts).where(webhook_receipts.c.expires_at < utcnow()))
