@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from dataclasses import dataclass, field
 
@@ -19,7 +20,8 @@ from gateway.errors import ConfigError, TransientError
 from gateway.identity.authorise import Authority, load_assignments
 from gateway.partners import Partners, load_partners
 from gateway.registry import Adapter, HasTransport, Running, load_adapters
-from gateway.sdk.ports import Crosswalk, Orders
+from gateway.sdk.ports import Crosswalk, Deliveries, Orders
+from gateway.service.deliveries import StoreDeliveries
 from gateway.service.door import IntakeDoor
 from gateway.service.intake import Intake
 from gateway.settings import Settings
@@ -53,6 +55,10 @@ class Gateway:
     @property
     def orders(self) -> Orders:
         return self.views
+
+    @functools.cached_property
+    def deliveries(self) -> Deliveries:
+        return StoreDeliveries(self.engine)
 
     @property
     def relay_embedded(self) -> bool:

@@ -5,7 +5,9 @@ it in `make test`). Everything an adapter needs is here, by name:
 - the error tree, whose classes decide what happens to a message;
 - the contract (`Adapter`: decode / answer / examples; `Decoded`; `InboundContext`), the ports a
   transport gets (`Runtime`: `door`, `crosswalk`, `orders`), profiles as data (`Profiles`);
-- HTTP helpers for adapters that serve routes (one bounded body reader, refusal logging).
+- HTTP helpers for adapters that serve routes (one bounded body reader, refusal logging);
+- the outbound contract (`Outbound`: render / deliver) and its one runner (`OutboundRunner`,
+  `Destination`, `Retry`, `retrying`).
 
 Nothing here is a handle on the gateway's insides: no engine, no intake, no table.
 """
@@ -58,7 +60,8 @@ from gateway.sdk.contract import (
     InboundContext,
     Running,
 )
-from gateway.sdk.ports import Crosswalk, Door, Orders, OrderView, Runtime
+from gateway.sdk.outbound import Destination, Outbound, OutboundRunner, OutboundRuntime, Retry, retrying
+from gateway.sdk.ports import Crosswalk, Deliveries, Door, Orders, OrderView, Runtime
 from gateway.sdk.profiles import Profiles
 from gateway.service.outcome import Outcome
 from gateway.settings import ROOT, Settings
@@ -75,6 +78,8 @@ __all__ = [
     "ContractViolation",
     "Crosswalk",
     "Decoded",
+    "Deliveries",
+    "Destination",
     "Door",
     "Example",
     "ExternalRef",
@@ -97,6 +102,9 @@ __all__ = [
     "OrderUpdated",
     "OrderView",
     "Orders",
+    "Outbound",
+    "OutboundRunner",
+    "OutboundRuntime",
     "Outcome",
     "Partner",
     "PartnerKind",
@@ -109,6 +117,7 @@ __all__ = [
     "Product",
     "Profiles",
     "RejectedMessage",
+    "Retry",
     "Running",
     "Runtime",
     "SecretRef",
@@ -126,6 +135,7 @@ __all__ = [
     "metrics",
     "payloads",
     "refuse",
+    "retrying",
     "utcnow",
     "validate_coi",
     "validate_din",

@@ -4,15 +4,17 @@ no table): the core implements these, tests may fake them.
     Door        accept one inbound message (store, reconcile, apply, answer after the commit)
     Crosswalk   read-only: are these identifiers known?
     Orders      read-only: a partner's view of the orders it is a party to
+    Deliveries  the outbound runner's ledger: what a destination has settled, and its alerts
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Protocol
 
+from gateway.canonical.envelope import CloudEvent
 from gateway.canonical.ids import ExternalRef
 from gateway.canonical.lifecycle import OrderStatus
 from gateway.canonical.order import TherapyOrder
@@ -32,6 +34,9 @@ class OrderView:
 
     order: TherapyOrder
     refs: tuple[ExternalRef, ...]
+    # The partner's own id of the message that placed the order (an acceptance answers it); the
+    # outbound runner gives it to a render.
+    placing_message_id: str | None = None
 
 
 class Door(Protocol):
@@ -86,6 +91,34 @@ class Orders(Protocol):
         ...
 
 
+class Deliveries(Protocol):
+    """What the outbound runner (gateway.sdk.outbound) keeps: the events each consumer has settled
+    (delivered, skipped as not its own, or given up with an alert)."""
+
+    async def settled(self, consumer: str, event_id: str) -> bool: ...
+
+    async def settle(self, consumer: str, event_id: str) -> None:
+        """Record the event as settled by `consumer` (again: no error)."""
+        ...
+
+    async def unsettled_before(
+        self, consumer: str, event: CloudEvent, order_id: str, patterns: Sequence[str]
+    ) -> int:
+        """How many events of the order, published before `event` and matching `patterns`, the
+        consumer has not settled yet: a later event waits for them."""
+        ...
+
+    async def give_up(
+        self, consumer: str, event: CloudEvent, *, partner: str, adapter: str, attempts: int, reason: str
+    ) -> None:
+        """Raise `delivery.failed` about `event` and settle it, in one transaction."""
+        ...
+
+    async def placing_message(self, partner: Partner, order_id: str) -> str | None:
+        """The partner's own id of the message by which it placed the order, if it did."""
+        ...
+
+
 class Runtime(Protocol):
     """What an adapter's transports get from the running gateway: settings, partners, ports."""
 
@@ -94,3 +127,6 @@ class Runtime(Protocol):
     door: Door
     crosswalk: Crosswalk
     orders: Orders
+
+    @property
+    def deliveries(self) -> Deliveries: ...
