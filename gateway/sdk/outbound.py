@@ -3,23 +3,26 @@
 An adapter says what to send and how; the runner does the rest, the same for every destination:
 
     render(event, view, profile) -> request | None   pure: None when the destination hears nothing
-    deliver(request)                                  the transport; raises TransientError to retry,
-                                                      any other GatewayError to give up at once
+    deliver(request)                                  the transport, one try; raises TransientError
+                                                      to try again, any other GatewayError to give up
 
 The runner subscribes a durable quorum queue (`cgt.consumer.<name>`) to the destination's event
 patterns, fetches the destination's disclosure-filtered view of the order (`Orders.view`: only
 orders it is a party to, only its own and the shared identifiers), renders, delivers, and settles
 the event in the `Deliveries` ledger before acking it. What happens next is the exception's:
 
-    TransientError    tried `Retry.tries` times in this delivery with backoff, then requeued
-                      after a backoff; on the `Retry.deliveries`-th delivery given up
+    TransientError    tried `Retry.tries` times a delivery, up to `Retry.deliveries` deliveries,
+                      with backoff throughout (the message stays unacked meanwhile; a crash hands
+                      it back to the broker, whose delivery count the runner continues from)
     anything else     given up at once
-    given up          `delivery.failed` raised (and the event settled) in one transaction, then
+    given up          `delivery.failed` raised and the event settled, in one transaction, then
                       the message rejected to `cgt.dlx`: nothing is given up silently
 
-Order: one message in flight a destination, and an event waits (is requeued) while an earlier
-event of the same order for this destination, committed before it, is not settled: a failing
-delivery holds the later ones of its order back until it succeeds or is given up.
+Order: events of different orders go side by side (`Destination.in_flight` at once); an event
+waits while an event of the same order committed before it is not settled here, so a failing
+delivery holds the later ones of its order back until it succeeds or is given up. An earlier
+event the runner has not seen (published before its queue was bound, still in the outbox, or held
+by another replica) is waited for `Retry.hold` seconds at most.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Generic, Protocol, TypeVar
@@ -49,6 +53,7 @@ R = TypeVar("R")  # what render makes and deliver sends
 P_in = TypeVar("P_in", contravariant=True)
 T = TypeVar("T")
 Sleep = Callable[[float], Awaitable[None]]
+POLL_SECONDS = 0.25  # how often a waiting event looks again for an earlier one settled elsewhere
 
 
 @dataclass(frozen=True)
@@ -60,6 +65,9 @@ class Retry:
     deliveries: int = 5
     backoff: float = 0.5
     max_backoff: float = 30.0
+    # How long a later event waits for an earlier one of its order that this runner has not seen
+    # (published before the queue was bound, or not yet published, or held by another replica).
+    hold: float = 30.0
 
     def delay(self, attempt: int) -> float:
         """Seconds to wait after the `attempt`-th failed attempt (counted across deliveries)."""
@@ -101,6 +109,7 @@ class Destination(Generic[P]):
     profile: P
     events: Sequence[str]
     retry: Retry = Retry()
+    in_flight: int = 16  # messages handled at once: the events of different orders go side by side
 
 
 class OutboundRuntime(Protocol):
@@ -116,8 +125,10 @@ class OutboundRuntime(Protocol):
     def deliveries(self) -> Deliveries: ...
 
 
-class _Waiting(TransientError):
-    public_message = "an earlier event of the order is not delivered yet"
+class _GiveUp(Exception):
+    def __init__(self, cause: Exception, deliveries: int) -> None:
+        super().__init__(type(cause).__name__)
+        self.cause, self.deliveries = cause, deliveries
 
 
 class OutboundRunner(Generic[P, R]):
@@ -139,6 +150,9 @@ class OutboundRunner(Generic[P, R]):
         self.given_up = 0
         self._connection: AbstractConnection | None = None
         self._starting: asyncio.Task[None] | None = None
+        self._in_flight: set[str] = set()  # ids of the events this runner holds now
+        self._settled = asyncio.Event()  # set (and replaced) whenever one of them is settled
+        self._handling: set[asyncio.Task[object]] = set()
 
     @property
     def queue_name(self) -> str:
@@ -146,19 +160,18 @@ class OutboundRunner(Generic[P, R]):
 
     async def open(self) -> None:
         """Bind the queue and consume; raises TransientError when the broker cannot be reached."""
+        d = self.destination
         try:
             self._connection = await aio_pika.connect_robust(self.runtime.settings.amqp_url)
             channel = await self._connection.channel()
-            d = self.destination
             queue = await declare_consumer_queue(channel, self.queue_name, d.events, d.retry.deliveries)
-            # One in flight: the events of an order leave in the order they were committed.
-            await channel.set_qos(prefetch_count=1)  # after declaring, which may reopen the channel
+            await channel.set_qos(prefetch_count=d.in_flight)  # after declaring, which may reopen the channel
             await queue.consume(self._on_message)
         except Exception as exc:  # aio-pika's and the broker's many errors: not reachable yet
             await self.close()
             raise TransientError("the message broker is unreachable", detail=repr(exc)) from exc
         self.consuming.set()
-        log.info("outbound %s consuming %s", self.destination.name, ", ".join(self.destination.events))
+        log.info("outbound %s consuming %s", d.name, ", ".join(d.events))
 
     def start(self) -> None:
         """Consume in the background: a broker that is down at start-up delays, never blocks, the gateway."""
@@ -184,10 +197,14 @@ class OutboundRunner(Generic[P, R]):
                 await connection.close()
 
     async def stop(self) -> None:
+        """Stop consuming; events being delivered are dropped unacked: the broker delivers them again."""
         if self._starting is not None:
             self._starting.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._starting
+        for task in list(self._handling):
+            task.cancel()
+        await asyncio.gather(*self._handling, return_exceptions=True)
         await self.close()
         self.consuming.clear()
 
@@ -198,38 +215,70 @@ class OutboundRunner(Generic[P, R]):
             log.warning("outbound %s: not a CloudEvent, dead-lettered", self.destination.name)
             await message.reject(requeue=False)
             return
+        task = asyncio.current_task()
+        if task is not None:
+            self._handling.add(task)
+        self._in_flight.add(event.id)
         previous = (message.headers or {}).get("x-delivery-count", 0)
-        delivery = (previous if isinstance(previous, int) else 0) + 1
-        retry = self.destination.retry
+        delivery = (previous if isinstance(previous, int) else 0) + 1  # > 1 after a crash or a stop
         try:
-            await self._handle(event, delivery)
-        except TransientError as exc:
-            if delivery >= retry.deliveries:
-                await self._give_up(message, event, delivery, exc)
-                return
+            await self._carry(event, delivery)
+        except _GiveUp as gave_up:
+            await self._give_up(message, event, gave_up)
+        except TransientError as exc:  # the ledger could not be read or written: the broker retries
             log.warning("outbound %s: %s requeued (%s)", self.destination.name, event.id, exc.public_message)
-            await self.sleep(retry.delay(delivery * retry.tries))
+            await self.sleep(self.destination.retry.delay(1))
             await message.nack(requeue=True)
-        except Exception as exc:  # a refusal, or a bug in a render: give up at once, with an alert
-            if not isinstance(exc, GatewayError):
-                log.exception("outbound %s: %s failed", self.destination.name, event.id)
-            await self._give_up(message, event, delivery, exc)
         else:
             await message.ack()
+        finally:
+            self._in_flight.discard(event.id)
+            self._settled.set()
+            self._settled = asyncio.Event()
+            if task is not None:
+                self._handling.discard(task)
 
-    async def _handle(self, event: CloudEvent, delivery: int) -> None:
+    async def _carry(self, event: CloudEvent, delivery: int) -> None:
         d, ledger = self.destination, self.runtime.deliveries
         if await ledger.settled(d.name, event.id):
             self.duplicates += 1
             return
-        request = await self._render(event)
+        try:
+            request = await self._render(event)
+        except (TransientError, asyncio.CancelledError):
+            raise
+        except Exception as exc:  # a bug in a render: give up at once, with an alert
+            log.exception("outbound %s: %s could not be rendered", d.name, event.id)
+            raise _GiveUp(exc, delivery) from exc
         if request is not None:
-            after = (delivery - 1) * d.retry.tries
-            await retrying(d.retry, lambda: self.outbound.deliver(request), after=after, sleep=self.sleep)
+            await self._deliver(request, delivery)
             self.delivered += 1
             log.info("outbound %s: %s delivered", d.name, event.routing_key)
         await ledger.settle(d.name, event.id)
         self.handled += 1
+
+    async def _deliver(self, request: R, delivery: int) -> None:
+        """Tries within a delivery, deliveries up to the limit, with backoff throughout; the message
+        stays unacked meanwhile (a crash hands it back to the broker, which counts the delivery)."""
+        retry = self.destination.retry
+        while True:
+            try:
+                after = (delivery - 1) * retry.tries
+                await retrying(retry, lambda: self.outbound.deliver(request), after=after, sleep=self.sleep)
+                return
+            except TransientError as exc:
+                if delivery >= retry.deliveries:
+                    raise _GiveUp(exc, delivery) from exc
+                log.warning(
+                    "outbound %s: delivery %d failed (%s)",
+                    self.destination.name,
+                    delivery,
+                    exc.public_message,
+                )
+                await self.sleep(retry.delay(delivery * retry.tries))
+                delivery += 1
+            except GatewayError as exc:  # a refusal: trying again would not change the answer
+                raise _GiveUp(exc, delivery) from exc
 
     async def _render(self, event: CloudEvent) -> R | None:
         order_id, d = event.data.get("order_id"), self.destination
@@ -238,21 +287,45 @@ class OutboundRunner(Generic[P, R]):
         view = await self.runtime.orders.view(d.partner, order_id)
         if view is None:
             return None  # not an order of this destination's: not its to hear about
-        ledger = self.runtime.deliveries
-        if waiting := await ledger.unsettled_before(d.name, event, order_id, d.events):
-            raise _Waiting(detail=f"{waiting} earlier event(s) of the order not settled")
-        placed = await ledger.placing_message(d.partner, order_id)
+        await self._wait_for_earlier(event, order_id)
+        placed = await self.runtime.deliveries.placing_message(d.partner, order_id)
         return self.outbound.render(event, replace(view, placing_message_id=placed), d.profile)
 
-    async def _give_up(
-        self, message: AbstractIncomingMessage, event: CloudEvent, deliveries: int, exc: Exception
-    ) -> None:
+    async def _wait_for_earlier(self, event: CloudEvent, order_id: str) -> None:
+        """Until the events of the order committed before this one are settled here. One this
+        runner holds settles in time (delivered or given up); one it has not seen is waited for
+        `Retry.hold` seconds at most."""
         d = self.destination
+        since = time.monotonic()
+        while True:
+            settled = self._settled
+            earlier = await self.runtime.deliveries.unsettled_before(d.name, event, order_id, d.events)
+            if not earlier:
+                return
+            if not earlier & self._in_flight and time.monotonic() - since >= d.retry.hold:
+                log.warning(
+                    "outbound %s: %s goes ahead of %d earlier event(s) not seen in %.0fs",
+                    d.name,
+                    event.id,
+                    len(earlier),
+                    d.retry.hold,
+                )
+                return
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(settled.wait(), POLL_SECONDS)
+
+    async def _give_up(self, message: AbstractIncomingMessage, event: CloudEvent, gave_up: _GiveUp) -> None:
+        d, exc = self.destination, gave_up.cause
         reason = exc.public_message if isinstance(exc, GatewayError) else type(exc).__name__
-        log.warning("outbound %s: %s given up after %d deliveries", d.name, event.id, deliveries)
+        log.warning("outbound %s: %s given up after %d deliveries", d.name, event.id, gave_up.deliveries)
         try:
             await self.runtime.deliveries.give_up(
-                d.name, event, partner=d.partner.id, adapter=d.adapter, attempts=deliveries, reason=reason
+                d.name,
+                event,
+                partner=d.partner.id,
+                adapter=d.adapter,
+                attempts=gave_up.deliveries,
+                reason=reason,
             )
         except TransientError:
             # The alert could not be written: keep the message on the queue rather than lose both.

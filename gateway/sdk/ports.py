@@ -103,9 +103,9 @@ class Deliveries(Protocol):
 
     async def unsettled_before(
         self, consumer: str, event: CloudEvent, order_id: str, patterns: Sequence[str]
-    ) -> int:
-        """How many events of the order, published before `event` and matching `patterns`, the
-        consumer has not settled yet: a later event waits for them."""
+    ) -> set[str]:
+        """The ids of the events of the order, committed before `event` and matching `patterns`,
+        that the consumer has not settled yet: a later event waits for them."""
         ...
 
     async def give_up(

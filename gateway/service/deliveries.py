@@ -65,10 +65,10 @@ class StoreDeliveries:
 
     async def unsettled_before(
         self, consumer: str, event: CloudEvent, order_id: str, patterns: Sequence[str]
-    ) -> int:
+    ) -> set[str]:
         o, e, done = t.outbox, t.events, t.consumed_events
 
-        async def read() -> int:
+        async def read() -> set[str]:
             async with self.engine.connect() as conn:
                 mine = select(o.c.id).where(o.c.event_id == event.id).scalar_subquery()
                 rows = await conn.execute(
@@ -82,11 +82,11 @@ class StoreDeliveries:
                     if any(topic_matches(p, str(r.type).removeprefix("org.cgt.")) for p in patterns)
                 }
                 if not earlier:
-                    return 0
+                    return earlier
                 settled = await conn.execute(
                     select(done.c.event_id).where(done.c.consumer == consumer, done.c.event_id.in_(earlier))
                 )
-                return len(earlier - {r.event_id for r in settled})
+                return earlier - {r.event_id for r in settled}
 
         return await _translated(read())
 
