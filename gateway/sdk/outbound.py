@@ -125,6 +125,10 @@ class OutboundRuntime(Protocol):
     def deliveries(self) -> Deliveries: ...
 
 
+async def _nothing() -> None:
+    return None
+
+
 class _GiveUp(Exception):
     def __init__(self, cause: Exception, deliveries: int) -> None:
         super().__init__(type(cause).__name__)
@@ -240,16 +244,17 @@ class OutboundRunner(Generic[P, R]):
 
     async def _carry(self, event: CloudEvent, delivery: int) -> None:
         d, ledger = self.destination, self.runtime.deliveries
-        if await ledger.settled(d.name, event.id):
+        order_id = event.data.get("order_id")
+        # Independent reads side by side: on SQLite each waits on a thread of its own.
+        settled, view = await asyncio.gather(
+            ledger.settled(d.name, event.id),
+            self.runtime.orders.view(d.partner, order_id) if isinstance(order_id, str) else _nothing(),
+        )
+        if settled:
             self.duplicates += 1
             return
-        try:
-            request = await self._render(event)
-        except (TransientError, asyncio.CancelledError):
-            raise
-        except Exception as exc:  # a bug in a render: give up at once, with an alert
-            log.exception("outbound %s: %s could not be rendered", d.name, event.id)
-            raise _GiveUp(exc, delivery) from exc
+        # No view: no order, or not an order of this destination's: not its to hear about.
+        request = await self._render(event, view, delivery) if view is not None else None
         if request is not None:
             await self._deliver(request, delivery)
             self.delivered += 1
@@ -280,16 +285,19 @@ class OutboundRunner(Generic[P, R]):
             except GatewayError as exc:  # a refusal: trying again would not change the answer
                 raise _GiveUp(exc, delivery) from exc
 
-    async def _render(self, event: CloudEvent) -> R | None:
-        order_id, d = event.data.get("order_id"), self.destination
-        if not isinstance(order_id, str):
-            return None
-        view = await self.runtime.orders.view(d.partner, order_id)
-        if view is None:
-            return None  # not an order of this destination's: not its to hear about
-        await self._wait_for_earlier(event, order_id)
-        placed = await self.runtime.deliveries.placing_message(d.partner, order_id)
-        return self.outbound.render(event, replace(view, placing_message_id=placed), d.profile)
+    async def _render(self, event: CloudEvent, view: OrderView, delivery: int) -> R | None:
+        d, order_id = self.destination, view.order.order_id
+        placed, _ = await asyncio.gather(
+            self.runtime.deliveries.placing_message(d.partner, order_id),
+            self._wait_for_earlier(event, order_id),
+        )
+        try:
+            return self.outbound.render(event, replace(view, placing_message_id=placed), d.profile)
+        except TransientError:
+            raise
+        except Exception as exc:  # a bug in a render: give up at once, with an alert
+            log.exception("outbound %s: %s could not be rendered", d.name, event.id)
+            raise _GiveUp(exc, delivery) from exc
 
     async def _wait_for_earlier(self, event: CloudEvent, order_id: str) -> None:
         """Until the events of the order committed before this one are settled here. One this
