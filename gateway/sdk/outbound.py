@@ -58,8 +58,9 @@ POLL_SECONDS = 0.25  # how often a waiting event looks again for an earlier one 
 
 @dataclass(frozen=True)
 class Retry:
-    """How hard to try: `tries` within one delivery, up to `deliveries` deliveries by the queue,
-    `backoff` seconds before the second attempt, doubling, at most `max_backoff`."""
+    """How hard to try: `tries` within one delivery, up to `deliveries` deliveries, `backoff`
+    seconds before the second attempt, doubling, at most `max_backoff`. The message stays unacked
+    throughout: keep the whole schedule well inside RabbitMQ's `consumer_timeout` (30 min)."""
 
     tries: int = 1
     deliveries: int = 5
