@@ -20,6 +20,7 @@ from gateway.errors import ConfigError
 from gateway.partners import Partners
 from gateway.sdk.contract import Adapter as DecodingAdapter
 from gateway.sdk.contract import Example, HasHttpRoutes, InboundContext, Running
+from gateway.sdk.ports import Deliveries, Orders
 from gateway.service.intake import Intake
 from gateway.service.outcome import Outcome
 from gateway.settings import Settings
@@ -85,6 +86,12 @@ class Runtime(Protocol):
     intake: Intake
     partners: Partners
     adapters: dict[str, Adapter]
+
+    @property
+    def orders(self) -> Orders: ...
+
+    @property
+    def deliveries(self) -> Deliveries: ...
 
 
 @runtime_checkable

@@ -19,7 +19,7 @@ import time
 
 from adapters.hl7v2 import er7
 from adapters.hl7v2.mllp import Frame, FrameReader, frame
-from gateway.errors import GatewayError, TransientError
+from gateway.sdk import GatewayError, TransientError
 
 log = logging.getLogger(__name__)
 POSITIVE = ("AA", "CA")
@@ -124,29 +124,12 @@ class MllpClient:
                     return found[0]
 
 
-async def deliver(
-    client: MllpClient,
-    message: bytes,
-    control_id: str,
-    *,
-    attempts: int,
-    backoff: float,
-    retry_on: tuple[str, ...],
-) -> None:
-    """Deliver until positively acknowledged, retrying transient failures `attempts` times."""
-    last: TransientError = NotDelivered()
-    for attempt in range(1, attempts + 1):
-        try:
-            code = await client.exchange(message, control_id)
-        except TransientError as exc:
-            last = exc
-        else:
-            if code in POSITIVE:
-                return
-            if code not in retry_on:
-                raise NegativeAck(f"the EHR answered {code[:2]}", detail=f"{control_id}: {code[:2]}")
-            last = RetryableNegativeAck(f"the EHR answered {code[:2]}", detail=f"{control_id}: {code[:2]}")
-        log.info("MLLP client: attempt %d of %d failed (%s)", attempt, attempts, last.public_message)
-        if attempt < attempts:
-            await asyncio.sleep(backoff * 2 ** (attempt - 1))
-    raise last
+async def send(client: MllpClient, message: bytes, control_id: str, retry_on: tuple[str, ...]) -> None:
+    """One try: done when positively acknowledged; the exception says what comes next (the
+    outbound runner retries a TransientError with backoff)."""
+    code = await client.exchange(message, control_id)
+    if code in POSITIVE:
+        return
+    if code not in retry_on:
+        raise NegativeAck(f"the EHR answered {code[:2]}", detail=f"{control_id}: {code[:2]}")
+    raise RetryableNegativeAck(f"the EHR answered {code[:2]}", detail=f"{control_id}: {code[:2]}")

@@ -67,3 +67,16 @@ async def declare_consumer_queue(
     for pattern in patterns:
         await queue.bind(exchange, routing_key=pattern)
     return queue
+
+
+def topic_matches(pattern: str, key: str) -> bool:
+    """AMQP topic matching, as the broker binds: `*` one word, `#` zero or more."""
+
+    def match(p: list[str], k: list[str]) -> bool:
+        if not p:
+            return not k
+        if p[0] == "#":
+            return any(match(p[1:], k[i:]) for i in range(len(k) + 1))
+        return bool(k) and p[0] in ("*", k[0]) and match(p[1:], k[1:])
+
+    return match(pattern.split("."), key.split("."))

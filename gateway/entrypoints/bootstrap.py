@@ -20,7 +20,8 @@ from gateway.errors import ConfigError, TransientError
 from gateway.identity.authorise import Authority, load_assignments
 from gateway.partners import Partners, load_partners
 from gateway.registry import Adapter, HasTransport, Running, installed_adapters, load_adapters
-from gateway.sdk.ports import Crosswalk, Orders
+from gateway.sdk.ports import Crosswalk, Deliveries, Orders
+from gateway.service.deliveries import StoreDeliveries
 from gateway.service.door import IntakeDoor
 from gateway.service.intake import Intake
 from gateway.settings import Settings
@@ -59,6 +60,10 @@ class Gateway:
     @cached_property
     def replays(self) -> StoreReplays:
         return StoreReplays(self.engine)
+
+    @cached_property
+    def deliveries(self) -> Deliveries:
+        return StoreDeliveries(self.engine)
 
     @property
     def relay_embedded(self) -> bool:

@@ -8,6 +8,8 @@ it in `make test`). Everything an adapter needs is here, by name:
 - HTTP helpers for adapters that serve routes (one bounded body reader, refusal logging);
 - signed webhooks (`webhook_router`, `WebhookRoute`, the schemes) and inbound AMQP queues
   (`gateway.sdk.queues`).
+- the outbound contract (`Outbound`: render / deliver) and its one runner (`OutboundRunner`,
+  `Destination`, `Retry`, `retrying`).
 
 Nothing here is a handle on the gateway's insides: no engine, no intake, no table.
 """
@@ -62,7 +64,8 @@ from gateway.sdk.contract import (
     Running,
 )
 from gateway.sdk.examples import examples_in
-from gateway.sdk.ports import Crosswalk, Door, Orders, OrderView, Replays, Runtime
+from gateway.sdk.outbound import Destination, Outbound, OutboundRunner, OutboundRuntime, Retry, retrying
+from gateway.sdk.ports import Crosswalk, Deliveries, Door, Orders, OrderView, Replays, Runtime
 from gateway.sdk.profiles import Profiles
 from gateway.sdk.queues import InboundQueues, inbound_queue_name
 from gateway.sdk.webhooks import (
@@ -92,6 +95,8 @@ __all__ = [
     "ContractViolation",
     "Crosswalk",
     "Decoded",
+    "Deliveries",
+    "Destination",
     "Door",
     "Example",
     "ExternalRef",
@@ -116,6 +121,9 @@ __all__ = [
     "OrderUpdated",
     "OrderView",
     "Orders",
+    "Outbound",
+    "OutboundRunner",
+    "OutboundRuntime",
     "Outcome",
     "Partner",
     "PartnerKind",
@@ -129,6 +137,7 @@ __all__ = [
     "Profiles",
     "RejectedMessage",
     "Replays",
+    "Retry",
     "Running",
     "Runtime",
     "SecretRef",
@@ -153,6 +162,7 @@ __all__ = [
     "outcome_json",
     "payloads",
     "refuse",
+    "retrying",
     "utcnow",
     "validate_coi",
     "validate_din",

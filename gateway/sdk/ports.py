@@ -5,15 +5,17 @@ no table): the core implements these, tests may fake them.
     Crosswalk   read-only: are these identifiers known?
     Orders      read-only: a partner's view of the orders it is a party to
     Replays     a memory shared by replicas: has this (signed attempt) been seen before?
+    Deliveries  the outbound runner's ledger: what a destination has settled, and its alerts
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Protocol
 
+from gateway.canonical.envelope import CloudEvent
 from gateway.canonical.ids import ExternalRef
 from gateway.canonical.lifecycle import OrderStatus
 from gateway.canonical.order import TherapyOrder
@@ -33,6 +35,9 @@ class OrderView:
 
     order: TherapyOrder
     refs: tuple[ExternalRef, ...]
+    # The partner's own id of the message that placed the order (an acceptance answers it); the
+    # outbound runner gives it to a render.
+    placing_message_id: str | None = None
 
 
 class Door(Protocol):
@@ -87,6 +92,34 @@ class Orders(Protocol):
         ...
 
 
+class Deliveries(Protocol):
+    """What the outbound runner (gateway.sdk.outbound) keeps: the events each consumer has settled
+    (delivered, skipped as not its own, or given up with an alert)."""
+
+    async def settled(self, consumer: str, event_id: str) -> bool: ...
+
+    async def settle(self, consumer: str, event_id: str) -> None:
+        """Record the event as settled by `consumer` (again: no error)."""
+        ...
+
+    async def unsettled_before(
+        self, consumer: str, event: CloudEvent, order_id: str, patterns: Sequence[str]
+    ) -> set[str]:
+        """The ids of the events of the order, committed before `event` and matching `patterns`,
+        that the consumer has not settled yet: a later event waits for them."""
+        ...
+
+    async def give_up(
+        self, consumer: str, event: CloudEvent, *, partner: str, adapter: str, attempts: int, reason: str
+    ) -> None:
+        """Raise `delivery.failed` about `event` and settle it, in one transaction."""
+        ...
+
+    async def placing_message(self, partner: Partner, order_id: str) -> str | None:
+        """The partner's own id of the message by which it placed the order, if it did."""
+        ...
+
+
 class Runtime(Protocol):
     """What an adapter's transports get from the running gateway: settings, partners, ports."""
 
@@ -96,6 +129,9 @@ class Runtime(Protocol):
     crosswalk: Crosswalk
     orders: Orders
     replays: Replays
+
+    @property
+    def deliveries(self) -> Deliveries: ...
 
 
 class Replays(Protocol):
