@@ -23,15 +23,17 @@ import orjson
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from adapters.fhir import queries
 from adapters.fhir.answers import FHIR_JSON
 from adapters.fhir.profile import Notifications, SiteProfile, all_profiles
 from adapters.fhir.task import render_task
 from gateway.bus.consumer import EventConsumer
 from gateway.canonical.envelope import CloudEvent
+from gateway.canonical.ids import ExternalRef
 from gateway.canonical.lifecycle import OrderStatus
+from gateway.canonical.order import TherapyOrder
 from gateway.errors import ConfigError, GatewayError, TransientError
 from gateway.registry import Runtime
+from gateway.sdk import OrderView
 from gateway.service.notices import record_delivery_failure
 from gateway.store import tables as t
 
@@ -83,7 +85,7 @@ class TaskPush:
         if not order_id or not status:
             return
         async with self.engine.connect() as conn:
-            view = await queries.order_view(conn, str(order_id), self.profile)
+            view = await order_view(conn, str(order_id), self.profile)
             waiting = await self.earlier_undelivered(conn, event, str(order_id)) if view else set()
         if view is None:
             return  # another site's order: not ours to tell
@@ -160,6 +162,28 @@ class TaskPush:
             and r.envelope["data"].get("partner") == self.profile.partner
         }
         return earlier - settled
+
+
+async def order_view(conn: AsyncConnection, order_id: str, profile: SiteProfile) -> OrderView | None:
+    """The order, if the site placed it, with its identifiers and its patient's MRNs at the site."""
+    row = (await conn.execute(select(t.orders.c.document).where(t.orders.c.order_id == order_id))).first()
+    if row is None:
+        return None
+    order = TherapyOrder.model_validate(row.document)
+    if order.ordering_site.id != profile.partner:
+        return None
+    cw = t.crosswalk
+    mrn = profile.rule("mrn").namespace
+    rows = await conn.execute(
+        select(cw.c.namespace, cw.c.value)
+        .where(
+            (cw.c.order_id == order_id)
+            | ((cw.c.patient_id == order.patient_id) & cw.c.order_id.is_(None) & (cw.c.namespace == mrn))
+        )
+        .order_by(cw.c.bound_at, cw.c.namespace)
+    )
+    refs = tuple(ExternalRef(namespace=r.namespace, value=r.value) for r in rows)
+    return OrderView(order, refs)
 
 
 @dataclass

@@ -4,8 +4,9 @@ it in `make test`). Everything an adapter needs is here, by name:
 - the canonical model it maps to (commands, identifiers, the order, payloads, CloudEvents);
 - the error tree, whose classes decide what happens to a message;
 - the contract (`Adapter`: decode / answer / examples; `Decoded`; `InboundContext`), the ports a
-  transport gets (`Runtime`: `door`, `crosswalk`, `orders`), profiles as data (`Profiles`);
-- HTTP helpers for adapters that serve routes (one bounded body reader, refusal logging).
+  transport gets (`Runtime`: `door`, `crosswalk`, `orders`, `secrets`), profiles as data (`Profiles`);
+- HTTP helpers for adapters that serve routes (one bounded body reader, refusal logging);
+- the demo-credential checks production runs on an adapter's own keys and secrets.
 
 Nothing here is a handle on the gateway's insides: no engine, no intake, no table.
 """
@@ -32,6 +33,7 @@ from gateway.canonical.payloads import (
     Payload,
     WithReason,
 )
+from gateway.demo_credentials import jwk_thumbprint, refuse_published, secret_fingerprint
 from gateway.entrypoints.limits import bounded_body, refuse
 from gateway.errors import (
     ConfigError,
@@ -58,7 +60,7 @@ from gateway.sdk.contract import (
     InboundContext,
     Running,
 )
-from gateway.sdk.ports import Crosswalk, Door, Orders, OrderView, Runtime
+from gateway.sdk.ports import Crosswalk, Door, Orders, OrderView, Runtime, Secrets
 from gateway.sdk.profiles import Profiles
 from gateway.service.outcome import Outcome
 from gateway.settings import ROOT, Settings
@@ -112,6 +114,7 @@ __all__ = [
     "Running",
     "Runtime",
     "SecretRef",
+    "Secrets",
     "Settings",
     "TherapyOrder",
     "TooLarge",
@@ -123,9 +126,12 @@ __all__ = [
     "credential",
     "errors",
     "fingerprint",
+    "jwk_thumbprint",
     "metrics",
     "payloads",
     "refuse",
+    "refuse_published",
+    "secret_fingerprint",
     "utcnow",
     "validate_coi",
     "validate_din",

@@ -4,6 +4,7 @@ no table): the core implements these, tests may fake them.
     Door        accept one inbound message (store, reconcile, apply, answer after the commit)
     Crosswalk   read-only: are these identifiers known?
     Orders      read-only: a partner's view of the orders it is a party to
+    Secrets     keys the gateway makes for itself, and a replay memory (both shared by replicas)
 """
 
 from __future__ import annotations
@@ -44,8 +45,10 @@ class Door(Protocol):
         transport: str,
         content_type: str | None = None,
         received_at: datetime | None = None,
+        request: object | None = None,
     ) -> tuple[Outcome, bytes | None]:
-        """The message's outcome and the adapter's answer, once it is committed."""
+        """The message's outcome and the adapter's answer, once it is committed. `request`: the
+        transport's view of the message, handed to `decode` as `InboundContext.request`."""
         ...
 
     async def keep_unattributed(
@@ -86,6 +89,17 @@ class Orders(Protocol):
         ...
 
 
+class Secrets(Protocol):
+    async def secret(self, name: str) -> str:
+        """The gateway's own secret `name`: made by the first replica that asks, then shared."""
+        ...
+
+    async def first_use(self, holder: str, key: str, expires_at: datetime) -> bool:
+        """Take `key` of `holder` (a client's assertion id) for good: False when any replica took it
+        before. Keys are forgotten once expired (the holder refuses them by then anyway)."""
+        ...
+
+
 class Runtime(Protocol):
     """What an adapter's transports get from the running gateway: settings, partners, ports."""
 
@@ -94,3 +108,4 @@ class Runtime(Protocol):
     door: Door
     crosswalk: Crosswalk
     orders: Orders
+    secrets: Secrets

@@ -11,8 +11,8 @@ import orjson
 import pytest
 from sqlalchemy import func, select
 
+from adapters.fhir.adapter import adapter
 from adapters.fhir.capability import RESOURCES
-from adapters.fhir.routes import router
 from gateway.entrypoints.bootstrap import Gateway
 from gateway.store import tables as t
 from tests.integration.test_fhir_support import (
@@ -291,7 +291,7 @@ async def test_the_capability_statement_is_true_to_the_routes(app: Client) -> No
     assert statement["fhirVersion"] == "4.0.1" and response.headers["content-type"] == FHIR_JSON
     declared = {r["type"] for r in statement["rest"][0]["resource"]}
     assert declared == set(RESOURCES)
-    paths = {(m, r.path) for r in router().routes for m in getattr(r, "methods", ())}  # type: ignore[attr-defined]
+    paths = {(m, r.path) for r in adapter.http_routes().routes for m in getattr(r, "methods", ())}  # type: ignore[attr-defined]
     for kind, spec in RESOURCES.items():
         for interaction in spec["interactions"]:
             method, path = {
