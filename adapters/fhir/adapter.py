@@ -151,7 +151,9 @@ class FhirR4:
         from adapters.fhir.notify import start_notifiers
         from adapters.fhir.oauth import check_credentials, check_token_secret, start_token_service
 
-        load_profiles(runtime.settings)
+        profiles = load_profiles(runtime.settings)
+        for partner in runtime.partners:
+            profiles.for_partner(partner)  # a profile that names another partner stops the start
         check_credentials(runtime.settings)
         check_token_secret(runtime.settings)
         await start_token_service(runtime.secrets)
