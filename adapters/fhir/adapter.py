@@ -34,6 +34,7 @@ from gateway.sdk import (
     ContractViolation,
     Decoded,
     Example,
+    GatewayError,
     InboundContext,
     MalformedMessage,
     NotPermitted,
@@ -80,40 +81,14 @@ class FhirR4:
     content_type = answers.FHIR_JSON
 
     def decode(self, raw: bytes, ctx: InboundContext) -> Decoded:
-        profile = site_profile(ctx)
+        """Raises only when the body cannot be read (not JSON, not valid R4); what is read but
+        not taken comes back as `Decoded(error=...)`, with no id (its key is not used up)."""
         request = request_of(raw, ctx)
-        document, i = request.document(), request.interaction
-        if i.resource_id is not None and document.get("id") != i.resource_id:
-            raise MalformedMessage(
-                "the resource's id must match the URL of the update",
-                location=f"{document['resourceType']}.id",
-            )
-        if i.operation == "process-message" and document.get("type") != "message":
-            raise UnsupportedMessage("$process-message takes a message Bundle", location="Bundle.type")
-        found = contents(document, method=i.method, if_none_exist=i.if_none_exist)
-        site = Party(id=ctx.partner.id, name=ctx.partner.name)
+        document = request.document()
         try:
-            mapped = commands_of(document, found, profile, site, i)
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(p) for p in first["loc"])
-            raise ContractViolation(
-                f"the message maps to data the canonical contract refuses ({where}: {first['msg']})",
-                location=where,
-            ) from None
-        commands = tuple(mapped.commands)
-        # A re-sent request is the same when it means the same and the first answer fits it: a
-        # rebuilt Bundle (new ids, new urn:uuids, new timestamp) that maps to the same commands,
-        # with its entries of the same types in the same order (a transaction-response answers
-        # them one by one), is a repeat; other content under a used id is refused with 409.
-        key = message_id(document, found, mapped.commands, profile)
-        shape = orjson.dumps(entry_types(document)) if document.get("type") == "transaction" else b""
-        return Decoded(
-            message_id=key,
-            commands=commands,
-            fingerprint=fingerprint(list(commands)) + shape,
-            content=Parsed(document, found, commands, profile, tuple(mapped.passed)),
-        )
+            return map_request(document, request.interaction, ctx)
+        except GatewayError as exc:
+            return Decoded(error=exc)
 
     def answer(self, outcome: Outcome, decoded: Decoded | None) -> bytes:
         parsed = decoded.content if decoded is not None else None
@@ -159,6 +134,42 @@ class FhirR4:
         await start_token_service(runtime.secrets)
         # Task push takes the running gateway itself until it moves onto the shared outbound runner.
         return await start_notifiers(runtime)  # type: ignore[arg-type]
+
+
+def map_request(document: Json, i: Interaction, ctx: InboundContext) -> Decoded:
+    """The commands of a read request, its id and fingerprint, and what the answer needs."""
+    profile = site_profile(ctx)
+    if i.resource_id is not None and document.get("id") != i.resource_id:
+        raise MalformedMessage(
+            "the resource's id must match the URL of the update",
+            location=f"{document['resourceType']}.id",
+        )
+    if i.operation == "process-message" and document.get("type") != "message":
+        raise UnsupportedMessage("$process-message takes a message Bundle", location="Bundle.type")
+    found = contents(document, method=i.method, if_none_exist=i.if_none_exist)
+    site = Party(id=ctx.partner.id, name=ctx.partner.name)
+    try:
+        mapped = commands_of(document, found, profile, site, i)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise ContractViolation(
+            f"the message maps to data the canonical contract refuses ({where}: {first['msg']})",
+            location=where,
+        ) from None
+    commands = tuple(mapped.commands)
+    # A re-sent request is the same when it means the same and the first answer fits it: a
+    # rebuilt Bundle (new ids, new urn:uuids, new timestamp) that maps to the same commands,
+    # with its entries of the same types in the same order (a transaction-response answers
+    # them one by one), is a repeat; other content under a used id is refused with 409.
+    key = message_id(document, found, mapped.commands, profile)
+    shape = orjson.dumps(entry_types(document)) if document.get("type") == "transaction" else b""
+    return Decoded(
+        message_id=key,
+        commands=commands,
+        fingerprint=fingerprint(list(commands)) + shape,
+        content=Parsed(document, found, commands, profile, tuple(mapped.passed)),
+    )
 
 
 def per_entry(parsed: Parsed, responses: list[Json], outcome: Outcome) -> None:
