@@ -39,7 +39,7 @@ import loops
 from scratch import private_vhost
 
 from adapters.fhir import validation
-from adapters.fhir.adapter import FhirRequest
+from adapters.fhir.adapter import adapter
 from adapters.fhir.message import Interaction
 from gateway.canonical.envelope import utcnow
 from gateway.entrypoints.bootstrap import bootstrap
@@ -95,12 +95,15 @@ def slim_validation() -> Iterator[None]:
 def canonical_envelopes(bodies: list[bytes]) -> list[bytes]:
     """The same orders as the canonical-json dialect would carry them: the core path alone."""
     ctx = InboundContext(
-        load_partners(Settings().partners_file, env="test").get("demo-hospital"), "bench", utcnow()
+        load_partners(Settings().partners_file, env="test").get("demo-hospital"),
+        "bench",
+        utcnow(),
+        Interaction(accepted=("Bundle",)),
     )
     out = []
     for body in bodies:
-        parsed = FhirRequest(Interaction(), ("Bundle",)).parse(body, ctx)
-        commands = [c.model_dump(mode="json") for c in parsed.content.commands]
+        parsed = adapter.decode(body, ctx)
+        commands = [c.model_dump(mode="json") for c in parsed.commands]
         out.append(orjson.dumps({"message_id": parsed.message_id, "commands": commands}))
     return out
 

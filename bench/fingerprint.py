@@ -25,8 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from hl7_parse import ORM, per_second
 
 from adapters.canonical_json.adapter import adapter as canonical_json
-from adapters.fhir.adapter import FhirRequest
-from adapters.fhir.message import Interaction
+from adapters.fhir.adapter import adapter as fhir
 from adapters.hl7v2.adapter import adapter as hl7v2
 from adapters.hl7v2.fingerprint import fingerprint as hl7_fingerprint
 from gateway.canonical.command import fingerprint
@@ -50,15 +49,13 @@ def main() -> None:
     partner = load_partners(Settings().partners_file, env="test").get("demo-hospital")
     ctx = InboundContext(partner, "bench", datetime.now(UTC))
     envelope = envelope_json("BENCH-1", place(1))
-    fhir_commands = FhirRequest(Interaction()).parse(BUNDLE, ctx).content.commands
+    fhir_commands = list(fhir.decode(BUNDLE, ctx).commands)
     json_commands = canonical_json.decode(envelope, ctx).commands
 
     cases: dict[str, Callable[[], object]] = {
         "HL7 ORM^O01: adapter parse (+ map)": lambda: hl7v2.parse(ORM, ctx),
         "HL7 ORM^O01: fingerprint + SHA-256": lambda: hashlib.sha256(hl7_fingerprint(ORM)).digest(),
-        "FHIR order Bundle: adapter parse (+ validate, map)": lambda: FhirRequest(Interaction()).parse(
-            BUNDLE, ctx
-        ),
+        "FHIR order Bundle: adapter parse (+ validate, map)": lambda: fhir.decode(BUNDLE, ctx),
         "FHIR order Bundle: fingerprint + SHA-256": lambda: hashlib.sha256(
             fingerprint(fhir_commands)
         ).digest(),

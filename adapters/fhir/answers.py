@@ -9,9 +9,7 @@ from typing import Any, Literal
 import orjson
 
 from adapters.fhir.resources import Json
-from gateway.canonical.envelope import utcnow
-from gateway.errors import GatewayError, RejectedMessage
-from gateway.service.outcome import Outcome
+from gateway.sdk import GatewayError, Outcome, RejectedMessage, utcnow
 
 FHIR_JSON = "application/fhir+json"
 Severity = Literal["fatal", "error", "warning", "information"]

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from gateway.errors import MalformedMessage
+from gateway.sdk import MalformedMessage
 
 REQUEST_STATUS = ("draft", "active", "on-hold", "revoked", "completed", "entered-in-error", "unknown")
 REQUEST_PRIORITY = ("routine", "urgent", "asap", "stat")

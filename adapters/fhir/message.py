@@ -30,14 +30,13 @@ from adapters.fhir.triage import (
     Passed,
 )
 from adapters.fhir.validation import ORDER_TYPES
-from gateway.canonical.command import Command
-from gateway.canonical.ids import ExternalRef
-from gateway.canonical.lifecycle import OrderStatus
-from gateway.canonical.order import Party
-from gateway.errors import MappingError, NotOurs, UnsupportedMessage
+from gateway.sdk import Command, ExternalRef, MappingError, NotOurs, OrderStatus, Party, UnsupportedMessage
 
 MAX_ID = 200  # the idempotency key column
 ACTED_ON = (*ORDER_TYPES, "Patient", "Appointment")
+ANY_REQUEST = ("Bundle", "Parameters", *ORDER_TYPES, "Patient", "Appointment")
+# The id of a message that places an order: a conditional create on its placer order number.
+PLACEMENT = "ServiceRequest?identifier="
 
 
 @dataclass(frozen=True)
@@ -49,6 +48,7 @@ class Interaction:
     resource_id: str | None = None  # PUT [type]/[id]
     if_none_exist: str | None = None
     operation: str | None = None  # "merge" for Patient/$merge
+    accepted: tuple[str, ...] = ANY_REQUEST  # the resource types the endpoint takes
     known_orders: Mapping[ExternalRef, OrderStatus] = field(default_factory=dict)
     known_patients: frozenset[ExternalRef] | None = None  # None: not looked up, all are taken
 
@@ -140,7 +140,7 @@ def message_id(
             if own:  # an order placed now (not one passed over, nor a change to another)
                 _check_condition(located, own[0], profile)
         placer = placed[0]
-        return _bounded(f"ServiceRequest?identifier={placer.namespace}|{placer.value}")
+        return _bounded(f"{PLACEMENT}{placer.namespace}|{placer.value}", keep=PLACEMENT)
     identifier = document.get("identifier") or {}
     if document["resourceType"] == "Bundle" and identifier.get("value"):
         return _bounded(f"Bundle?identifier={identifier.get('system', '')}|{identifier['value']}")
@@ -170,7 +170,13 @@ def _check_condition(located: Located, placer: ExternalRef, profile: SiteProfile
         raise MappingError("If-None-Exist must name the order's own placer order number", location=where)
 
 
-def _bounded(key: str) -> str:
+def places_order(key: str | None) -> bool:
+    """Whether a message under this id places an order (its id is the conditional create)."""
+    return key is not None and key.startswith(PLACEMENT)
+
+
+def _bounded(key: str, keep: str = "") -> str:
+    """The key, or its digest when it is too long (after `keep`, which says what kind it is)."""
     if len(key) <= MAX_ID:
         return key
-    return "sha256:" + hashlib.sha256(key.encode()).hexdigest()
+    return keep + "sha256:" + hashlib.sha256(key.encode()).hexdigest()

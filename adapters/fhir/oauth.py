@@ -3,7 +3,8 @@ with its private key (public key in the site's FHIR profile), gets a short beare
 
 Assertion checks: alg RS384/ES384, key by `kid`, iss == sub == client_id, aud == the token URL,
 exp at most five minutes ahead, jti never seen before. Both the replay memory and the token
-signing key live in the database, so they hold across restarts and replicas (docs/fhir.md).
+signing key are the gateway's (the Secrets port: in its database), so they hold across restarts
+and replicas (docs/fhir.md).
 """
 
 from __future__ import annotations
@@ -20,22 +21,25 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 import jwt
-from sqlalchemy import delete, insert, select
-from sqlalchemy.exc import DBAPIError, IntegrityError
-from sqlalchemy.ext.asyncio import AsyncEngine
 
-from adapters.fhir.profile import OAuthClient, all_profiles
-from gateway.demo_credentials import jwk_thumbprint, refuse_published, secret_fingerprint
-from gateway.errors import ConfigError, NotAuthenticated, TransientError
-from gateway.settings import Settings
-from gateway.store.tables import gateway_secrets, smart_assertions
+from adapters.fhir.profile import OAuthClient, all_profiles, load_profiles
+from gateway.sdk import (
+    ConfigError,
+    NotAuthenticated,
+    Secrets,
+    Settings,
+    TransientError,
+    jwk_thumbprint,
+    refuse_published,
+    secret_fingerprint,
+)
 
 log = logging.getLogger(__name__)
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 ALGORITHMS = ["RS384", "ES384"]
 ISSUER = "urn:cgt:gateway:fhir"
 SECRET_ENV = "CGT_FHIR_TOKEN_SECRET"  # noqa: S105 (the name of the variable, not a secret)
-SECRET_NAME = "fhir-token-signing"  # noqa: S105 (its row in gateway_secrets)
+SECRET_NAME = "fhir-token-signing"  # noqa: S105 (the name of the gateway's own secret)
 MIN_SECRET_LENGTH = 32
 MAX_ASSERTION_LIFETIME = 300
 MAX_JTI = 200  # characters, the column's width
@@ -62,7 +66,7 @@ class Grant:
 
 def check_token_secret(settings: Settings) -> None:
     """Production signs tokens with a key from the environment, outside the database."""
-    if settings.env != "production" or not any(p.oauth.clients for p in all_profiles()):
+    if settings.env != "production" or not any(p.oauth.clients for p in load_profiles(settings).all()):
         return
     secret = os.environ.get(SECRET_ENV, "")
     if len(secret) < MIN_SECRET_LENGTH:
@@ -94,32 +98,13 @@ def fhir_credentials() -> Iterator[tuple[str, str | None]]:
 def check_credentials(settings: Settings) -> None:
     """Production refuses a published demo key pair or secret in any FHIR profile."""
     if settings.env == "production":
+        load_profiles(settings)
         refuse_published(fhir_credentials())
 
 
-async def signing_secret(engine: AsyncEngine) -> str:
-    """The environment's key; else the one stored in the database, made by the first replica
-    that needed it (a race between two is settled by the primary key: both read the winner's)."""
-    configured = os.environ.get(SECRET_ENV)
-    if configured:
-        return configured
-    chosen = select(gateway_secrets.c.secret).where(gateway_secrets.c.name == SECRET_NAME)
-    try:
-        async with engine.begin() as conn:
-            stored = (await conn.execute(chosen)).scalar_one_or_none()
-            if stored is not None:
-                return str(stored)
-        try:
-            async with engine.begin() as conn:
-                made = secrets.token_urlsafe(MIN_SECRET_LENGTH)
-                row = {"name": SECRET_NAME, "secret": made, "created_at": datetime.now(UTC)}
-                await conn.execute(insert(gateway_secrets).values(row))
-                return made
-        except IntegrityError:
-            async with engine.connect() as conn:
-                return str((await conn.execute(chosen)).scalar_one())
-    except DBAPIError as exc:
-        raise TransientError("the database is unavailable", detail=str(exc.orig)) from exc
+async def signing_secret(store: Secrets) -> str:
+    """The environment's key; else the gateway's own, made by the first replica that needed it."""
+    return os.environ.get(SECRET_ENV) or await store.secret(SECRET_NAME)
 
 
 def permits(scopes: frozenset[str] | None, resource_type: str, access: Literal["read", "write"]) -> bool:
@@ -139,12 +124,12 @@ def permits(scopes: frozenset[str] | None, resource_type: str, access: Literal["
 class TokenService:
     def __init__(
         self,
-        engine: AsyncEngine,
+        store: Secrets,
         secret: str | None,
         clients: dict[str, tuple[str, OAuthClient]],
         lifetime: int = 300,
     ) -> None:
-        self.engine = engine
+        self.store = store
         self._secret = secret
         self.clients = clients  # client_id -> (partner id, client)
         self.lifetime = lifetime
@@ -153,7 +138,7 @@ class TokenService:
         """The signing key, read (or made) when first needed if the database could not give it at
         start-up: a gateway whose database is briefly unwritable still starts and says so."""
         if self._secret is None:
-            self._secret = await signing_secret(self.engine)
+            self._secret = await signing_secret(self.store)
         return self._secret
 
     async def issue(self, form: dict[str, str], token_url: str, now: float | None = None) -> dict[str, Any]:
@@ -163,7 +148,7 @@ class TokenService:
         if form.get("client_assertion_type") != ASSERTION_TYPE or not form.get("client_assertion"):
             raise OAuthError("invalid_request", f"a client_assertion of type {ASSERTION_TYPE} is required")
         partner, client, claims = self._verify_assertion(form["client_assertion"], token_url, now)
-        if not await self._first_use(client.client_id, str(claims["jti"]), float(claims["exp"]) + 60, now):
+        if not await self._first_use(client.client_id, str(claims["jti"]), float(claims["exp"]) + 60):
             raise OAuthError("invalid_client", "this client assertion was used before", 401)
         requested = set((form.get("scope") or "").split())
         granted = frozenset(requested & set(client.scopes))
@@ -190,20 +175,12 @@ class TokenService:
             "scope": " ".join(sorted(granted)),
         }
 
-    async def _first_use(self, client_id: str, jti: str, until: float, now: float) -> bool:
-        """Take the assertion's jti for good; False when any replica took it before. Expired
-        jtis are purged on the way: their assertions are refused by `exp` anyway."""
+    async def _first_use(self, client_id: str, jti: str, until: float) -> bool:
+        """Take the assertion's jti for good; False when any replica took it before."""
         try:
-            async with self.engine.begin() as conn:
-                expired = smart_assertions.c.expires_at < datetime.fromtimestamp(now, UTC)
-                await conn.execute(delete(smart_assertions).where(expired))
-                row = {"client_id": client_id, "jti": jti, "expires_at": datetime.fromtimestamp(until, UTC)}
-                await conn.execute(insert(smart_assertions).values(row))
-        except IntegrityError:
-            return False
-        except DBAPIError as exc:
+            return await self.store.first_use(client_id, jti, datetime.fromtimestamp(until, UTC))
+        except TransientError as exc:
             raise OAuthError("temporarily_unavailable", "try again shortly", 503) from exc
-        return True
 
     def _verify_assertion(
         self, assertion: str, token_url: str, now: float
@@ -250,25 +227,25 @@ class TokenService:
         return Grant(str(claims["sub"]), str(claims["client_id"]), frozenset(str(claims["scope"]).split()))
 
 
-# The running token service of each gateway (tests run several in one process), by its engine.
-_RUNNING: weakref.WeakKeyDictionary[AsyncEngine, TokenService] = weakref.WeakKeyDictionary()
+# The running token service of each gateway (tests run several in one process), by its secrets.
+_RUNNING: weakref.WeakKeyDictionary[Secrets, TokenService] = weakref.WeakKeyDictionary()
 
 
-async def start_token_service(engine: AsyncEngine) -> TokenService:
+async def start_token_service(store: Secrets) -> TokenService:
     clients = {c.client_id: (p.partner, c) for p in all_profiles() for c in p.oauth.clients}
     lifetimes = [p.oauth.token_lifetime_seconds for p in all_profiles()] or [300]
     try:
-        secret: str | None = await signing_secret(engine)
+        secret: str | None = await signing_secret(store)
     except TransientError:
         log.warning("FHIR token key not available at start-up (database); read when first needed")
         secret = None
-    service = TokenService(engine, secret, clients, min(lifetimes))
-    _RUNNING[engine] = service
+    service = TokenService(store, secret, clients, min(lifetimes))
+    _RUNNING[store] = service
     return service
 
 
-def token_service_of(engine: AsyncEngine) -> TokenService:
+def token_service_of(store: Secrets) -> TokenService:
     try:
-        return _RUNNING[engine]
+        return _RUNNING[store]
     except KeyError:
         raise TransientError("the token service is not running yet") from None

@@ -19,11 +19,18 @@ from adapters.fhir.resources import (
     reference_identifiers,
     refs_of,
 )
-from gateway.canonical.command import Command
-from gateway.canonical.ids import ExternalRef, validate_coi, validate_din
-from gateway.canonical.lifecycle import OrderStatus
-from gateway.canonical.order import Party, PatientIdentity, Product
-from gateway.errors import MappingError, UnsupportedMessage
+from gateway.sdk import (
+    Command,
+    ExternalRef,
+    MappingError,
+    OrderStatus,
+    Party,
+    PatientIdentity,
+    Product,
+    UnsupportedMessage,
+    validate_coi,
+    validate_din,
+)
 
 ORDER_INTENTS = ("order", "original-order", "instance-order", "filler-order")
 CANCELLED = {"revoked": "revoked by the site", "entered-in-error": "entered in error", "stopped": "stopped"}

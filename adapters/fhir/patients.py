@@ -13,9 +13,7 @@ from adapters.fhir.resources import (
     reference_identifiers,
     refs_of,
 )
-from gateway.canonical.command import Command
-from gateway.canonical.ids import ExternalRef
-from gateway.errors import MappingError, UnsupportedMessage
+from gateway.sdk import Command, ExternalRef, MappingError, UnsupportedMessage
 
 
 def _mrns(identifiers: list[Json], profile: SiteProfile, path: str) -> list[ExternalRef]:

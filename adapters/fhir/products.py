@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from adapters.fhir.profile import ISBT128_CELLULAR, SiteProfile
 from adapters.fhir.resources import Json, codings
-from gateway.canonical.order import Product
+from gateway.sdk import Product
 
 
 def is_isbt128_cellular(code: str) -> bool:

@@ -1,23 +1,20 @@
-"""A site's FHIR profile, loaded from `mappings/fhir/<profile>.yaml`: what its identifier systems mean,
-which codes name products and appointments, how it may authenticate and where it wants push."""
+"""A site's FHIR profile, loaded from `mappings/fhir/<profile>.yaml` (or the folder
+`CGT_PROFILE_DIRS='{"fhir": ...}'` names): what its identifier systems mean, which codes name
+products and appointments, how it may authenticate and where it wants push. All are loaded and
+validated when the gateway starts."""
 
 from __future__ import annotations
 
 import os
 import re
-from functools import cache
-from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from gateway.errors import ConfigError
-from gateway.partners import Partner, SecretRef
-from gateway.settings import ROOT
+from gateway.sdk import ROOT, Partner, Profiles, SecretRef, Settings
 
-PROFILES_DIR = ROOT / "mappings" / "fhir"
-PROFILES_ENV = "CGT_FHIR_PROFILES_DIR"  # tests and deployments may point elsewhere
+FOLDER = "fhir"
+PROFILES_DIR = ROOT / "mappings" / FOLDER  # the shipped profiles (and the Task status table)
 V2_0203 = "http://terminology.hl7.org/CodeSystem/v2-0203"
 NOT_PROFILES = {"task-status"}  # other tables that live beside the profiles
 IdentifierKind = Literal["mrn", "placer_order", "coi", "din"]
@@ -144,40 +141,31 @@ class SiteProfile(_Model):
         return None
 
 
-def profiles_dir() -> Path:
-    return Path(os.environ.get(PROFILES_ENV) or PROFILES_DIR)
+PROFILES: Profiles[SiteProfile] = Profiles(
+    SiteProfile, FOLDER, dialect="FHIR", skip=NOT_PROFILES, partner_of=lambda p: p.partner
+)
 
 
-@cache
-def _load(path: Path) -> SiteProfile:
-    try:
-        document = yaml.safe_load(path.read_text(encoding="utf-8"))
-        return SiteProfile.model_validate(document)
-    except (OSError, yaml.YAMLError, ValidationError) as exc:
-        raise ConfigError(f"FHIR profile {path}: {exc}") from exc
+def load_profiles(settings: Settings) -> Profiles[SiteProfile]:
+    """Read and validate every profile of the settings' folder (at start-up)."""
+    PROFILES.load(settings)
+    return PROFILES
+
+
+def profiles() -> Profiles[SiteProfile]:
+    """The loaded profiles; outside a running gateway (tools, tests), those of the default settings."""
+    return PROFILES if PROFILES.directory is not None else load_profiles(Settings())
 
 
 def load_profile(name: str) -> SiteProfile:
-    return _load(profiles_dir() / f"{name}.yaml")
+    """A shipped profile, by name."""
+    return PROFILES.read(PROFILES_DIR / f"{name}.yaml")
 
 
 def profile_for(partner: Partner) -> SiteProfile | None:
     """The partner's FHIR profile, or None when it does not speak FHIR here."""
-    path = _profile_path(profiles_dir(), partner.profile or partner.id)
-    if path is None:
-        return None
-    profile = _load(path)
-    if profile.partner != partner.id:
-        raise ConfigError(f"FHIR profile {path} is for {profile.partner}, not {partner.id}")
-    return profile
-
-
-@cache
-def _profile_path(directory: Path, name: str) -> Path | None:
-    path = directory / f"{name}.yaml"
-    return path if path.is_file() else None
+    return profiles().for_partner(partner)
 
 
 def all_profiles() -> list[SiteProfile]:
-    paths = sorted(profiles_dir().glob("*.yaml"))
-    return [_load(p) for p in paths if not p.stem.endswith("_test") and p.stem not in NOT_PROFILES]
+    return profiles().all()

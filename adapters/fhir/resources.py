@@ -10,9 +10,7 @@ from datetime import date, datetime
 from typing import Any
 
 from adapters.fhir.profile import Code, IdentifierKind, SiteProfile
-from gateway.canonical.ids import ExternalRef
-from gateway.canonical.order import Party, PatientIdentity
-from gateway.errors import MappingError
+from gateway.sdk import ExternalRef, MappingError, Party, PatientIdentity
 
 Json = dict[str, Any]
 SEX = {"male": "M", "female": "F", "other": "O", "unknown": "U"}

@@ -15,25 +15,26 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from adapters.fhir import answers, capability, queries
-from adapters.fhir.adapter import ANY_REQUEST, FhirRequest
-from adapters.fhir.message import Interaction
+from adapters.fhir.message import ANY_REQUEST, Interaction, places_order
 from adapters.fhir.oauth import OAuthError, TokenService, permits, token_service_of
 from adapters.fhir.profile import SiteProfile, profile_for
+from adapters.fhir.request import Received
 from adapters.fhir.task import render_task
-from gateway.entrypoints.limits import bounded_body, refuse
-from gateway.errors import (
+from gateway.sdk import (
+    Adapter,
     GatewayError,
     MalformedMessage,
     NotAuthenticated,
-    NotFound,
     NotPermitted,
+    Partner,
+    Runtime,
     TooLarge,
     TransientError,
     UnsupportedMessage,
+    bounded_body,
+    credential,
+    refuse,
 )
-from gateway.partners import Partner, credential
-from gateway.registry import Runtime
-from gateway.service.inbound import accept
 
 BASE = capability.BASE
 WRITABLE = ("ServiceRequest", "MedicationRequest", "Patient", "Appointment")
@@ -65,7 +66,7 @@ def runtime(request: Request) -> Runtime:
 
 
 def tokens(request: Request) -> TokenService:
-    return token_service_of(runtime(request).engine)
+    return token_service_of(runtime(request).secrets)
 
 
 @dataclass(frozen=True)
@@ -109,25 +110,27 @@ async def body_of(request: Request, limit: int) -> bytes:
     return await bounded_body(request, limit)
 
 
-async def receive(
-    request: Request, interaction: Interaction, accepted: tuple[str, ...], scope: str
-) -> Response:
-    """Authenticate, look up what the mapping must know, hand the body to the intake, answer."""
+async def receive(request: Request, adapter: Adapter, interaction: Interaction, scope: str) -> Response:
+    """Authenticate, look up what the mapping must know, hand the body in at the door, answer."""
     try:
         gw = runtime(request)
         caller = await authenticate(request, scope, "write")
         partner, profile = caller.partner, caller.profile
         raw = await body_of(request, gw.settings.max_body_bytes)
-        view = FhirRequest(interaction, accepted)
-        caller.require(view.acted_on(raw), "write")
-        looked_up = view.orders_to_look_up(raw, profile)
-        if looked_up:
-            view.with_known_orders(await queries.order_statuses(gw.engine, looked_up))
-        patients = view.patients_to_look_up(raw, profile)
-        if patients:
-            view.with_known_patients(await queries.bound(gw.engine, patients))
-        outcome, rendered = await accept(
-            gw.intake, view, partner, raw, transport="http", content_type=request.headers.get("content-type")
+        read = Received.of(raw, interaction)
+        caller.require(read.acted_on(), "write")
+        orders, patients = read.orders_to_look_up(profile), read.patients_to_look_up(profile)
+        read = read.knowing(
+            orders=await gw.crosswalk.statuses(orders) if orders else None,
+            patients=await gw.crosswalk.bound(patients) if patients else None,
+        )
+        outcome, rendered = await gw.door.accept(
+            adapter,
+            partner,
+            raw,
+            transport="http",
+            content_type=request.headers.get("content-type"),
+            request=read,
         )
     except GatewayError as exc:
         return failed(exc)
@@ -139,11 +142,11 @@ async def receive(
         status = 200  # a conditional create that matched: nothing new was made
         headers["Idempotent-Replayed"] = "true"  # the body is the first answer, as it was
     elif outcome.status == "applied":
-        status = 201 if view.places_order else 200
+        status = 201 if places_order(outcome.message_id) else 200
     return fhir(rendered or b"", status, headers)
 
 
-def router() -> APIRouter:
+def router(adapter: Adapter) -> APIRouter:
     api = APIRouter(prefix=BASE, tags=["FHIR R4"])
 
     @api.get("/metadata")
@@ -170,49 +173,56 @@ def router() -> APIRouter:
 
     @api.post("")
     async def bundle(request: Request) -> Response:
-        return await receive(request, Interaction(), ("Bundle",), "Bundle")
+        return await receive(request, adapter, Interaction(accepted=("Bundle",)), "Bundle")
 
     @api.post("/$process-message")
     async def process_message(request: Request) -> Response:
-        return await receive(request, Interaction(operation="process-message"), ("Bundle",), "Bundle")
+        return await receive(
+            request, adapter, Interaction(operation="process-message", accepted=("Bundle",)), "Bundle"
+        )
 
     @api.post("/Patient/$merge")
     async def merge(request: Request) -> Response:
-        return await receive(request, Interaction(operation="merge"), ("Parameters",), "Patient")
+        return await receive(
+            request, adapter, Interaction(operation="merge", accepted=("Parameters",)), "Patient"
+        )
 
     @api.post("/{resource_type}")
     async def create(request: Request, resource_type: str) -> Response:
         if resource_type not in WRITABLE:
             return failed(unsupported(resource_type))
         interaction = Interaction(
-            method="POST", resource_type=resource_type, if_none_exist=request.headers.get("if-none-exist")
+            method="POST",
+            resource_type=resource_type,
+            if_none_exist=request.headers.get("if-none-exist"),
+            accepted=(resource_type,),
         )
-        return await receive(request, interaction, (resource_type,), resource_type)
+        return await receive(request, adapter, interaction, resource_type)
 
     @api.put("/{resource_type}/{resource_id}")
     async def update(request: Request, resource_type: str, resource_id: str) -> Response:
         if resource_type not in WRITABLE:
             return failed(unsupported(resource_type))
-        interaction = Interaction(method="PUT", resource_type=resource_type, resource_id=resource_id)
-        return await receive(request, interaction, (resource_type,), resource_type)
+        interaction = Interaction(
+            method="PUT", resource_type=resource_type, resource_id=resource_id, accepted=(resource_type,)
+        )
+        return await receive(request, adapter, interaction, resource_type)
 
     @api.get("/Task/{task_id}")
     async def read_task(request: Request, task_id: str) -> Response:
         try:
-            profile = (await authenticate(request, "Task", "read")).profile
-            async with runtime(request).engine.connect() as conn:
-                view = await queries.order_view(conn, task_id, profile)
-            if view is None:
-                raise NotFound(f"Task/{task_id} is not known")
+            caller = await authenticate(request, "Task", "read")
+            view = await queries.task(runtime(request).orders, caller.partner, task_id)
         except GatewayError as exc:
             return failed(exc)
-        return fhir(answers.render(render_task(view.order, view.refs, profile)))
+        return fhir(answers.render(render_task(view.order, view.refs, caller.profile)))
 
     @api.get("/Task")
     async def search_tasks(request: Request) -> Response:
         try:
-            profile = (await authenticate(request, "Task", "read")).profile
-            views = await search(request, profile)
+            caller = await authenticate(request, "Task", "read")
+            profile, params = caller.profile, list(request.query_params.multi_items())
+            views = await queries.search(runtime(request).orders, caller.partner, profile, params)
         except GatewayError as exc:
             return failed(exc)
         base = f"{str(request.base_url).rstrip('/')}{BASE}"
@@ -257,27 +267,3 @@ async def body_of_form(request: Request) -> bytes:
         raise OAuthError(
             "invalid_request", f"the token request exceeds {TOKEN_REQUEST_LIMIT} bytes", 413
         ) from None
-
-
-async def search(request: Request, profile: SiteProfile) -> list[queries.OrderView]:
-    params = list(request.query_params.multi_items())
-    unknown = sorted({k for k, _ in params} - {"identifier", "_format"})
-    if unknown:
-        raise MalformedMessage(f"unknown search parameter: {', '.join(unknown)}; Task takes identifier")
-    tokens = [v for k, v in params if k == "identifier"]
-    if len(tokens) != 1 or not tokens[0]:
-        raise MalformedMessage("search Task by one identifier=[system|]value")
-    system, _, value = tokens[0].rpartition("|")
-    namespaces: list[str] = [profile.rule("coi").namespace, profile.rule("placer_order").namespace]
-    if system:
-        kind = profile.kind_of_system(system)
-        if kind is None:
-            # A placer number typed PLAC is taken under the sender's own system (resources.py):
-            # it is found by that system too. (The system itself is not kept, only the value.)
-            kind = "placer_order"
-        namespaces = [profile.rule(kind).namespace] if kind in ("coi", "placer_order") else []
-    if not namespaces:
-        return []
-    value = value.upper() if system and profile.kind_of_system(system) == "coi" else value
-    async with runtime(request).engine.connect() as conn:
-        return await queries.orders_by_identifier(conn, namespaces, value, profile)

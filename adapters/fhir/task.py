@@ -13,10 +13,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
 from adapters.fhir.profile import PROFILES_DIR, SiteProfile
 from adapters.fhir.resources import Json
-from gateway.canonical.ids import ExternalRef
-from gateway.canonical.lifecycle import OrderStatus
-from gateway.canonical.order import TherapyOrder
-from gateway.errors import ConfigError
+from gateway.sdk import ConfigError, ExternalRef, OrderStatus, TherapyOrder
 
 TASK_STATUS_FILE = PROFILES_DIR / "task-status.yaml"
 PLAC = {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v2-0203", "code": "PLAC"}]}

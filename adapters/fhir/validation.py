@@ -15,7 +15,7 @@ from pydantic import BaseModel, ValidationError
 
 from adapters.fhir.bindings import check_bindings
 from adapters.fhir.resources import Contents, Json, Located
-from gateway.errors import MalformedMessage, UnsupportedMessage
+from gateway.sdk import MalformedMessage, UnsupportedMessage
 
 # Entries of a Bundle may be of any R4 resource type: what the gateway does not take is passed
 # over and listed back (triage.py), never a refusal of the whole Bundle.

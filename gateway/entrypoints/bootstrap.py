@@ -28,6 +28,7 @@ from gateway.settings import Settings
 from gateway.store.db import create_engine, dispose
 from gateway.store.migrate import migrate
 from gateway.store.replays import StoreReplays
+from gateway.store.secrets import StoreSecrets
 from gateway.store.views import StoreViews
 
 log = logging.getLogger(__name__)
@@ -45,6 +46,7 @@ class Gateway:
     checkpointer: Checkpointer
     door: IntakeDoor  # the ports adapters get (gateway.sdk.ports)
     views: StoreViews
+    secrets: StoreSecrets
     started: bool = field(default=False)
     transports: list[Running] = field(default_factory=list)
     _watch: asyncio.Task[None] | None = None
@@ -153,5 +155,15 @@ def bootstrap(settings: Settings | None = None) -> Gateway:
     )
     views = StoreViews(engine, assignments)
     return Gateway(
-        settings, engine, partners, adapters, broker, relay, intake, checkpointer, IntakeDoor(intake), views
+        settings,
+        engine,
+        partners,
+        adapters,
+        broker,
+        relay,
+        intake,
+        checkpointer,
+        IntakeDoor(intake),
+        views,
+        StoreSecrets(engine),
     )

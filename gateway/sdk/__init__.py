@@ -4,12 +4,13 @@ it in `make test`). Everything an adapter needs is here, by name:
 - the canonical model it maps to (commands, identifiers, the order, payloads, CloudEvents);
 - the error tree, whose classes decide what happens to a message;
 - the contract (`Adapter`: decode / answer / examples; `Decoded`; `InboundContext`), the ports a
-  transport gets (`Runtime`: `door`, `crosswalk`, `orders`), profiles as data (`Profiles`);
+  transport gets (`Runtime`: `door`, `crosswalk`, `orders`, `secrets`), profiles as data (`Profiles`);
 - HTTP helpers for adapters that serve routes (one bounded body reader, refusal logging);
 - signed webhooks (`webhook_router`, `WebhookRoute`, the schemes) and inbound AMQP queues
   (`gateway.sdk.queues`).
 - the outbound contract (`Outbound`: render / deliver) and its one runner (`OutboundRunner`,
   `Destination`, `Retry`, `retrying`).
+- the demo-credential checks production runs on an adapter's own keys and secrets.
 
 Nothing here is a handle on the gateway's insides: no engine, no intake, no table.
 """
@@ -36,6 +37,7 @@ from gateway.canonical.payloads import (
     Payload,
     WithReason,
 )
+from gateway.demo_credentials import jwk_thumbprint, refuse_published, secret_fingerprint
 from gateway.entrypoints.limits import bounded_body, refuse
 from gateway.errors import (
     ConfigError,
@@ -65,7 +67,7 @@ from gateway.sdk.contract import (
 )
 from gateway.sdk.examples import examples_in
 from gateway.sdk.outbound import Destination, Outbound, OutboundRunner, OutboundRuntime, Retry, retrying
-from gateway.sdk.ports import Crosswalk, Deliveries, Door, Orders, OrderView, Replays, Runtime
+from gateway.sdk.ports import Crosswalk, Deliveries, Door, Orders, OrderView, Replays, Runtime, Secrets
 from gateway.sdk.profiles import Profiles
 from gateway.sdk.queues import InboundQueues, inbound_queue_name
 from gateway.sdk.webhooks import (
@@ -141,6 +143,7 @@ __all__ = [
     "Running",
     "Runtime",
     "SecretRef",
+    "Secrets",
     "Settings",
     "SignatureScheme",
     "StandardWebhooks",
@@ -158,11 +161,14 @@ __all__ = [
     "examples_in",
     "fingerprint",
     "inbound_queue_name",
+    "jwk_thumbprint",
     "metrics",
     "outcome_json",
     "payloads",
     "refuse",
+    "refuse_published",
     "retrying",
+    "secret_fingerprint",
     "utcnow",
     "validate_coi",
     "validate_din",

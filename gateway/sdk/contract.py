@@ -31,9 +31,13 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class InboundContext:
+    """`request`: what the transport read around the bytes, in the adapter's own type (an HTTP
+    route's interaction: method, path, conditions, what it looked up); None when there is none."""
+
     partner: Partner
     transport: str
     received_at: datetime
+    request: object | None = None
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ no table): the core implements these, tests may fake them.
     Orders      read-only: a partner's view of the orders it is a party to
     Replays     a memory shared by replicas: has this (signed attempt) been seen before?
     Deliveries  the outbound runner's ledger: what a destination has settled, and its alerts
+    Secrets     keys the gateway makes for itself, and a replay memory (both shared by replicas)
 """
 
 from __future__ import annotations
@@ -50,8 +51,10 @@ class Door(Protocol):
         transport: str,
         content_type: str | None = None,
         received_at: datetime | None = None,
+        request: object | None = None,
     ) -> tuple[Outcome, bytes | None]:
-        """The message's outcome and the adapter's answer, once it is committed."""
+        """The message's outcome and the adapter's answer, once it is committed. `request`: the
+        transport's view of the message, handed to `decode` as `InboundContext.request`."""
         ...
 
     async def keep_unattributed(
@@ -120,6 +123,17 @@ class Deliveries(Protocol):
         ...
 
 
+class Secrets(Protocol):
+    async def secret(self, name: str) -> str:
+        """The gateway's own secret `name`: made by the first replica that asks, then shared."""
+        ...
+
+    async def first_use(self, holder: str, key: str, expires_at: datetime) -> bool:
+        """Take `key` of `holder` (a client's assertion id) for good: False when any replica took it
+        before. Keys are forgotten once expired (the holder refuses them by then anyway)."""
+        ...
+
+
 class Runtime(Protocol):
     """What an adapter's transports get from the running gateway: settings, partners, ports."""
 
@@ -129,6 +143,7 @@ class Runtime(Protocol):
     crosswalk: Crosswalk
     orders: Orders
     replays: Replays
+    secrets: Secrets
 
     @property
     def deliveries(self) -> Deliveries: ...

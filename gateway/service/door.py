@@ -31,6 +31,7 @@ class IntakeDoor:
         transport: str,
         content_type: str | None = None,
         received_at: datetime | None = None,
+        request: object | None = None,
     ) -> tuple[Outcome, bytes | None]:
         return await accept(
             self.intake,
@@ -40,6 +41,7 @@ class IntakeDoor:
             transport=transport,
             content_type=content_type,
             received_at=received_at,
+            request=request,
         )
 
     async def keep_unattributed(

@@ -32,10 +32,11 @@ async def accept(
     transport: str,
     content_type: str | None = None,
     received_at: datetime | None = None,
+    request: object | None = None,
 ) -> tuple[Outcome, bytes | None]:
     """The message's outcome and the adapter's rendered answer, after the commit."""
     started = time.perf_counter()
-    ctx = InboundContext(partner=partner, transport=transport, received_at=received_at or utcnow())
+    ctx = InboundContext(partner, transport, received_at or utcnow(), request)
     decode: Decode
     render: Callable[[Outcome], bytes]
     if isinstance(adapter, DecodingAdapter):

@@ -11,8 +11,9 @@ import orjson
 import pytest
 from sqlalchemy import func, select
 
+from adapters.fhir import request as request_module
+from adapters.fhir.adapter import adapter
 from adapters.fhir.capability import RESOURCES
-from adapters.fhir.routes import router
 from gateway.entrypoints.bootstrap import Gateway
 from gateway.store import tables as t
 from tests.integration.test_fhir_support import (
@@ -75,6 +76,23 @@ async def test_a_good_bundle_is_201_with_the_tasks_location(app: Client) -> None
     assert systems["urn:cgt:coi"].startswith("CHA9999") and systems[PLACER] == "PO-000001"
     assert task["for"]["identifier"] == {"system": MRN, "value": "MRN-000001"}
     assert await orders(gateway) == 1
+
+
+async def test_the_body_is_read_and_validated_once_per_request(
+    app: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The route reads the body before the door (scopes, lookups); decode takes that reading."""
+    validated: list[str] = []
+    original = request_module.validate
+
+    def counting(document: dict[str, Any], accepted: tuple[str, ...]) -> None:
+        validated.append(document["resourceType"])
+        original(document, accepted)
+
+    monkeypatch.setattr(request_module, "validate", counting)
+    _, http = app
+    assert (await post(http, order_bundle(7))).status_code == 201
+    assert validated == ["Bundle"]
 
 
 async def test_a_resent_order_makes_no_second_order_and_gets_the_first_answer(app: Client) -> None:
@@ -291,7 +309,7 @@ async def test_the_capability_statement_is_true_to_the_routes(app: Client) -> No
     assert statement["fhirVersion"] == "4.0.1" and response.headers["content-type"] == FHIR_JSON
     declared = {r["type"] for r in statement["rest"][0]["resource"]}
     assert declared == set(RESOURCES)
-    paths = {(m, r.path) for r in router().routes for m in getattr(r, "methods", ())}  # type: ignore[attr-defined]
+    paths = {(m, r.path) for r in adapter.http_routes().routes for m in getattr(r, "methods", ())}  # type: ignore[attr-defined]
     for kind, spec in RESOURCES.items():
         for interaction in spec["interactions"]:
             method, path = {

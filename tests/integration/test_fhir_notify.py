@@ -75,7 +75,7 @@ def fast_profile(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         "max_backoff_seconds: 5", "max_backoff_seconds: 0.2"
     )
     (profiles / "demo-hospital.yaml").write_text(text)
-    monkeypatch.setenv("CGT_FHIR_PROFILES_DIR", str(profiles))
+    monkeypatch.setenv("CGT_PROFILE_DIRS", orjson.dumps({"fhir": str(profiles)}).decode())
 
 
 async def until(condition: Any, timeout: float = 30.0) -> None:

@@ -8,11 +8,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import orjson
 import pytest
 import yaml
 
 from adapters.fhir.oauth import check_credentials
-from adapters.fhir.profile import PROFILES_DIR, load_profile
+from adapters.fhir.profile import PROFILES_DIR, load_profile, load_profiles
 from gateway.demo_credentials import PUBLISHED, jwk_thumbprint, secret_fingerprint
 from gateway.entrypoints.http import DEMO_OPERATOR_KEY, check_operator_key
 from gateway.errors import ConfigError
@@ -93,9 +94,13 @@ def test_own_credentials_start_in_production(tmp_path: Path, monkeypatch: pytest
     profiles.mkdir()
     text = (PROFILES_DIR / "demo-hospital.yaml").read_text()
     (profiles / "demo-hospital.yaml").write_text(text.replace("uXDnZnm0", "vXDnZnm0"))  # another key
-    monkeypatch.setenv("CGT_FHIR_PROFILES_DIR", str(profiles))
+    monkeypatch.setenv("CGT_PROFILE_DIRS", orjson.dumps({"fhir": str(profiles)}).decode())
     monkeypatch.delenv("CGT_SECRET_DEMO_HOSPITAL_HOOK", raising=False)
-    check_credentials(Settings(env="production"))
+    try:
+        check_credentials(Settings(env="production"))
+    finally:
+        monkeypatch.delenv("CGT_PROFILE_DIRS")
+        load_profiles(Settings())
 
 
 def test_the_list_holds_every_credential_the_project_publishes() -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from adapters.fhir.adapter import FhirRequest
+from adapters.fhir.adapter import adapter
 from adapters.fhir.message import Interaction
 from gateway.canonical.command import Command
 from gateway.canonical.envelope import utcnow
@@ -34,13 +34,13 @@ CASES = {
 }
 
 
-def ctx() -> InboundContext:
-    return InboundContext(PARTNERS.get("demo-hospital"), "test", utcnow())
+def ctx(interaction: Interaction) -> InboundContext:
+    return InboundContext(PARTNERS.get("demo-hospital"), "test", utcnow(), interaction)
 
 
 def canonical(name: str, interaction: Interaction) -> dict[str, object]:
-    parsed = FhirRequest(interaction).parse((FIXTURES / name).read_bytes(), ctx())
-    commands: tuple[Command, ...] = parsed.content.commands
+    parsed = adapter.decode((FIXTURES / name).read_bytes(), ctx(interaction))
+    commands: tuple[Command, ...] = parsed.commands
     return {"message_id": parsed.message_id, "commands": [c.model_dump(mode="json") for c in commands]}
 
 

@@ -9,9 +9,9 @@ import orjson
 import pytest
 import yaml
 
-from adapters.fhir.adapter import FhirRequest
+from adapters.fhir.adapter import adapter
 from adapters.fhir.message import Interaction
-from adapters.fhir.profile import PROFILES_DIR, all_profiles, load_profile
+from adapters.fhir.profile import PROFILES_DIR, all_profiles, load_profile, load_profiles
 from adapters.fhir.task import status_map
 from gateway.canonical.envelope import utcnow
 from gateway.canonical.ids import ExternalRef
@@ -19,6 +19,7 @@ from gateway.canonical.lifecycle import OrderStatus
 from gateway.errors import NotOurs, RejectedMessage
 from gateway.partners import load_partners
 from gateway.registry import InboundContext
+from gateway.sdk import Decoded
 from gateway.settings import Settings
 
 PARTNERS = load_partners(Settings().partners_file, env="test")
@@ -31,6 +32,14 @@ def cases() -> list[Any]:
         for case in document["cases"]:
             out.append(pytest.param(document["profile"], case, id=f"{path.stem}:{case['name']}"))
     return out
+
+
+def decode(raw: bytes, ctx: InboundContext) -> Decoded:
+    """The adapter's reading, its error (what is read but not taken comes back in it) raised."""
+    decoded = adapter.decode(raw, ctx)
+    if decoded.error is not None:
+        raise decoded.error
+    return decoded
 
 
 def contains(whole: Any, part: Any) -> bool:
@@ -60,7 +69,6 @@ def test_every_order_status_has_a_task_status() -> None:
 @pytest.mark.parametrize(("profile", "case"), cases())
 def test_profile_case(profile: str, case: dict[str, Any]) -> None:
     load_profile(profile)
-    ctx = InboundContext(PARTNERS.get(profile), "test", utcnow())
     spec = dict(case["interaction"])
     known = spec.pop("known_orders", [])
     interaction = Interaction(
@@ -69,22 +77,23 @@ def test_profile_case(profile: str, case: dict[str, Any]) -> None:
             ExternalRef(**{k: v for k, v in o.items() if k != "status"}): OrderStatus(o["status"])
             for o in known
         },
+        accepted=(spec.get("resource_type") or "Bundle",),
     )
-    accepted = (interaction.resource_type or "Bundle",)
+    ctx = InboundContext(PARTNERS.get(profile), "test", utcnow(), interaction)
     raw = orjson.dumps(case["input"])
     if "ignored" in case:
         with pytest.raises(NotOurs) as passed:
-            FhirRequest(interaction, accepted).parse(raw, ctx)
+            decode(raw, ctx)
         assert passed.value.reason == case["ignored"]["reason"]
         return
     if "error" in case:
         with pytest.raises(RejectedMessage) as caught:
-            FhirRequest(interaction, accepted).parse(raw, ctx)
+            decode(raw, ctx)
         assert type(caught.value).__name__ == case["error"]["type"]
         assert caught.value.location == case["error"]["location"]
         return
-    parsed = FhirRequest(interaction, accepted).parse(raw, ctx)
-    got = [c.model_dump(mode="json") for c in parsed.content.commands]
+    parsed = decode(raw, ctx)
+    got = [c.model_dump(mode="json") for c in parsed.commands]
     assert len(got) == len(case["expect"])
     for command, expected in zip(got, case["expect"], strict=True):
         assert contains(command, expected), f"{command} does not contain {expected}"
@@ -97,6 +106,11 @@ def test_a_profile_for_someone_else_is_refused(tmp_path: Path, monkeypatch: pyte
     (tmp_path / "demo-hospital.yaml").write_text(
         (PROFILES_DIR / "demo-hospital.yaml").read_text().replace("partner: demo-hospital", "partner: other")
     )
-    monkeypatch.setenv("CGT_FHIR_PROFILES_DIR", str(tmp_path))
-    with pytest.raises(ConfigError):
-        profile_for(PARTNERS.get("demo-hospital"))
+    monkeypatch.setenv("CGT_PROFILE_DIRS", orjson.dumps({"fhir": str(tmp_path)}).decode())
+    try:
+        with pytest.raises(ConfigError):  # at start-up, when the profiles are loaded
+            load_profiles(Settings())
+            profile_for(PARTNERS.get("demo-hospital"))
+    finally:
+        monkeypatch.delenv("CGT_PROFILE_DIRS")
+        load_profiles(Settings())
