@@ -84,9 +84,7 @@ def commands_for(n: int) -> list[Command]:
 
 
 def record(i: int) -> InboundRecord:
-    return InboundRecord(
-        SITE, "bench", "bench", f"m{i}", datetime.now(UTC), "application/json", b"{}" * 200
-    )
+    return InboundRecord(SITE, "bench", "bench", f"m{i}", datetime.now(UTC), "application/json", b"{}" * 200)
 
 
 async def timed(n: int, concurrency: int, one: Callable[[int], Awaitable[None]]) -> dict[str, float]:

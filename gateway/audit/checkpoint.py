@@ -23,9 +23,9 @@ import orjson
 from sqlalchemy import Connection, bindparam, insert, select
 
 from gateway.audit.chain import HEAD
+from gateway.canonical.events import envelope
 from gateway.canonical.payloads import AuditCheckpoint
 from gateway.errors import ConfigError
-from gateway.service.events import envelope
 from gateway.store.prepared import Prepared
 from gateway.store.repository import PendingWrites
 from gateway.store.tables import audit_checkpoints, audit_head, audit_records

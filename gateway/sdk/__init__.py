@@ -32,7 +32,6 @@ from gateway.canonical.payloads import (
     Payload,
     WithReason,
 )
-from gateway.entrypoints.limits import bounded_body, refuse
 from gateway.errors import (
     ConfigError,
     ContractViolation,
@@ -48,19 +47,19 @@ from gateway.errors import (
     TransientError,
     UnsupportedMessage,
 )
+from gateway.outcome import Outcome
 from gateway.partners import Partner, Partners, SecretRef, credential
 from gateway.sdk.contract import (
     Adapter,
     Decoded,
     Example,
     HasHttpRoutes,
-    HasTransport,
     InboundContext,
     Running,
 )
-from gateway.sdk.ports import Crosswalk, Door, Orders, OrderView, Runtime
+from gateway.sdk.http import bounded_body, refuse
+from gateway.sdk.ports import Crosswalk, Door, HasTransport, Orders, OrderView, Runtime
 from gateway.sdk.profiles import Profiles
-from gateway.service.outcome import Outcome
 from gateway.settings import ROOT, Settings
 
 __all__ = [

@@ -28,6 +28,7 @@ from gateway.canonical.apply import apply_event
 from gateway.canonical.catalogue import Scope
 from gateway.canonical.command import Command
 from gateway.canonical.envelope import CloudEvent, utcnow
+from gateway.canonical.events import envelope, order_event, source_of
 from gateway.canonical.ids import COI_NAMESPACE, coi_ref, new_coi
 from gateway.canonical.lifecycle import TERMINAL
 from gateway.canonical.order import PatientIdentity, TherapyOrder
@@ -45,8 +46,7 @@ from gateway.errors import (
 from gateway.identity import Resolution, reconcile
 from gateway.identity.authorise import Authority, check_patient, check_sender
 from gateway.identity.reconcile import review_identity_change
-from gateway.service.events import envelope, order_event, source_of
-from gateway.service.outcome import Outcome
+from gateway.outcome import Outcome
 from gateway.service.recent import RecentFailures
 from gateway.store.db import writer_for
 from gateway.store.repository import InboundRecord, PendingWrites, Repository, StoredAnswer

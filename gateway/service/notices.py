@@ -6,8 +6,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.audit import AuditEntry, append
 from gateway.canonical.envelope import CloudEvent, utcnow
+from gateway.canonical.events import envelope
 from gateway.canonical.payloads import DeliveryFailed
-from gateway.service.events import envelope
 from gateway.store.db import writer_for
 from gateway.store.repository import PendingWrites
 

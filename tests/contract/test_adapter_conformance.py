@@ -9,9 +9,9 @@ import pytest
 from gateway.canonical.command import Command
 from gateway.canonical.envelope import utcnow
 from gateway.errors import ConfigError, DuplicateKey, RejectedMessage
+from gateway.outcome import Outcome
 from gateway.partners import load_partners
 from gateway.registry import Adapter, Example, InboundContext, load_adapters, validate_adapter
-from gateway.service.outcome import Outcome
 from gateway.settings import Settings
 
 ADAPTERS = load_adapters()
