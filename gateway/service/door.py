@@ -12,7 +12,7 @@ from gateway.partners import Partner
 from gateway.service.inbound import accept
 from gateway.service.intake import Intake, failed_decode
 from gateway.service.parsing import Adapter
-from gateway.store.repository import InboundRecord
+from gateway.store.records import InboundRecord
 
 # Not a valid partner id, so it never names a real partner.
 UNKNOWN_PREFIX = "unknown:"

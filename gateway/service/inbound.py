@@ -20,7 +20,7 @@ from gateway.sdk.contract import Adapter as DecodingAdapter
 from gateway.sdk.contract import Decoded, InboundContext
 from gateway.service.intake import Decode, Intake, failed_decode, mapping_failure
 from gateway.service.parsing import Adapter
-from gateway.store.repository import InboundRecord
+from gateway.store.records import InboundRecord
 
 
 async def accept(

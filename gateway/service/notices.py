@@ -8,8 +8,8 @@ from gateway.audit import AuditEntry, append
 from gateway.canonical.envelope import CloudEvent, utcnow
 from gateway.canonical.events import envelope
 from gateway.canonical.payloads import DeliveryFailed
+from gateway.store.appends import PendingWrites
 from gateway.store.db import writer_for
-from gateway.store.repository import PendingWrites
 
 
 async def record_delivery_failure(
