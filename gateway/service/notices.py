@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from gateway.audit import AuditEntry, append
+from gateway import audit
+from gateway.audit import AuditEntry
 from gateway.canonical.envelope import CloudEvent, utcnow
 from gateway.canonical.events import envelope
 from gateway.canonical.payloads import DeliveryFailed
-from gateway.store.appends import PendingWrites
-from gateway.store.db import writer_for
+from gateway.service.ports import UnitOfWork
+from gateway.store.unit_of_work import SqlTransactions
 
 
 async def record_delivery_failure(
@@ -44,14 +45,10 @@ async def record_delivery_failure(
         subject=failed.subject,
         detail={"partner": partner, "event_id": failed.id, "attempts": attempts, "alert_id": alert.id},
     )
-    writer = writer_for(engine)
 
-    def write() -> None:
-        with writer.engine.begin() as conn:
-            writes = PendingWrites()
-            writes.events([alert], order_id=failed.data.get("order_id"), inbound_id=None)
-            writes.flush(conn)
-            append(conn, [entry], now)
+    def write(uow: UnitOfWork) -> None:
+        uow.events([alert], order_id=failed.data.get("order_id"), inbound_id=None)
+        uow.audit([entry], now)
 
-    await writer.run(write)
+    await SqlTransactions(engine, audit.append).run(write)  # database errors come out transient
     return alert
