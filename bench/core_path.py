@@ -46,6 +46,7 @@ from gateway.store.repository import InboundRecord
 from tests.support.drive import AUTHORITY
 
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
+SITE = "demo-hospital"  # a site of the test partner file: the intake authorises every sender
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -62,11 +63,11 @@ def commands_for(n: int) -> list[Command]:
                 {
                     "event": "order.placed",
                     "refs": [
-                        {"namespace": "site:bench:mrn", "value": f"M{i}"},
-                        {"namespace": "site:bench:placer-order", "value": f"P{i}"},
+                        {"namespace": f"site:{SITE}:mrn", "value": f"M{i}"},
+                        {"namespace": f"site:{SITE}:placer-order", "value": f"P{i}"},
                     ],
                     "patient": {"family_name": "Benchpatient", "birth_date": "1970-01-01"},
-                    "payload": {"order": {"product": {"code": "S9999"}, "ordering_site": {"id": "bench"}}},
+                    "payload": {"order": {"product": {"code": "S9999"}, "ordering_site": {"id": SITE}}},
                 }
             )
         )
@@ -74,7 +75,7 @@ def commands_for(n: int) -> list[Command]:
             Command.model_validate(
                 {
                     "event": "collection.scheduled",
-                    "refs": [{"namespace": "site:bench:placer-order", "value": f"P{i}"}],
+                    "refs": [{"namespace": f"site:{SITE}:placer-order", "value": f"P{i}"}],
                     "payload": {"scheduled_start": "2026-11-09T08:00:00Z"},
                 }
             )
@@ -83,9 +84,7 @@ def commands_for(n: int) -> list[Command]:
 
 
 def record(i: int) -> InboundRecord:
-    return InboundRecord(
-        "bench", "bench", "bench", f"m{i}", datetime.now(UTC), "application/json", b"{}" * 200
-    )
+    return InboundRecord(SITE, "bench", "bench", f"m{i}", datetime.now(UTC), "application/json", b"{}" * 200)
 
 
 async def timed(n: int, concurrency: int, one: Callable[[int], Awaitable[None]]) -> dict[str, float]:

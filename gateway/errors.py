@@ -24,6 +24,7 @@
     ├── NotPermitted                  a known partner touching what is not its own (AR, 403)
     ├── NotFound                      a query for something that is not there (404)
     ├── TransientError                the sender or the broker retries (AE, 503, nack + requeue)
+    │   └── ConcurrentChange          another transaction changed what this one read: run it again
     └── ConfigError                   the gateway refuses to start
 
 Foreign exceptions (SQLAlchemy, aiormq, httpx, parsers) are translated to the most specific of
@@ -184,6 +185,13 @@ class NotFound(GatewayError):
 class TransientError(GatewayError):
     public_message = "temporarily unable to process the message; retry later"
     http_status = 503
+
+
+class ConcurrentChange(TransientError):
+    """Raised at the store's edge for a unique key or an order version another transaction took
+    first; the intake runs the message again, and reconciliation sees what the other one did."""
+
+    public_message = "what the message touches changed concurrently; retry later"
 
 
 class ConfigError(GatewayError):

@@ -1,28 +1,26 @@
 """The adapter contract (DESIGN §3) and discovery through the `cgt_gateway.adapters` entry points.
 
-An adapter is one external dialect: `parse` (strict, typed errors), `to_canonical` (pure), `ack`
-(the dialect's answer), and `examples` for the shared conformance suite. Badly shaped adapters
-are refused at start-up with a message that names them.
+An adapter is one external dialect: `decode` / `answer` (gateway.sdk.contract) or, while adapters
+move, `parse` / `to_canonical` / `ack` (gateway.service.parsing), and `examples` for the shared
+conformance suite. Badly shaped adapters are refused at start-up with a message that names them.
 """
 
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable
 from importlib.metadata import entry_points
 from typing import Any, Protocol, runtime_checkable
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from gateway.canonical.command import Command
 from gateway.errors import ConfigError
 from gateway.partners import Partners
 from gateway.sdk.contract import Adapter as DecodingAdapter
 from gateway.sdk.contract import Example, HasHttpRoutes, InboundContext, Running
 from gateway.sdk.ports import Deliveries, Orders
 from gateway.service.intake import Intake
-from gateway.service.outcome import Outcome
+from gateway.service.parsing import Adapter, ExternalMessage, ParsingAdapter
 from gateway.settings import Settings
 
 __all__ = [
@@ -42,40 +40,6 @@ __all__ = [
 ]
 
 GROUP = "cgt_gateway.adapters"
-
-
-@dataclass(frozen=True)
-class ExternalMessage:
-    """A parsed message in its own dialect; `message_id` is the sender's id for idempotency.
-
-    `fingerprint`: what the message says, without what does not change its meaning in the dialect
-    (framing, line ends, key order...). A message under a used id is a repeat when its fingerprint
-    equals the first's, and refused otherwise. None: the raw bytes are the fingerprint.
-    """
-
-    message_id: str | None
-    content: Any
-    fingerprint: bytes | None = None
-
-
-@runtime_checkable
-class ParsingAdapter(Protocol):
-    """The contract before gateway.sdk: parse, to_canonical, ack (being replaced by decode/answer)."""
-
-    name: str
-    dialect: str
-    content_type: str
-
-    def parse(self, raw: bytes, ctx: InboundContext) -> ExternalMessage: ...
-
-    def to_canonical(self, msg: ExternalMessage, ctx: InboundContext) -> list[Command]: ...
-
-    def ack(self, outcome: Outcome) -> bytes: ...
-
-    def examples(self) -> Sequence[Example]: ...
-
-
-Adapter = ParsingAdapter | DecodingAdapter
 
 
 class Runtime(Protocol):

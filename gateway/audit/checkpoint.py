@@ -23,11 +23,11 @@ import orjson
 from sqlalchemy import Connection, bindparam, insert, select
 
 from gateway.audit.chain import HEAD
+from gateway.canonical.events import envelope
 from gateway.canonical.payloads import AuditCheckpoint
 from gateway.errors import ConfigError
-from gateway.service.events import envelope
+from gateway.store.appends import PendingWrites
 from gateway.store.prepared import Prepared
-from gateway.store.repository import PendingWrites
 from gateway.store.tables import audit_checkpoints, audit_head, audit_records
 
 DEMO_AUDIT_KEY = "demo-audit-key"  # published: refused in production

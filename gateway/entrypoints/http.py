@@ -92,7 +92,7 @@ def create_app(gateway: Gateway | None = None, settings: Settings | None = None)
         database = await g.database_up()
         # Reads working says little: a connection opened read-only answers SELECT 1 and refuses
         # every message. The probe writes as the intake does, on the intake's own connections.
-        refused = await g.intake.writer.unwritable() if database else None
+        refused = await g.intake.transactions.unwritable() if database else None
         body: dict[str, Any] = {
             "status": "ok" if database and g.broker.connected else "degraded",
             "database": "up" if database else "down",

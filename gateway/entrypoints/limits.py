@@ -1,7 +1,8 @@
 """What a request may cost at the HTTP door, before anyone knows who sent it.
 
-Bodies are read through `bounded_body` and nothing else: the declared length is checked first, the
-streamed bytes are counted as they arrive, and the read stops with TooLarge (413) past the limit.
+Bodies are read through `bounded_body` (in gateway.sdk.http, where adapters find it) and nothing
+else: the declared length is checked first, the streamed bytes are counted as they arrive, and the
+read stops with TooLarge (413) past the limit.
 `Door` wraps the app. A response that leaves a request's body unread closes the connection, so the
 server stops reading instead of draining whatever the sender keeps sending; and a request refused
 at the door (401, 413, or marked by its route with `refuse`) is logged and counted with its
@@ -14,40 +15,17 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from starlette.requests import ClientDisconnect, Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway import metrics
-from gateway.errors import MalformedMessage, TooLarge
+from gateway.sdk.http import bounded_body, refusal, refuse
+
+__all__ = ["Door", "bounded_body", "refuse"]  # the helpers live in gateway.sdk.http; kept here too
 
 log = logging.getLogger("gateway.http.door")
 
 REFUSED_STATUS = {401: "not_authenticated", 413: "too_large"}
-_MARK = "cgt.refused"  # scope key: the reason and detail a route gave for its refusal
 _DETAIL_CHARS = 200  # a detail may quote a header the sender chose: keep the log line short
-
-
-async def bounded_body(request: Request, limit: int) -> bytes:
-    """The request body, refused with TooLarge (413) as soon as it passes `limit` bytes; a chunked
-    body is counted as it streams, never gathered whole first."""
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        raise TooLarge(f"the body exceeds {limit} bytes")
-    body = bytearray()
-    try:
-        async for chunk in request.stream():
-            if len(body) + len(chunk) > limit:
-                raise TooLarge(f"the body exceeds {limit} bytes")
-            body += chunk
-    except ClientDisconnect:  # a sender gone mid-body is the sender's doing, not a defect of ours
-        raise MalformedMessage("the body ended early: the sender disconnected") from None
-    return bytes(body)
-
-
-def refuse(request: Request, reason: str, detail: str | None = None) -> None:
-    """Mark this request as refused at the door, with a reason slug (a metric label: keep the set
-    small) and an internal detail for the log; `Door` records it when the answer goes out."""
-    request.scope[_MARK] = (reason, detail)
 
 
 @dataclass
@@ -89,7 +67,7 @@ class Door:
 
 
 def _record(scope: Scope, status: int, reading: _Reading, declared: str | None) -> None:
-    marked: tuple[str, str | None] | None = scope.get(_MARK)
+    marked = refusal(scope)
     if marked is None and status not in REFUSED_STATUS:
         return
     reason, detail = marked if marked is not None else (REFUSED_STATUS[status], None)

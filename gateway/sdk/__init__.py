@@ -38,7 +38,6 @@ from gateway.canonical.payloads import (
     WithReason,
 )
 from gateway.demo_credentials import jwk_thumbprint, refuse_published, secret_fingerprint
-from gateway.entrypoints.limits import bounded_body, refuse
 from gateway.errors import (
     ConfigError,
     ContractViolation,
@@ -54,6 +53,7 @@ from gateway.errors import (
     TransientError,
     UnsupportedMessage,
 )
+from gateway.outcome import Outcome
 from gateway.partners import Partner, Partners, SecretRef, credential
 from gateway.sdk.answers import outcome_json
 from gateway.sdk.contract import (
@@ -61,13 +61,23 @@ from gateway.sdk.contract import (
     Decoded,
     Example,
     HasHttpRoutes,
-    HasTransport,
     InboundContext,
     Running,
 )
 from gateway.sdk.examples import examples_in
+from gateway.sdk.http import bounded_body, refuse
 from gateway.sdk.outbound import Destination, Outbound, OutboundRunner, OutboundRuntime, Retry, retrying
-from gateway.sdk.ports import Crosswalk, Deliveries, Door, Orders, OrderView, Replays, Runtime, Secrets
+from gateway.sdk.ports import (
+    Crosswalk,
+    Deliveries,
+    Door,
+    HasTransport,
+    Orders,
+    OrderView,
+    Replays,
+    Runtime,
+    Secrets,
+)
 from gateway.sdk.profiles import Profiles
 from gateway.sdk.queues import InboundQueues, inbound_queue_name
 from gateway.sdk.webhooks import (
@@ -80,7 +90,6 @@ from gateway.sdk.webhooks import (
     WebhookRoute,
     webhook_router,
 )
-from gateway.service.outcome import Outcome
 from gateway.settings import ROOT, Settings
 
 __all__ = [

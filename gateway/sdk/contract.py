@@ -16,17 +16,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 
 from fastapi import APIRouter
 
 from gateway.canonical.command import Command
 from gateway.errors import GatewayError
+from gateway.outcome import Outcome
 from gateway.partners import Partner
-from gateway.service.outcome import Outcome
-
-if TYPE_CHECKING:
-    from gateway.sdk.ports import Runtime
 
 
 @dataclass(frozen=True)
@@ -83,13 +80,6 @@ class Running(Protocol):
     """A started transport (a listener, a poller, an outbound consumer)."""
 
     async def stop(self) -> None: ...
-
-
-@runtime_checkable
-class HasTransport(Protocol):
-    """An adapter that listens or consumes on its own (MLLP server, outbound consumers)."""
-
-    async def start_transport(self, runtime: Runtime) -> Running: ...
 
 
 @runtime_checkable

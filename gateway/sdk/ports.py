@@ -14,19 +14,17 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol, runtime_checkable
 
 from gateway.canonical.envelope import CloudEvent
 from gateway.canonical.ids import ExternalRef
 from gateway.canonical.lifecycle import OrderStatus
 from gateway.canonical.order import TherapyOrder
 from gateway.errors import GatewayError
+from gateway.outcome import Outcome
 from gateway.partners import Partner, Partners
-from gateway.service.outcome import Outcome
+from gateway.sdk.contract import Adapter, Running
 from gateway.settings import Settings
-
-if TYPE_CHECKING:
-    from gateway.sdk.contract import Adapter
 
 
 @dataclass(frozen=True)
@@ -156,3 +154,10 @@ class Replays(Protocol):
         """True the first time `key` is seen in `scope`; False while an earlier sighting is kept
         (until `expires_at`)."""
         ...
+
+
+@runtime_checkable
+class HasTransport(Protocol):
+    """An adapter that listens or consumes on its own (MLLP server, outbound consumers)."""
+
+    async def start_transport(self, runtime: Runtime) -> Running: ...

@@ -7,12 +7,12 @@ from datetime import datetime
 
 from gateway.canonical.envelope import utcnow
 from gateway.errors import GatewayError
+from gateway.outcome import Outcome
 from gateway.partners import Partner
-from gateway.registry import Adapter
 from gateway.service.inbound import accept
 from gateway.service.intake import Intake, failed_decode
-from gateway.service.outcome import Outcome
-from gateway.store.repository import InboundRecord
+from gateway.service.parsing import Adapter
+from gateway.store.records import InboundRecord
 
 # Not a valid partner id, so it never names a real partner.
 UNKNOWN_PREFIX = "unknown:"

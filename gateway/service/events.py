@@ -1,45 +1,5 @@
-"""Build the CloudEvents the service publishes."""
+"""Kept for existing imports: the CloudEvents builders live in `gateway.canonical.events`."""
 
-from __future__ import annotations
+from gateway.canonical.events import envelope, order_event, source_of
 
-from datetime import datetime
-from typing import Any
-
-from gateway.canonical.catalogue import spec_for
-from gateway.canonical.envelope import CloudEvent, new_event_id
-from gateway.canonical.order import TherapyOrder
-from gateway.canonical.payloads import Payload
-
-
-def source_of(partner: str, adapter: str) -> str:
-    return f"/partners/{partner}/{adapter}"
-
-
-def envelope(
-    name: str, data: dict[str, Any], *, source: str, subject: str | None, time: datetime
-) -> CloudEvent:
-    """Validate `data` against the event's contract and wrap it."""
-    spec = spec_for(name)
-    model = spec.data.model_validate(data)
-    return CloudEvent(
-        id=new_event_id(),
-        source=source,
-        type=spec.type,
-        subject=subject,
-        time=time,
-        dataschema=spec.dataschema,
-        data=model.model_dump(mode="json", exclude_none=True),
-    )
-
-
-def order_event(
-    name: str, order: TherapyOrder, payload: Payload, *, source: str, time: datetime
-) -> CloudEvent:
-    data = {
-        **payload.model_dump(exclude_none=True),
-        "order_id": order.order_id,
-        "coi": order.coi,
-        "patient_id": order.patient_id,
-        "status": order.status,
-    }
-    return envelope(name, data, source=source, subject=order.coi, time=time)
+__all__ = ["envelope", "order_event", "source_of"]

@@ -14,13 +14,13 @@ from gateway import metrics
 from gateway.canonical.command import Command
 from gateway.canonical.envelope import utcnow
 from gateway.errors import GatewayError, NotOurs
+from gateway.outcome import Outcome
 from gateway.partners import Partner
-from gateway.registry import Adapter, InboundContext
 from gateway.sdk.contract import Adapter as DecodingAdapter
-from gateway.sdk.contract import Decoded
+from gateway.sdk.contract import Decoded, InboundContext
 from gateway.service.intake import Decode, Intake, failed_decode, mapping_failure
-from gateway.service.outcome import Outcome
-from gateway.store.repository import InboundRecord
+from gateway.service.parsing import Adapter
+from gateway.store.records import InboundRecord
 
 
 async def accept(

@@ -2,22 +2,15 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Connection, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from gateway.audit import AuditEntry, append
+from gateway import audit
+from gateway.audit import AuditEntry
 from gateway.canonical.envelope import CloudEvent, utcnow
+from gateway.canonical.events import envelope
 from gateway.canonical.payloads import DeliveryFailed
-from gateway.service.events import envelope
-from gateway.store.db import writer_for
-from gateway.store.repository import PendingWrites
-from gateway.store.tables import consumed_events
-
-
-def settled(conn: Connection, consumer: str, event_id: str) -> bool:
-    c = consumed_events.c
-    found = conn.execute(select(c.event_id).where(c.consumer == consumer, c.event_id == event_id))
-    return found.first() is not None
+from gateway.service.ports import UnitOfWork
+from gateway.store.unit_of_work import SqlTransactions
 
 
 async def record_delivery_failure(
@@ -55,18 +48,12 @@ async def record_delivery_failure(
         subject=failed.subject,
         detail={"partner": partner, "event_id": failed.id, "attempts": attempts, "alert_id": alert.id},
     )
-    writer = writer_for(engine)
 
-    def write() -> None:
-        with writer.engine.begin() as conn:
-            writes = PendingWrites()
-            writes.events([alert], order_id=failed.data.get("order_id"), inbound_id=None)
-            writes.flush(conn)
-            append(conn, [entry], now)
-            if consumer is not None and not settled(conn, consumer, failed.id):
-                conn.execute(
-                    insert(consumed_events).values(consumer=consumer, event_id=failed.id, consumed_at=now)
-                )
+    def write(uow: UnitOfWork) -> None:
+        uow.events([alert], order_id=failed.data.get("order_id"), inbound_id=None)
+        uow.audit([entry], now)
+        if consumer is not None:
+            uow.settle_delivery(consumer, failed.id, now)
 
-    await writer.run(write)
+    await SqlTransactions(engine, audit.append).run(write)  # database errors come out transient
     return alert

@@ -1,127 +1,41 @@
-"""The intake transaction's reads and writes (synchronous, on the writer twin), and the async reads
-the HTTP API and the CLI make.
+"""The intake transaction's write-behind cache (synchronous, on the writer twin): what a batch
+reads, read up front; what it changes, written once, in its latest state.
 
-The intake's statements are built once at import and run as `Prepared` statements: compiled once
-for each dialect, executed on the driver's cursor (see gateway.store.prepared).
+The statements are built once at import and run as `Prepared` statements: compiled once for each
+dialect, executed on the driver's cursor (see gateway.store.prepared). The record types, the
+appends and the read side live beside it (records, appends, reads); they are re-exported here for
+existing imports.
 """
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from functools import cached_property
+from datetime import datetime
 from typing import Any
 
-import orjson
-from sqlalchemy import Connection, Table, bindparam, func, insert, select, update
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import Connection
 
-from gateway.canonical.envelope import CloudEvent
 from gateway.canonical.ids import ExternalRef, IdentifierScope
 from gateway.canonical.order import PatientIdentity, TherapyOrder
+from gateway.errors import ConcurrentChange
 from gateway.identity import Binding
-from gateway.store import tables as t
+from gateway.store import statements as sql
+from gateway.store.appends import PendingWrites
 from gateway.store.lookups import CHUNK, lookup, size_for
 from gateway.store.prepared import Prepared
+from gateway.store.reads import count_open_quarantine, open_quarantine, order_by_coi, outbox_backlog, timeline
+from gateway.store.records import InboundRecord, StoredAnswer
 
-
-@dataclass(frozen=True)
-class InboundRecord:
-    partner: str
-    transport: str
-    adapter: str
-    message_id: str | None
-    received_at: datetime
-    content_type: str | None
-    raw: bytes
-    # What the message says, as its adapter normalised it (None: the raw bytes say it): two
-    # messages under one id are one message sent twice when their fingerprints are equal.
-    fingerprint: bytes | None = None
-
-    @cached_property
-    def content_hash(self) -> str:
-        return hashlib.sha256(self.raw if self.fingerprint is None else self.fingerprint).hexdigest()
-
-
-@dataclass(frozen=True)
-class StoredAnswer:
-    """The first answer given under a message id, and the hash of what that message said (None
-    for keys stored before hashes were)."""
-
-    outcome: dict[str, Any]
-    rendered: bytes | None
-    content_hash: str | None
-
-
-_keys, _cw, _pt, _or = t.idempotency_keys, t.crosswalk, t.patients, t.orders
-
-
-def _insert(table: Table, columns: str) -> Prepared:
-    return Prepared(insert(table).values({name: bindparam(name) for name in columns.split()}))
-
-
-_UPDATE_PATIENT = Prepared(
-    update(_pt)
-    .where(_pt.c.patient_id == bindparam("pid"))
-    .values(identity=bindparam("identity"), updated_at=bindparam("at"))
-)
-# Found through the crosswalk's patient index (every order is bound there by its COI and placer
-# number; a merge re-points those rows), not by scanning orders. Locked: a merge re-points them,
-# and expects each at the version it read.
-_ORDERS_OF_PATIENT = Prepared(
-    select(_or.c.document)
-    .where(
-        _or.c.order_id.in_(select(_cw.c.order_id).where(_cw.c.patient_id == bindparam("pid"))),
-        _or.c.patient_id == bindparam("pid"),
-    )
-    .order_by(_or.c.order_id)
-    .with_for_update()
-)
-_UPDATE_ORDER = Prepared(
-    update(_or)
-    .where(_or.c.order_id == bindparam("order_id"), _or.c.version == bindparam("expected"))
-    .values(
-        patient_id=bindparam("patient_id"),
-        status=bindparam("status"),
-        version=bindparam("version"),
-        document=bindparam("document"),
-        updated_at=bindparam("updated_at"),
-    )
-)
-_REPOINT_CROSSWALK = Prepared(
-    update(_cw).where(_cw.c.patient_id == bindparam("old")).values(patient_id=bindparam("new"))
-)
-_TOMBSTONE = Prepared(
-    update(_pt)
-    .where(_pt.c.patient_id == bindparam("old"))
-    .values(merged_into=bindparam("new"), updated_at=bindparam("at"))
-)
-_INSERT_PATIENT = Prepared(
-    insert(_pt).values(
-        patient_id=bindparam("pid"), identity=bindparam("identity"), updated_at=bindparam("at")
-    )
-)
-_INSERT_ORDER = _insert(_or, "order_id coi patient_id status version document created_at updated_at")
-_INSERT_BINDING = _insert(_cw, "namespace value patient_id order_id bound_at inbound_id")
-_APPENDS = [
-    # Raw messages first: answers and quarantine rows refer to them.
-    (
-        "inbound",
-        _insert(
-            t.inbound_messages,
-            "id partner transport adapter message_id received_at content_type raw outcome reason order_id",
-        ),
-    ),
-    ("answers", _insert(_keys, "partner message_id inbound_id outcome answer rendered content_hash")),
-    (
-        "quarantine",
-        _insert(t.quarantine, "quarantine_id inbound_id partner reason detail command status created_at"),
-    ),
-    ("timeline", _insert(t.events, "event_id order_id type time envelope inbound_id")),
-    ("outbox", _insert(t.outbox, "event_id routing_key body created_at")),
+__all__ = [
+    "InboundRecord",
+    "PendingWrites",
+    "Repository",
+    "StoredAnswer",
+    "count_open_quarantine",
+    "open_quarantine",
+    "order_by_coi",
+    "outbox_backlog",
+    "timeline",
 ]
 
 
@@ -129,8 +43,9 @@ class Repository:
     """Everything the intake transaction reads and writes, on one synchronous connection.
 
     What a batch will read is read up front (`load_batch`), one query per kind, sent together: on
-    PostgreSQL that is one round trip for the batch rather than a few per message. What the transaction writes updates the same cache, so a message sees what an
-    earlier one in the batch did; a key the cache has not seen is read as before.
+    PostgreSQL that is one round trip for the batch rather than a few per message. What the
+    transaction writes updates the same cache, so a message sees what an earlier one in the batch
+    did; a key the cache has not seen is read as before.
     """
 
     def __init__(self, conn: Connection) -> None:
@@ -150,15 +65,15 @@ class Repository:
     def write_pending(self) -> None:
         """Write what the messages so far changed: new patients, orders and bindings, then each
         changed order and patient once, in its latest state."""
-        _INSERT_PATIENT.execute_many(self.conn, self._new_patients.values())
-        _INSERT_ORDER.execute_many(self.conn, (_order_row(o) for o in self._new_orders.values()))
-        _INSERT_BINDING.execute_many(self.conn, self._new_bindings)
-        _UPDATE_PATIENT.execute_many(self.conn, self._changed_patients.values())
+        sql.INSERT_PATIENT.execute_many(self.conn, self._new_patients.values())
+        sql.INSERT_ORDER.execute_many(self.conn, (_order_row(o) for o in self._new_orders.values()))
+        sql.INSERT_BINDING.execute_many(self.conn, self._new_bindings)
+        sql.UPDATE_PATIENT.execute_many(self.conn, self._changed_patients.values())
         if self._changed_orders:
             rows = [{**_order_row(o), "expected": v} for v, o in self._changed_orders.values()]
             # Its row count is known once the statement has run: at once on SQLite, after the
             # pipeline's next sync on PostgreSQL. `settle` checks it before the commit.
-            self._updated.append((_UPDATE_ORDER.execute_many(self.conn, rows), list(self._changed_orders)))
+            self._updated.append((sql.UPDATE_ORDER.execute_many(self.conn, rows), list(self._changed_orders)))
         self._drop_pending()
 
     def _drop_pending(self) -> None:
@@ -170,10 +85,11 @@ class Repository:
 
     def settle(self) -> None:
         """Check, once every statement has run, that each order update found the version it
-        expected; a concurrent change fails the transaction (and the intake runs it again)."""
+        expected; a concurrent change fails the transaction with ConcurrentChange (and the intake
+        runs it again)."""
         for cursor, order_ids in self._updated:
             if cursor.rowcount != len(order_ids):
-                raise IntegrityError("an order changed concurrently", None, Exception(", ".join(order_ids)))
+                raise ConcurrentChange(detail=f"an order changed concurrently: {', '.join(order_ids)}")
         self._updated.clear()
 
     def forget(self) -> None:
@@ -301,7 +217,7 @@ class Repository:
     def merge_patient(self, folded: str, *, into: str, identity: PatientIdentity, at: datetime) -> None:
         """Re-point every identifier and order of `folded` to `into`; keep `folded` as a tombstone."""
         orders = self.orders_of_patient(folded)  # before the crosswalk they are found by moves
-        _REPOINT_CROSSWALK.execute(self.conn, {"old": folded, "new": into})
+        sql.REPOINT_CROSSWALK.execute(self.conn, {"old": folded, "new": into})
         for key, binding in self._crosswalk.items():
             if binding is not None and binding.patient_id == folded:
                 self._crosswalk[key] = Binding(into, binding.order_id)
@@ -316,7 +232,7 @@ class Repository:
                     }
                 )
             )
-        _TOMBSTONE.execute(self.conn, {"old": folded, "new": into, "at": at})
+        sql.TOMBSTONE.execute(self.conn, {"old": folded, "new": into, "at": at})
         self._patients.pop(folded, None)
 
     def order(self, order_id: str) -> TherapyOrder:
@@ -327,7 +243,7 @@ class Repository:
 
     def orders_of_patient(self, patient_id: str) -> list[TherapyOrder]:
         self.write_pending()  # found by patient, in the database
-        rows = _ORDERS_OF_PATIENT.rows(self.conn, {"pid": patient_id})
+        rows = sql.ORDERS_OF_PATIENT.rows(self.conn, {"pid": patient_id})
         orders = [TherapyOrder.model_validate(document) for (document,) in rows]
         return [self._orders.get(o.order_id, o) for o in orders]
 
@@ -355,137 +271,3 @@ def _order_row(order: TherapyOrder) -> dict[str, Any]:
         "created_at": order.created_at,
         "updated_at": order.updated_at,
     }
-
-
-@dataclass
-class PendingWrites:
-    """The appends of a batch of messages (raw messages, answers, events, outbox, quarantine),
-    written together, one statement a table, at the end of the transaction."""
-
-    inbound: list[dict[str, Any]] = field(default_factory=list)
-    answers: list[dict[str, Any]] = field(default_factory=list)
-    quarantine: list[dict[str, Any]] = field(default_factory=list)
-    timeline: list[dict[str, Any]] = field(default_factory=list)
-    outbox: list[dict[str, Any]] = field(default_factory=list)
-
-    def message(
-        self, inbound_id: str, record: InboundRecord, outcome: str, reason: str | None, order_id: str | None
-    ) -> None:
-        self.inbound.append(
-            {
-                "id": inbound_id,
-                "partner": record.partner,
-                "transport": record.transport,
-                "adapter": record.adapter,
-                "message_id": record.message_id,
-                "received_at": record.received_at,
-                "content_type": record.content_type,
-                "raw": record.raw,
-                "outcome": outcome,
-                "reason": reason,
-                "order_id": order_id,
-            }
-        )
-
-    def answer(self, record: InboundRecord, inbound_id: str, answer: StoredAnswer) -> None:
-        self.answers.append(
-            {
-                "partner": record.partner,
-                "message_id": record.message_id,
-                "inbound_id": inbound_id,
-                "outcome": answer.outcome["status"],
-                "answer": answer.outcome,
-                "rendered": answer.rendered,
-                "content_hash": answer.content_hash,
-            }
-        )
-
-    def events(self, envelopes: list[CloudEvent], order_id: str | None, inbound_id: str | None) -> None:
-        for env in envelopes:
-            body = env.to_json()  # serialized once: the outbox's body and the timeline's JSON
-            self.timeline.append(
-                {
-                    "event_id": env.id,
-                    "order_id": order_id,
-                    "type": env.type,
-                    "time": env.time,
-                    "envelope": orjson.Fragment(body),
-                    "inbound_id": inbound_id,
-                }
-            )
-            self.outbox.append(
-                {"event_id": env.id, "routing_key": env.routing_key, "body": body, "created_at": env.time}
-            )
-
-    def quarantined(
-        self,
-        *,
-        quarantine_id: str,
-        inbound_id: str,
-        partner: str,
-        reason: str,
-        detail: str,
-        commands: list[dict[str, Any]],
-        at: datetime,
-    ) -> None:
-        self.quarantine.append(
-            {
-                "quarantine_id": quarantine_id,
-                "inbound_id": inbound_id,
-                "partner": partner,
-                "reason": reason,
-                "detail": detail,
-                "command": {"commands": commands},
-                "status": "open",
-                "created_at": at,
-            }
-        )
-
-    def flush(self, conn: Connection) -> None:
-        for name, statement in _APPENDS:
-            statement.execute_many(conn, getattr(self, name))
-
-
-# -- read side, for the HTTP API and the CLI --------------------------------------------------
-async def order_by_coi(conn: AsyncConnection, coi: str) -> TherapyOrder | None:
-    row = (await conn.execute(select(_or.c.document).where(_or.c.coi == coi))).first()
-    return TherapyOrder.model_validate(row.document) if row else None
-
-
-async def timeline(conn: AsyncConnection, order_id: str) -> list[dict[str, Any]]:
-    rows = await conn.execute(
-        select(t.events.c.envelope)
-        .where(t.events.c.order_id == order_id)
-        .order_by(t.events.c.time, t.events.c.event_id)
-    )
-    return [dict(r.envelope) for r in rows]
-
-
-async def open_quarantine(conn: AsyncConnection, limit: int = 100) -> list[dict[str, Any]]:
-    q = t.quarantine
-    rows = await conn.execute(
-        select(q.c.quarantine_id, q.c.partner, q.c.reason, q.c.detail, q.c.created_at, q.c.inbound_id)
-        .where(q.c.status == "open")
-        .order_by(q.c.created_at)
-        .limit(limit)
-    )
-    return [dict(r._mapping) for r in rows]
-
-
-async def count_open_quarantine(conn: AsyncConnection) -> int:
-    q = t.quarantine
-    return int(
-        (await conn.execute(select(func.count()).select_from(q).where(q.c.status == "open"))).scalar_one()
-    )
-
-
-async def outbox_backlog(conn: AsyncConnection) -> tuple[int, datetime | None]:
-    """Unsent rows, and when the oldest of them was written."""
-    o = t.outbox
-    row = (
-        await conn.execute(select(func.count(), func.min(o.c.created_at)).where(o.c.sent_at.is_(None)))
-    ).one()
-    oldest = row[1]
-    if isinstance(oldest, str):  # SQLite's min() of a datetime column comes back as text
-        oldest = datetime.fromisoformat(oldest).replace(tzinfo=UTC)
-    return int(row[0]), oldest

@@ -9,6 +9,7 @@ import pytest
 from gateway.canonical.command import Command
 from gateway.canonical.envelope import utcnow
 from gateway.errors import ConfigError, DuplicateKey, RejectedMessage
+from gateway.outcome import Outcome
 from gateway.partners import load_partners
 from gateway.registry import (
     Adapter,
@@ -18,7 +19,6 @@ from gateway.registry import (
     load_adapters,
     validate_adapter,
 )
-from gateway.service.outcome import Outcome
 from gateway.settings import Settings
 
 ADAPTERS = load_adapters()

@@ -17,7 +17,7 @@ from gateway import errors
 from gateway.canonical.ids import ExternalRef
 from gateway.canonical.lifecycle import OrderStatus
 from gateway.canonical.order import Party, Product, TherapyOrder
-from gateway.service.outcome import Outcome
+from gateway.outcome import Outcome
 
 T0 = datetime(2026, 11, 2, 9, tzinfo=UTC)
 PROFILE = load_profile("demo-hospital")

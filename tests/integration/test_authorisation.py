@@ -24,10 +24,10 @@ from gateway.canonical.parties import PartnerKind
 from gateway.entrypoints.bootstrap import bootstrap
 from gateway.entrypoints.http import create_app
 from gateway.identity.authorise import Assignments, Authority
+from gateway.outcome import Outcome
 from gateway.partners import Partners, load_partners
 from gateway.service.inbound import accept
 from gateway.service.intake import Intake
-from gateway.service.outcome import Outcome
 from gateway.settings import Settings
 from gateway.store import tables as t
 from tests.support.builders import coi, envelope_json, event, mrn, place, placer

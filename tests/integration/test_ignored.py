@@ -10,10 +10,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from gateway import metrics
 from gateway.canonical.command import Command
 from gateway.errors import NotOurs
+from gateway.outcome import Outcome
 from gateway.registry import Example, ExternalMessage, InboundContext
 from gateway.service.inbound import accept
 from gateway.service.intake import Intake
-from gateway.service.outcome import Outcome
 from gateway.store import tables as t
 from tests.support.drive import AUTHORITY, PARTNERS
 

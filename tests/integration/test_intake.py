@@ -14,6 +14,7 @@ from gateway.audit import verify
 from gateway.errors import TransientError
 from gateway.service.intake import Intake
 from gateway.store import tables as t
+from gateway.store.db import writer_for
 from gateway.store.repository import order_by_coi
 from tests.support.builders import coi, envelope_json, event, mrn, place, placer
 from tests.support.drive import AUTHORITY, send, send_raw
@@ -402,7 +403,7 @@ async def test_two_changes_to_one_order_in_a_batch_are_both_kept(engine: AsyncEn
 
 async def test_a_database_locked_by_another_process_is_a_transient_error(sqlite_engine: AsyncEngine) -> None:
     gate = intake(sqlite_engine)
-    writer = gate.writer
+    writer = writer_for(sqlite_engine)  # the intake's writer: one an engine
 
     def impatient() -> None:  # the pooled writer connection gives up after 0.1 s, not 10
         with writer.engine.connect() as conn:

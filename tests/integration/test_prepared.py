@@ -11,11 +11,13 @@ from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from gateway.errors import ConcurrentChange
 from gateway.service.intake import Intake
 from gateway.store.db import writer_for
 from gateway.store.lookups import lookup
 from gateway.store.prepared import Prepared
-from gateway.store.repository import _ORDERS_OF_PATIENT, Repository
+from gateway.store.repository import Repository
+from gateway.store.statements import ORDERS_OF_PATIENT
 from gateway.store.tables import audit_head, crosswalk, events, orders, patients
 from tests.support.builders import place
 from tests.support.drive import AUTHORITY, send
@@ -114,7 +116,7 @@ async def test_an_order_update_that_finds_another_version_fails_before_the_commi
                 repo.write_pending()
             repo.settle()
 
-    with pytest.raises(IntegrityError, match="changed concurrently"):
+    with pytest.raises(ConcurrentChange, match="changed concurrently"):
         await writer.run(stale_update)
     async with engine.connect() as conn:
         version = (await conn.execute(select(orders.c.version).where(orders.c.order_id == order_id))).scalar()
@@ -173,7 +175,7 @@ async def test_the_orders_of_a_patient_are_found_through_indexes_not_a_scan(
 
     def plan() -> str:
         with writer.engine.begin() as conn:
-            statement = _ORDERS_OF_PATIENT.statement
+            statement = ORDERS_OF_PATIENT.statement
             rows = conn.exec_driver_sql("EXPLAIN QUERY PLAN " + str(statement.compile(conn)), ("p-1", "p-1"))
             return "\n".join(str(r[-1]) for r in rows)
 

@@ -7,10 +7,10 @@ import uuid
 from adapters.canonical_json.adapter import adapter
 from gateway.canonical.command import Command
 from gateway.identity.authorise import Authority, load_assignments
+from gateway.outcome import Outcome
 from gateway.partners import load_partners
 from gateway.service.inbound import accept
 from gateway.service.intake import Intake
-from gateway.service.outcome import Outcome
 from gateway.settings import Settings
 from tests.support.builders import envelope_json
 

@@ -13,7 +13,7 @@ from adapters.hl7v2 import ack as acks
 from adapters.hl7v2.adapter import adapter
 from adapters.hl7v2.header import Header, read_header
 from gateway.errors import MappingError, TransientError
-from gateway.service.outcome import Outcome
+from gateway.outcome import Outcome
 
 
 def header(version: str = "2.5.1", extra: str = "", control: str = "MSG-0001") -> Header:
