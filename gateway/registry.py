@@ -14,11 +14,11 @@ from typing import Any, Protocol, runtime_checkable
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from gateway.adapter_contract import Adapter as DecodingAdapter
+from gateway.adapter_contract import Example, HasHttpRoutes, InboundContext, Running
 from gateway.errors import ConfigError
 from gateway.partners import Partners
-from gateway.sdk.contract import Adapter as DecodingAdapter
-from gateway.sdk.contract import Example, HasHttpRoutes, InboundContext, Running
-from gateway.sdk.ports import Deliveries, Orders
+from gateway.ports import Deliveries, Orders
 from gateway.service.intake import Intake
 from gateway.service.parsing import Adapter, ExternalMessage, ParsingAdapter
 from gateway.settings import Settings

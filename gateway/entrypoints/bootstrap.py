@@ -19,8 +19,8 @@ from gateway.bus.relay import OutboxRelay
 from gateway.errors import ConfigError, TransientError
 from gateway.identity.authorise import Authority, load_assignments
 from gateway.partners import Partners, load_partners
+from gateway.ports import Crosswalk, Deliveries, Orders
 from gateway.registry import Adapter, HasTransport, Running, installed_adapters, load_adapters
-from gateway.sdk.ports import Crosswalk, Deliveries, Orders
 from gateway.service.deliveries import StoreDeliveries
 from gateway.service.door import IntakeDoor
 from gateway.service.intake import Intake

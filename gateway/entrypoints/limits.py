@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway import metrics
-from gateway.sdk.http import bounded_body, refusal, refuse
+from gateway.http_body import bounded_body, refusal, refuse
 
 __all__ = ["Door", "bounded_body", "refuse"]  # the helpers live in gateway.sdk.http; kept here too
 

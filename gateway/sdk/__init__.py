@@ -18,6 +18,14 @@ Nothing here is a handle on the gateway's insides: no engine, no intake, no tabl
 from __future__ import annotations
 
 from gateway import __version__, errors, metrics
+from gateway.adapter_contract import (
+    Adapter,
+    Decoded,
+    Example,
+    HasHttpRoutes,
+    InboundContext,
+    Running,
+)
 from gateway.canonical import payloads
 from gateway.canonical.base import Canonical
 from gateway.canonical.command import Command, fingerprint
@@ -53,21 +61,10 @@ from gateway.errors import (
     TransientError,
     UnsupportedMessage,
 )
+from gateway.http_body import bounded_body, refuse
 from gateway.outcome import Outcome
 from gateway.partners import Partner, Partners, SecretRef, credential
-from gateway.sdk.answers import outcome_json
-from gateway.sdk.contract import (
-    Adapter,
-    Decoded,
-    Example,
-    HasHttpRoutes,
-    InboundContext,
-    Running,
-)
-from gateway.sdk.examples import examples_in
-from gateway.sdk.http import bounded_body, refuse
-from gateway.sdk.outbound import Destination, Outbound, OutboundRunner, OutboundRuntime, Retry, retrying
-from gateway.sdk.ports import (
+from gateway.ports import (
     Crosswalk,
     Deliveries,
     Door,
@@ -78,6 +75,9 @@ from gateway.sdk.ports import (
     Runtime,
     Secrets,
 )
+from gateway.sdk.answers import outcome_json
+from gateway.sdk.examples import examples_in
+from gateway.sdk.outbound import Destination, Outbound, OutboundRunner, OutboundRuntime, Retry, retrying
 from gateway.sdk.profiles import Profiles
 from gateway.sdk.queues import InboundQueues, inbound_queue_name
 from gateway.sdk.webhooks import (

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import orjson
 
-from gateway.service.outcome import Outcome
+from gateway.outcome import Outcome
 
 
 def outcome_json(outcome: Outcome) -> bytes:

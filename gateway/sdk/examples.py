@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from gateway.sdk.contract import Example
+from gateway.adapter_contract import Example
 
 
 def examples_in(folder: Path, pattern: str = "*") -> list[Example]:

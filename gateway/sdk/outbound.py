@@ -43,7 +43,7 @@ from gateway.bus.topology import declare_consumer_queue
 from gateway.canonical.envelope import CloudEvent
 from gateway.errors import GatewayError, TransientError
 from gateway.partners import Partner
-from gateway.sdk.ports import Deliveries, Orders, OrderView
+from gateway.ports import Deliveries, Orders, OrderView
 from gateway.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -1,163 +1,25 @@
-"""Ports: what an adapter may ask of the running gateway. Never a handle (no engine, no intake,
-no table): the core implements these, tests may fake them.
+"""The ports, as adapters see them (defined in gateway.ports)."""
 
-    Door        accept one inbound message (store, reconcile, apply, answer after the commit)
-    Crosswalk   read-only: are these identifiers known?
-    Orders      read-only: a partner's view of the orders it is a party to
-    Replays     a memory shared by replicas: has this (signed attempt) been seen before?
-    Deliveries  the outbound runner's ledger: what a destination has settled, and its alerts
-    Secrets     keys the gateway makes for itself, and a replay memory (both shared by replicas)
-"""
+from gateway.ports import (
+    Crosswalk,
+    Deliveries,
+    Door,
+    HasTransport,
+    Orders,
+    OrderView,
+    Replays,
+    Runtime,
+    Secrets,
+)
 
-from __future__ import annotations
-
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
-from datetime import datetime
-from typing import Protocol, runtime_checkable
-
-from gateway.canonical.envelope import CloudEvent
-from gateway.canonical.ids import ExternalRef
-from gateway.canonical.lifecycle import OrderStatus
-from gateway.canonical.order import TherapyOrder
-from gateway.errors import GatewayError
-from gateway.outcome import Outcome
-from gateway.partners import Partner, Partners
-from gateway.sdk.contract import Adapter, Running
-from gateway.settings import Settings
-
-
-@dataclass(frozen=True)
-class OrderView:
-    """One order as a partner may see it: the order, and the identifiers of it (and of its
-    patient) the partner may see: its own namespaces and the shared ones."""
-
-    order: TherapyOrder
-    refs: tuple[ExternalRef, ...]
-    # The partner's own id of the message that placed the order (an acceptance answers it); the
-    # outbound runner gives it to a render.
-    placing_message_id: str | None = None
-
-
-class Door(Protocol):
-    async def accept(
-        self,
-        adapter: Adapter,
-        partner: Partner,
-        raw: bytes,
-        *,
-        transport: str,
-        content_type: str | None = None,
-        received_at: datetime | None = None,
-        request: object | None = None,
-    ) -> tuple[Outcome, bytes | None]:
-        """The message's outcome and the adapter's answer, once it is committed. `request`: the
-        transport's view of the message, handed to `decode` as `InboundContext.request`."""
-        ...
-
-    async def keep_unattributed(
-        self,
-        adapter: str,
-        raw: bytes,
-        error: GatewayError,
-        answer: Callable[[Outcome], bytes],
-        *,
-        transport: str,
-        content_type: str | None = None,
-    ) -> tuple[Outcome, bytes | None]:
-        """Keep a message no partner can be named for (an unknown sender), refused with `error`."""
-        ...
-
-
-class Crosswalk(Protocol):
-    async def any_known(self, refs: Iterable[ExternalRef]) -> bool:
-        """Whether any of the identifiers is bound to a patient or an order."""
-        ...
-
-    async def bound(self, refs: Iterable[ExternalRef]) -> set[ExternalRef]:
-        """Those of the identifiers bound to a patient or an order."""
-        ...
-
-    async def statuses(self, refs: Iterable[ExternalRef]) -> dict[ExternalRef, OrderStatus]:
-        """The status of the order each identifier is bound to (absent: bound to none)."""
-        ...
-
-
-class Orders(Protocol):
-    async def view(self, partner: Partner, order_id: str) -> OrderView | None:
-        """The order as `partner` may see it; None when it is unknown or not the partner's."""
-        ...
-
-    async def find(self, partner: Partner, namespaces: Iterable[str], value: str) -> list[OrderView]:
-        """The partner's orders one of whose identifiers in `namespaces` has `value`, oldest first."""
-        ...
-
-
-class Deliveries(Protocol):
-    """What the outbound runner (gateway.sdk.outbound) keeps: the events each consumer has settled
-    (delivered, skipped as not its own, or given up with an alert)."""
-
-    async def settled(self, consumer: str, event_id: str) -> bool: ...
-
-    async def settle(self, consumer: str, event_id: str) -> None:
-        """Record the event as settled by `consumer` (again: no error)."""
-        ...
-
-    async def unsettled_before(
-        self, consumer: str, event: CloudEvent, order_id: str, patterns: Sequence[str]
-    ) -> set[str]:
-        """The ids of the events of the order, committed before `event` and matching `patterns`,
-        that the consumer has not settled yet: a later event waits for them."""
-        ...
-
-    async def give_up(
-        self, consumer: str, event: CloudEvent, *, partner: str, adapter: str, attempts: int, reason: str
-    ) -> None:
-        """Raise `delivery.failed` about `event` and settle it, in one transaction."""
-        ...
-
-    async def placing_message(self, partner: Partner, order_id: str) -> str | None:
-        """The partner's own id of the message by which it placed the order, if it did."""
-        ...
-
-
-class Secrets(Protocol):
-    async def secret(self, name: str) -> str:
-        """The gateway's own secret `name`: made by the first replica that asks, then shared."""
-        ...
-
-    async def first_use(self, holder: str, key: str, expires_at: datetime) -> bool:
-        """Take `key` of `holder` (a client's assertion id) for good: False when any replica took it
-        before. Keys are forgotten once expired (the holder refuses them by then anyway)."""
-        ...
-
-
-class Runtime(Protocol):
-    """What an adapter's transports get from the running gateway: settings, partners, ports."""
-
-    settings: Settings
-    partners: Partners
-    door: Door
-    crosswalk: Crosswalk
-    orders: Orders
-    replays: Replays
-    secrets: Secrets
-
-    @property
-    def deliveries(self) -> Deliveries: ...
-
-
-class Replays(Protocol):
-    """A memory of what was seen, shared by every replica (signed webhooks' replay refusal)."""
-
-    async def first_use(self, scope: str, key: str, expires_at: datetime) -> bool:
-        """True the first time `key` is seen in `scope`; False while an earlier sighting is kept
-        (until `expires_at`)."""
-        ...
-
-
-@runtime_checkable
-class HasTransport(Protocol):
-    """An adapter that listens or consumes on its own (MLLP server, outbound consumers)."""
-
-    async def start_transport(self, runtime: Runtime) -> Running: ...
+__all__ = [
+    "Crosswalk",
+    "Deliveries",
+    "Door",
+    "HasTransport",
+    "OrderView",
+    "Orders",
+    "Replays",
+    "Runtime",
+    "Secrets",
+]

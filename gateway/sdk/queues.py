@@ -39,8 +39,8 @@ from gateway.errors import NotAuthenticated, TransientError
 from gateway.partners import Partner
 
 if TYPE_CHECKING:
-    from gateway.sdk.contract import Adapter
-    from gateway.sdk.ports import Runtime
+    from gateway.adapter_contract import Adapter
+    from gateway.ports import Runtime
 
 log = logging.getLogger(__name__)
 

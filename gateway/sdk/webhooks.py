@@ -37,8 +37,8 @@ from gateway.errors import ConfigError, NotAuthenticated
 from gateway.partners import check_cgt_signature, credential
 
 if TYPE_CHECKING:
-    from gateway.sdk.contract import Adapter
-    from gateway.sdk.ports import Runtime
+    from gateway.adapter_contract import Adapter
+    from gateway.ports import Runtime
 
 TOLERANCE_S = 300  # Standard Webhooks' default, and the X-CGT scheme's
 

@@ -11,13 +11,13 @@ from datetime import datetime
 from functools import partial
 
 from gateway import metrics
+from gateway.adapter_contract import Adapter as DecodingAdapter
+from gateway.adapter_contract import Decoded, InboundContext
 from gateway.canonical.command import Command
 from gateway.canonical.envelope import utcnow
 from gateway.errors import GatewayError, NotOurs
 from gateway.outcome import Outcome
 from gateway.partners import Partner
-from gateway.sdk.contract import Adapter as DecodingAdapter
-from gateway.sdk.contract import Decoded, InboundContext
 from gateway.service.intake import Decode, Intake, failed_decode, mapping_failure
 from gateway.service.parsing import Adapter
 from gateway.store.records import InboundRecord

@@ -7,10 +7,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
+from gateway.adapter_contract import Adapter as DecodingAdapter
+from gateway.adapter_contract import Example, InboundContext
 from gateway.canonical.command import Command
 from gateway.outcome import Outcome
-from gateway.sdk.contract import Adapter as DecodingAdapter
-from gateway.sdk.contract import Example, InboundContext
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ from gateway.canonical.order import TherapyOrder
 from gateway.errors import TransientError
 from gateway.identity.authorise import Assignments, is_party
 from gateway.partners import SHARED_NAMESPACES, Partner
-from gateway.sdk.ports import OrderView
+from gateway.ports import OrderView
 from gateway.store import tables as t
 from gateway.store.db import is_sqlite
 from gateway.store.lookups import any_of_pairs

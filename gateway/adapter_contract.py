@@ -1,0 +1,90 @@
+"""The adapter contract (DESIGN §3): what an adapter is, what it is given, what it gives back.
+
+Inbound, an adapter is two functions and its examples:
+
+    decode(raw, ctx) -> Decoded       parse and map to canonical commands; pure, no I/O
+    answer(outcome, decoded) -> bytes the dialect's reply (an ACK, an HTTP body) to what became
+                                      of the message; `decoded` is None when nothing could be read
+
+`decode` raises a GatewayError only for bytes it cannot read at all; whatever it could read but
+not take (a mapping error, traffic that is not ours) it returns as `Decoded(error=...)`, so that
+`answer` still has the message's header to reply in kind.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal, Protocol, runtime_checkable
+
+from fastapi import APIRouter
+
+from gateway.canonical.command import Command
+from gateway.errors import GatewayError
+from gateway.outcome import Outcome
+from gateway.partners import Partner
+
+
+@dataclass(frozen=True)
+class InboundContext:
+    """`request`: what the transport read around the bytes, in the adapter's own type (an HTTP
+    route's interaction: method, path, conditions, what it looked up); None when there is none."""
+
+    partner: Partner
+    transport: str
+    received_at: datetime
+    request: object | None = None
+
+
+@dataclass(frozen=True)
+class Decoded:
+    """One message, read and mapped: its commands, or the error that keeps them from applying.
+
+    `message_id`: the sender's id, the idempotency key. `fingerprint`: what the message says,
+    without what does not change its meaning in the dialect (framing, line ends, key order...);
+    a message under a used id is a repeat when its fingerprint equals the first's, and refused
+    otherwise (None: the raw bytes are the fingerprint). `content`: whatever the adapter needs
+    to answer (a header, the parsed document)."""
+
+    message_id: str | None = None
+    commands: tuple[Command, ...] = ()
+    error: GatewayError | None = None
+    fingerprint: bytes | None = None
+    content: Any = None
+
+
+@dataclass(frozen=True)
+class Example:
+    """A message the adapter ships for the conformance suite."""
+
+    name: str
+    raw: bytes
+    expect: Literal["valid", "malformed"]
+
+
+@runtime_checkable
+class Adapter(Protocol):
+    name: str
+    dialect: str
+    content_type: str
+
+    def decode(self, raw: bytes, ctx: InboundContext) -> Decoded: ...
+
+    def answer(self, outcome: Outcome, decoded: Decoded | None) -> bytes: ...
+
+    def examples(self) -> Sequence[Example]: ...
+
+
+class Running(Protocol):
+    """A started transport (a listener, a poller, an outbound consumer)."""
+
+    async def stop(self) -> None: ...
+
+
+@runtime_checkable
+class HasHttpRoutes(Protocol):
+    """An adapter that serves HTTP routes of its own (e.g. /fhir/r4). Handlers find the running
+    gateway as `request.app.state.gateway` (a Runtime)."""
+
+    def http_routes(self) -> APIRouter: ...
