@@ -19,6 +19,7 @@ from gateway.errors import ConfigError, TransientError
 from gateway.identity.authorise import Authority, load_assignments
 from gateway.partners import Partners, load_partners
 from gateway.registry import Adapter, HasTransport, Running, load_adapters
+from gateway.sdk.contract import Configurable
 from gateway.sdk.ports import Crosswalk, Orders
 from gateway.service.door import IntakeDoor
 from gateway.service.intake import Intake
@@ -114,6 +115,9 @@ def bootstrap(settings: Settings | None = None) -> Gateway:
             raise ConfigError(
                 f"partner {partner.id} names adapter {partner.adapter!r}, which is not installed"
             )
+    for adapter in adapters.values():
+        if isinstance(adapter, Configurable):
+            adapter.configure(settings, partners)  # its profiles, say: a bad one refuses to start
     engine = create_engine(settings.database_url)
     broker = Broker(settings.amqp_url)
     relay = OutboxRelay(

@@ -51,6 +51,7 @@ from gateway.errors import (
 from gateway.partners import Partner, Partners, SecretRef, credential
 from gateway.sdk.contract import (
     Adapter,
+    Configurable,
     Decoded,
     Example,
     HasHttpRoutes,
@@ -60,6 +61,7 @@ from gateway.sdk.contract import (
 )
 from gateway.sdk.ports import Crosswalk, Door, Orders, OrderView, Runtime
 from gateway.sdk.profiles import Profiles
+from gateway.service.intake import mapping_failure
 from gateway.service.outcome import Outcome
 from gateway.settings import ROOT, Settings
 
@@ -72,6 +74,7 @@ __all__ = [
     "CollectionScheduled",
     "Command",
     "ConfigError",
+    "Configurable",
     "ContractViolation",
     "Crosswalk",
     "Decoded",
@@ -123,6 +126,7 @@ __all__ = [
     "credential",
     "errors",
     "fingerprint",
+    "mapping_failure",
     "metrics",
     "payloads",
     "refuse",

@@ -22,7 +22,7 @@ from gateway.service.outcome import Outcome
 from gateway.settings import Settings
 
 if TYPE_CHECKING:
-    from gateway.sdk.contract import Adapter
+    from gateway.sdk.contract import Adapter, Decoded
 
 
 @dataclass(frozen=True)
@@ -44,8 +44,10 @@ class Door(Protocol):
         transport: str,
         content_type: str | None = None,
         received_at: datetime | None = None,
+        decoded: Decoded | None = None,
     ) -> tuple[Outcome, bytes | None]:
-        """The message's outcome and the adapter's answer, once it is committed."""
+        """The message's outcome and the adapter's answer, once it is committed. `decoded`: the
+        adapter's decode of `raw` done beforehand (off the event loop, for a large message)."""
         ...
 
     async def keep_unattributed(

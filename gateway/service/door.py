@@ -9,6 +9,7 @@ from gateway.canonical.envelope import utcnow
 from gateway.errors import GatewayError
 from gateway.partners import Partner
 from gateway.registry import Adapter
+from gateway.sdk.contract import Decoded
 from gateway.service.inbound import accept
 from gateway.service.intake import Intake, failed_decode
 from gateway.service.outcome import Outcome
@@ -31,6 +32,7 @@ class IntakeDoor:
         transport: str,
         content_type: str | None = None,
         received_at: datetime | None = None,
+        decoded: Decoded | None = None,
     ) -> tuple[Outcome, bytes | None]:
         return await accept(
             self.intake,
@@ -40,6 +42,7 @@ class IntakeDoor:
             transport=transport,
             content_type=content_type,
             received_at=received_at,
+            decoded=decoded,
         )
 
     async def keep_unattributed(

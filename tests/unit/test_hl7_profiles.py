@@ -9,13 +9,13 @@ from typing import Any
 import pytest
 import yaml
 
-from adapters.hl7v2.adapter import Hl7v2
-from adapters.hl7v2.profile import PROFILES, load_profile
 from gateway.canonical.envelope import utcnow
 from gateway.errors import ConfigError, GatewayError
 from gateway.partners import load_partners
 from gateway.registry import InboundContext
 from gateway.settings import Settings
+from tests.support.hl7 import SHIPPED as PROFILES
+from tests.support.hl7 import commands_of, configured, load_profile
 
 PARTNERS = load_partners(Settings().partners_file, env="test")
 
@@ -44,17 +44,17 @@ def contains(actual: Any, expected: Any) -> bool:
 
 @pytest.mark.parametrize(("profile", "case"), cases())
 def test_profile_case(profile: str, case: dict[str, Any]) -> None:
-    adapter = Hl7v2(PROFILES)
+    adapter = configured(PROFILES)
     partner = PARTNERS.get(load_profile(profile).partner)
     ctx = InboundContext(partner, "test", utcnow())
     raw = "\r".join(case["message"].strip().splitlines()).encode("utf-8")
     if "error" in case:
         with pytest.raises(GatewayError) as caught:
-            adapter.to_canonical(adapter.parse(raw, ctx), ctx)
+            commands_of(adapter.decode(raw, ctx))
         found = {"error": type(caught.value).__name__, **vars(caught.value)}
         assert contains(found, case["error"]), found
         return
-    commands = [c.model_dump(mode="json") for c in adapter.to_canonical(adapter.parse(raw, ctx), ctx)]
+    commands = [c.model_dump(mode="json") for c in commands_of(adapter.decode(raw, ctx))]
     assert contains(commands, case["expect"]), commands
 
 
@@ -136,22 +136,20 @@ def test_a_profile_may_turn_on_strict_validation_with_hl7apy(tmp_path: Path) -> 
     document = yaml.safe_load((PROFILES / "demo-hospital.yaml").read_text(encoding="utf-8"))
     document["strict_validation"] = True
     (tmp_path / "demo-hospital.yaml").write_text(yaml.safe_dump(document), encoding="utf-8")
-    strict, lenient = Hl7v2(tmp_path), Hl7v2(PROFILES)
+    strict, lenient = configured(tmp_path), configured(PROFILES)
     ctx = InboundContext(PARTNERS.get("demo-hospital"), "test", utcnow())
     fixtures = Path(__file__).resolve().parents[1] / "fixtures" / "hl7v2"
     # the fixtures that conform strictly; most real-world-shaped ones do not, which is why it is opt-in
     for name in ("oml_o21_new_order", "omb_o27_new_order", "orm_o01_hold", "adt_a01_admit", "adt_a40_merge"):
         raw = (fixtures / f"{name}.hl7").read_bytes()
-        assert strict.to_canonical(strict.parse(raw, ctx), ctx) == lenient.to_canonical(
-            lenient.parse(raw, ctx), ctx
-        )
+        assert commands_of(strict.decode(raw, ctx)) == commands_of(lenient.decode(raw, ctx))
     # a data type error the fast path does not look at (OBR-1 is a sequence number, SI)
     bad = (fixtures / "oml_o21_new_order.hl7").read_bytes().replace(b"OBR|1|", b"OBR|one|")
-    lenient.parse(bad, ctx)
+    commands_of(lenient.decode(bad, ctx))
     with pytest.raises(GatewayError) as caught:
-        strict.parse(bad, ctx)
+        commands_of(strict.decode(bad, ctx))
     assert type(caught.value).__name__ == "MalformedMessage" and caught.value.code == "102"
     # a segment that does not belong in the message's structure
     misplaced = (fixtures / "adt_a01_admit.hl7").read_bytes().replace(b"EVN|", b"XYZ|", 1)
     with pytest.raises(GatewayError, match="strict validation"):
-        strict.parse(misplaced, ctx)
+        commands_of(strict.decode(misplaced, ctx))
