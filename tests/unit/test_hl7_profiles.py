@@ -3,13 +3,18 @@ profile that is wrong is refused when it is loaded, with a message that says why
 
 from __future__ import annotations
 
+import json
+import re
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
+from adapters.hl7v2.adapter import adapter as shipped
 from gateway.canonical.envelope import utcnow
+from gateway.entrypoints.bootstrap import Gateway, bootstrap
 from gateway.errors import ConfigError, GatewayError
 from gateway.partners import load_partners
 from gateway.registry import InboundContext
@@ -153,3 +158,70 @@ def test_a_profile_may_turn_on_strict_validation_with_hl7apy(tmp_path: Path) -> 
     misplaced = (fixtures / "adt_a01_admit.hl7").read_bytes().replace(b"EVN|", b"XYZ|", 1)
     with pytest.raises(GatewayError, match="strict validation"):
         commands_of(strict.decode(misplaced, ctx))
+
+
+@pytest.fixture
+def start_up(tmp_path: Path) -> Iterator[Callable[..., Gateway]]:
+    """bootstrap() as `cgt-gateway serve` runs it, on the settings given; the shipped hl7v2 adapter
+    (configured by it) is given back its shipped profiles afterwards."""
+
+    def start(**settings: Any) -> Gateway:
+        return bootstrap(
+            Settings(
+                env="test",
+                database_url=f"sqlite+aiosqlite:///{tmp_path}/gw.db",
+                adapters="canonical-json,hl7v2",
+                **settings,
+            )
+        )
+
+    yield start
+    shipped.configure(Settings(), PARTNERS)
+
+
+def _profile_dir(directory: Path, text: str) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "demo-hospital.yaml").write_text(text, encoding="utf-8")
+    return directory
+
+
+def test_a_wrong_profile_refuses_to_start_naming_the_file_and_the_field(
+    tmp_path: Path, start_up: Callable[..., Gateway]
+) -> None:
+    document = yaml.safe_load((PROFILES / "demo-hospital.yaml").read_text(encoding="utf-8"))
+    document["limits"] = {"repetitions": 1}
+    folder = _profile_dir(tmp_path / "hl7", yaml.safe_dump(document))
+    where = re.escape(f"{folder / 'demo-hospital.yaml'}: limits.repetitions")
+    with pytest.raises(ConfigError, match=where):
+        start_up(profile_dirs={"hl7v2": folder})
+
+
+def test_a_site_on_mllp_without_a_profile_of_its_own_refuses_to_start(
+    tmp_path: Path, start_up: Callable[..., Gateway]
+) -> None:
+    with pytest.raises(ConfigError, match="demo-hospital sends HL7 v2 over MLLP but has no profile"):
+        start_up(profile_dirs={"hl7v2": tmp_path})  # a folder with no profile in it
+    someone_else = (PROFILES / "demo-hospital.yaml").read_text(encoding="utf-8")
+    folder = _profile_dir(tmp_path / "other", someone_else.replace("demo-hospital", "other-hospital"))
+    with pytest.raises(ConfigError, match="profile demo-hospital is not demo-hospital's"):
+        start_up(profile_dirs={"hl7v2": folder})
+
+
+def test_profiles_come_from_the_settings_folders(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, start_up: Callable[..., Gateway]
+) -> None:
+    document = yaml.safe_load((PROFILES / "demo-hospital.yaml").read_text(encoding="utf-8"))
+    document["processing_ids"] = ["T"]  # this site sends test traffic only
+    _profile_dir(tmp_path / "mappings" / "hl7v2", yaml.safe_dump(document))
+    raw = (Path(__file__).resolve().parents[1] / "fixtures" / "hl7v2" / "orm_o01_new_order.hl7").read_bytes()
+    ctx = InboundContext(PARTNERS.get("demo-hospital"), "test", utcnow())
+
+    monkeypatch.setenv("CGT_MAPPINGS_DIR", str(tmp_path / "mappings"))
+    gw = start_up()
+    assert gw.adapters["hl7v2"] is shipped and shipped.profiles.directory == tmp_path / "mappings" / "hl7v2"
+    refused = shipped.decode(raw, ctx).error
+    assert isinstance(refused, GatewayError) and getattr(refused, "code", None) == "202"
+
+    monkeypatch.setenv("CGT_PROFILE_DIRS", json.dumps({"hl7v2": str(PROFILES)}))  # the one folder moved
+    start_up()
+    assert shipped.profiles.directory == PROFILES and commands_of(shipped.decode(raw, ctx))
