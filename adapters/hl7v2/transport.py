@@ -1,15 +1,17 @@
-"""The MLLP listener (asyncio): frames in, one `accept()` per message, the ACK out after the commit.
+"""The MLLP listener (asyncio): frames in, each message handed to the gateway's door
+(`runtime.door.accept`), the ACK out after the commit.
 
 Many connections at once, many messages per connection (answered in order). A frame over the
 limit is answered AR and skipped (the connection stays); a frame must end within the frame
 deadline of its first byte, and a connection with no frame for the idle time is closed (no ACK:
 the sender resends). Connections are capped in total and per source address, and what unknown
 senders send is kept only within a quota (limits.py). A sender not in the partner registry
-(MSH-3/MSH-4 and source address) gets AR and its message is stored as `unknown:mllp`. Batches
-and several messages in one frame are taken message by message (batch.py). Large frames are
-parsed and mapped in a worker (offload.py), so that one sender's heavy message does not hold up
-the event loop that every other sender, and /health, wait on. Nothing a sender does - garbage,
-disconnects mid-frame, bad bytes, floods of connections - stops the listener.
+(MSH-3/MSH-4 and source address) gets AR and its message is kept as `unknown:mllp`
+(`runtime.door.keep_unattributed`). Batches and several messages in one frame are taken message
+by message (batch.py). Large frames are decoded (parsed and mapped) in a worker (offload.py), so
+that one sender's heavy message does not hold up the event loop that every other sender, and
+/health, wait on. Nothing a sender does - garbage, disconnects mid-frame, bad bytes, floods of
+connections - stops the listener.
 
 Acknowledgements follow MSH-15 and MSH-16 (replies.py).
 """
