@@ -2,9 +2,9 @@
 taken, map to commands. Pure, so that a large message can be decoded in a worker (offload.py).
 
 What could be read but not taken comes back as `Decoded(error=...)`, never raised: the ACK needs
-the message's header (its version, delimiters, MSH-10 as sent) whatever became of it. The
-header is read leniently from the first line (`read_header`), so that even bytes that do not
-parse are answered in their own dialect. Only a message that mapped, or failed to map, carries
+the message's header (its version, delimiters, MSH-10 as sent) whatever became of it. Of bytes
+that do not parse, the header is read leniently from the first line (`read_header`), so that they
+too are answered in their own dialect. Only a message that mapped, or failed to map, carries
 its MSH-10: one refused before mapping is stored without an id, as it always was.
 """
 
@@ -21,18 +21,20 @@ from gateway.sdk import ConfigError, Decoded, GatewayError, InboundContext, mapp
 
 def decode(raw: bytes, ctx: InboundContext, profile: SiteProfile | None, log_phi: bool = False) -> Decoded:
     """`raw` from `ctx.partner`, decoded with the site's `profile` (None: the site has none)."""
-    answering = read_header(raw)
     try:
         if profile is None:
             raise ConfigError(detail=f"no HL7 v2 profile for partner {ctx.partner.id}")
         message = parse_within_limits(raw, profile)
-        head = header(message)
+    except GatewayError as exc:
+        return Decoded(error=exc, content=read_header(raw))
+    head = header(message)
+    try:
         check_taken(head, profile)
         if profile.strict_validation:
             text = er7.strip_lead(raw).decode(message.charset).replace("\r\n", "\r").replace("\n", "\r")
             validate_strictly(text, head)
     except GatewayError as exc:
-        return Decoded(error=exc, content=answering)
+        return Decoded(error=exc, content=head)
     error: GatewayError
     try:
         commands = commands_for(message, head, profile, ctx.partner)
@@ -41,5 +43,5 @@ def decode(raw: bytes, ctx: InboundContext, profile: SiteProfile | None, log_phi
     except Exception as exc:  # data the canonical contract refuses, or a defect: kept, answered AE
         error = mapping_failure(exc, log_phi=log_phi)
     else:
-        return Decoded(head.control_id, tuple(commands), fingerprint=fingerprint(raw), content=answering)
-    return Decoded(head.control_id, error=error, fingerprint=fingerprint(raw), content=answering)
+        return Decoded(head.control_id, tuple(commands), fingerprint=fingerprint(raw), content=head)
+    return Decoded(head.control_id, error=error, fingerprint=fingerprint(raw), content=head)
