@@ -46,14 +46,15 @@ def main() -> None:
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
 
-    partner = load_partners(Settings().partners_file, env="test").get("demo-hospital")
-    ctx = InboundContext(partner, "bench", datetime.now(UTC))
+    partners = load_partners(Settings().partners_file, env="test")
+    hl7v2.configure(Settings(), partners)
+    ctx = InboundContext(partners.get("demo-hospital"), "bench", datetime.now(UTC))
     envelope = envelope_json("BENCH-1", place(1))
     fhir_commands = list(fhir.decode(BUNDLE, ctx).commands)
     json_commands = canonical_json.decode(envelope, ctx).commands
 
     cases: dict[str, Callable[[], object]] = {
-        "HL7 ORM^O01: adapter parse (+ map)": lambda: hl7v2.parse(ORM, ctx),
+        "HL7 ORM^O01: adapter decode (parse + map)": lambda: hl7v2.decode(ORM, ctx),
         "HL7 ORM^O01: fingerprint + SHA-256": lambda: hashlib.sha256(hl7_fingerprint(ORM)).digest(),
         "FHIR order Bundle: adapter parse (+ validate, map)": lambda: fhir.decode(BUNDLE, ctx),
         "FHIR order Bundle: fingerprint + SHA-256": lambda: hashlib.sha256(

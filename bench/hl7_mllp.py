@@ -153,7 +153,9 @@ async def accept_ceiling(kind: str, n: int, concurrency: int) -> dict[str, Any]:
     await migrate(engine)
     try:
         intake = Intake(engine, coi_facility="A9999", authority=AUTHORITY)
-        partner = load_partners(Settings().partners_file, env="test").get("demo-hospital")
+        partners = load_partners(Settings().partners_file, env="test")
+        adapter.configure(Settings(), partners)  # its site profiles, as at the gateway's start-up
+        partner = partners.get("demo-hospital")
         run = uuid.uuid4().hex[:4].upper()
         queue = [message(kind, run, i) for i in range(n)]
         started = time.perf_counter()

@@ -66,14 +66,15 @@ def main() -> None:
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
 
-    partner = load_partners(Settings().partners_file, env="test").get("demo-hospital")
-    ctx = InboundContext(partner, "bench", datetime.now(UTC))
+    partners = load_partners(Settings().partners_file, env="test")
+    adapter.configure(Settings(), partners)
+    ctx = InboundContext(partners.get("demo-hospital"), "bench", datetime.now(UTC))
     text = ORM.decode()
-    commands = adapter.to_canonical(adapter.parse(ORM, ctx), ctx)
+    commands = adapter.decode(ORM, ctx).commands
     assert [c.event for c in commands] == ["order.placed"], commands
 
     def ours() -> object:
-        return adapter.to_canonical(adapter.parse(ORM, ctx), ctx)
+        return adapter.decode(ORM, ctx).commands
 
     def ours_parse_only() -> object:
         return er7.parse(ORM).get("PID-3.1")

@@ -9,6 +9,9 @@ Inbound, an adapter is two functions and its examples:
 `decode` raises a GatewayError only for bytes it cannot read at all; whatever it could read but
 not take (a mapping error, traffic that is not ours) it returns as `Decoded(error=...)`, so that
 `answer` still has the message's header to reply in kind.
+
+An adapter may say which kinds of partner use it (`partner_kinds`, a tuple of PartnerKind; the
+conformance suite runs it as each), and load what it needs at start-up (`Configurable`).
 """
 
 from __future__ import annotations
@@ -23,7 +26,8 @@ from fastapi import APIRouter
 from gateway.canonical.command import Command
 from gateway.errors import GatewayError
 from gateway.outcome import Outcome
-from gateway.partners import Partner
+from gateway.partners import Partner, Partners
+from gateway.settings import Settings
 
 
 @dataclass(frozen=True)
@@ -88,3 +92,11 @@ class HasHttpRoutes(Protocol):
     gateway as `request.app.state.gateway` (a Runtime)."""
 
     def http_routes(self) -> APIRouter: ...
+
+
+@runtime_checkable
+class Configurable(Protocol):
+    """An adapter with data to load and check when the gateway starts (its profiles): a ConfigError
+    refuses to start, naming the file and the field."""
+
+    def configure(self, settings: Settings, partners: Partners) -> None: ...

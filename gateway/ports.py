@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol, runtime_checkable
 
-from gateway.adapter_contract import Adapter, Running
+from gateway.adapter_contract import Adapter, Decoded, Running
 from gateway.canonical.envelope import CloudEvent
 from gateway.canonical.ids import ExternalRef
 from gateway.canonical.lifecycle import OrderStatus
@@ -50,9 +50,12 @@ class Door(Protocol):
         content_type: str | None = None,
         received_at: datetime | None = None,
         request: object | None = None,
+        decoded: Decoded | None = None,
     ) -> tuple[Outcome, bytes | None]:
         """The message's outcome and the adapter's answer, once it is committed. `request`: the
-        transport's view of the message, handed to `decode` as `InboundContext.request`."""
+        transport's view of the message, handed to `decode` as `InboundContext.request`.
+        `decoded`: the adapter's decode of `raw` done beforehand (off the event loop, for a large
+        message)."""
         ...
 
     async def keep_unattributed(

@@ -23,8 +23,7 @@ from typing import Literal
 
 from adapters.hl7v2.er7 import CHARSETS, Delimiters, escape
 from adapters.hl7v2.header import Header
-from gateway import errors
-from gateway.service.outcome import Outcome
+from gateway.sdk import Outcome, errors
 
 Kind = Literal["accept", "held", "error", "reject"]
 _ORIGINAL: dict[Kind, str] = {"accept": "AA", "held": "AA", "error": "AE", "reject": "AR"}

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from adapters.hl7v2.er7 import Delimiters, escape, read_delimiters
-from gateway.errors import MalformedMessage
+from gateway.sdk import MalformedMessage
 
 _LINE = re.compile(rb"[^\r\n]+")
 _ENVELOPE = (b"FHS", b"BHS", b"BTS", b"FTS")

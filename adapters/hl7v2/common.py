@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from adapters.hl7v2.er7 import FieldPath, Message, Segment, field_path, leaf
 from adapters.hl7v2.profile import SiteProfile
 from adapters.hl7v2.values import person_name
-from gateway.canonical.order import Party
+from gateway.sdk import Party
 
 NOTES_LIMIT = 2000
 

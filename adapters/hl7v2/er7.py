@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass, replace
 from functools import lru_cache
 
-from gateway.errors import MalformedMessage, TooLarge, UnsupportedMessage
+from gateway.sdk import MalformedMessage, TooLarge, UnsupportedMessage
 
 # HL7 table 0211 (and the spellings senders use) -> Python codec. UTF-16/32 cannot travel in MLLP
 # frames (their bytes may contain the frame markers), so they are refused.

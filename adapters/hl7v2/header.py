@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from adapters.hl7v2.er7 import Delimiters, Message, Segment, codec_for, read_delimiters, strip_lead
-from gateway.errors import MalformedMessage, UnsupportedMessage
+from gateway.sdk import MalformedMessage, UnsupportedMessage
 
 
 @dataclass(frozen=True)

@@ -5,9 +5,7 @@ from __future__ import annotations
 from adapters.hl7v2.er7 import Message, Segment, field_path
 from adapters.hl7v2.profile import IdentifierRule, SiteProfile
 from adapters.hl7v2.values import Identifier, birth_date, identifiers, person_name
-from gateway.canonical.ids import COI_NAMESPACE, ExternalRef, validate_coi
-from gateway.canonical.order import PatientIdentity
-from gateway.errors import MappingError
+from gateway.sdk import COI_NAMESPACE, ExternalRef, MappingError, PatientIdentity, validate_coi
 
 
 def _matching(

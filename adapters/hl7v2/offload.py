@@ -14,77 +14,25 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import replace
-from functools import cache
-from pathlib import Path
-from typing import TYPE_CHECKING, Literal, TypeVar
+from typing import Literal, TypeVar
 
-from gateway.canonical.command import Command
-from gateway.errors import TransientError
-from gateway.registry import Adapter, Example, ExternalMessage, InboundContext
-from gateway.service.outcome import Outcome
-
-if TYPE_CHECKING:
-    from adapters.hl7v2.adapter import Answering, Hl7v2
+from adapters.hl7v2 import decoding
+from adapters.hl7v2.profile import SiteProfile
+from gateway.sdk import Decoded, InboundContext, TransientError
 
 T = TypeVar("T")
 Mode = Literal["thread", "process"]
 
 
-class Prepared:
-    """The adapter for one message parsed and mapped beforehand, off the event loop: `parse`
-    hands back that result (or raises its error), the rest is the message's `Answering`."""
-
-    def __init__(self, answering: Answering, result: ExternalMessage | Exception) -> None:
-        self.answering, self.result = answering, result
-        self.name, self.dialect, self.content_type = answering.name, answering.dialect, answering.content_type
-
-    def parse(self, raw: bytes, ctx: InboundContext) -> ExternalMessage:
-        if isinstance(self.result, Exception):
-            raise self.result
-        return self.result
-
-    def to_canonical(self, msg: ExternalMessage, ctx: InboundContext) -> list[Command]:
-        return self.answering.to_canonical(msg, ctx)
-
-    def ack(self, outcome: Outcome) -> bytes:
-        return self.answering.ack(outcome)
-
-    def examples(self) -> Sequence[Example]:
-        return self.answering.examples()
-
-
-@cache
-def _adapter(profiles: Path) -> Hl7v2:
-    from adapters.hl7v2.adapter import Hl7v2  # in the worker process: made once, profiles cached
-
-    return Hl7v2(profiles)
-
-
-def parse(profiles: Path, raw: bytes, ctx: InboundContext) -> ExternalMessage | Exception:
-    """Parse and map as the adapter does; an error is handed back, for accept() to raise."""
-    try:
-        return _slim(_adapter(profiles).parse(raw, ctx))
-    except Exception as exc:  # accept() raises and translates it as it always does
-        return exc
-
-
-def _slim(result: ExternalMessage) -> ExternalMessage:
-    """Only the header and the mapped commands are used after parse: the message's segments are
-    left behind (MSH kept), or unpickling them would cost the loop much of what the worker saved
-    it (0.1 s for a 1 MiB message of 19,000 NTE segments; 6 KB instead of 1.7 MB)."""
-    from adapters.hl7v2.adapter import Parsed
-    from adapters.hl7v2.er7 import Message
-
-    content = result.content
-    if not isinstance(content, Parsed):
-        return result
-    message = content.message
-    msh_only = Message(message.delimiters, (message.msh,), message.charset)
-    return replace(result, content=replace(content, message=msh_only))
+def decode(raw: bytes, ctx: InboundContext, profile: SiteProfile | None, log_phi: bool) -> Decoded:
+    """In the worker: decode as the adapter does. Only the header and the commands come back,
+    never the parsed segments (unpickling those would cost the loop much of what the worker saved
+    it: 0.1 s for a 1 MiB message of 19,000 NTE segments). A mapping defect is translated (and
+    logged, without the payload unless CGT_LOG_PHI) where it happens: in the worker process."""
+    return decoding.decode(raw, ctx, profile, log_phi)
 
 
 class Offload:
@@ -112,11 +60,13 @@ class Offload:
             self._executor = None
             raise TransientError(detail="the parse worker process died") from None
 
-    async def adapter(self, answering: Answering, profiles: Path, raw: bytes, ctx: InboundContext) -> Adapter:
-        """The adapter `accept()` should use for `raw`: parsed beforehand when `raw` is large."""
+    async def decode(
+        self, raw: bytes, ctx: InboundContext, profile: SiteProfile | None, log_phi: bool
+    ) -> Decoded | None:
+        """`raw` decoded off the loop when it is large; None when it is not (the door decodes it)."""
         if len(raw) < self.threshold:
-            return answering
-        return Prepared(answering, await self.run(len(raw), parse, profiles, raw, ctx))
+            return None
+        return await self.run(len(raw), decode, raw, ctx, profile, log_phi)
 
     def close(self) -> None:
         if self._executor is not None:

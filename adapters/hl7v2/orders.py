@@ -25,12 +25,20 @@ from adapters.hl7v2.identity import coi, demographics, missing_mrn, mrn
 from adapters.hl7v2.profile import SiteProfile
 from adapters.hl7v2.therapy import kind_of, product
 from adapters.hl7v2.values import timestamp
-from gateway.canonical.command import Command
-from gateway.canonical.ids import ExternalRef
-from gateway.canonical.order import OrderDetails, Party
-from gateway.canonical.payloads import OrderChanges, OrderPlaced, OrderUpdated, Payload, WithReason
-from gateway.errors import MappingError, NotOurs
-from gateway.partners import Partner
+from gateway.sdk import (
+    Command,
+    ExternalRef,
+    MappingError,
+    NotOurs,
+    OrderChanges,
+    OrderDetails,
+    OrderPlaced,
+    OrderUpdated,
+    Partner,
+    Party,
+    Payload,
+    WithReason,
+)
 
 
 def _when(profile: SiteProfile, *scopes: Sequence[Segment]) -> datetime | None:

@@ -14,10 +14,7 @@ from adapters.hl7v2.header import Header
 from adapters.hl7v2.identity import demographics, mrn, prior_mrns
 from adapters.hl7v2.profile import SiteProfile
 from adapters.hl7v2.values import timestamp
-from gateway.canonical.command import Command
-from gateway.canonical.order import PatientIdentity
-from gateway.canonical.payloads import PatientMerged, PatientUpdated
-from gateway.errors import MappingError, NotOurs
+from gateway.sdk import Command, MappingError, NotOurs, PatientIdentity, PatientMerged, PatientUpdated
 
 
 def adt_commands(message: Message, header: Header, profile: SiteProfile) -> list[Command]:

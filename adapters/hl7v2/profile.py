@@ -1,4 +1,5 @@
-"""A site's HL7 v2 mapping profile: the data in `mappings/hl7v2/<profile>.yaml`, validated at load.
+"""A site's HL7 v2 mapping profile: the data in `mappings/hl7v2/<profile>.yaml` (or the folder
+`CGT_PROFILE_DIRS` names for `hl7v2`), every one loaded and validated when the gateway starts.
 
 Which PID-3 repetition is the MRN, where the COI travels, which ORC-1 codes mean what, how SIU
 appointments are told apart, what Z-segments keep, and where status messages go back to.
@@ -6,28 +7,15 @@ appointments are told apart, what Z-segments keep, and where status messages go 
 
 from __future__ import annotations
 
-import os
-from functools import lru_cache
-from pathlib import Path
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import yaml
-from pydantic import (
-    AfterValidator,
-    BaseModel,
-    ConfigDict,
-    Field,
-    ValidationError,
-    field_validator,
-    model_validator,
-)
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from adapters.hl7v2.er7 import CHARSETS, Message, field_path, parse
-from gateway.errors import ConfigError
-from gateway.settings import ROOT
+from gateway.sdk import Profiles
 
-PROFILES = Path(os.environ.get("CGT_HL7V2_PROFILES", ROOT / "mappings" / "hl7v2"))
+FOLDER = "hl7v2"
 OrderEvent = Literal["order.placed", "order.cancelled", "order.updated", "order.held", "order.resumed"]
 
 
@@ -252,14 +240,13 @@ class SiteProfile(_Rules):
         return ZoneInfo(self.timezone)
 
 
-@lru_cache(maxsize=64)
-def load_profile(name: str, directory: Path = PROFILES) -> SiteProfile:
-    path = directory / f"{name}.yaml"
-    try:
-        document = yaml.safe_load(path.read_text(encoding="utf-8"))
-        return SiteProfile.model_validate(document)
-    except (OSError, yaml.YAMLError, ValidationError, ValueError) as exc:
-        raise ConfigError(f"HL7 v2 profile {path}: {exc}") from exc
+def _partner(profile: SiteProfile) -> str:
+    return profile.partner
+
+
+def site_profiles() -> Profiles[SiteProfile]:
+    """The site profiles, to load from the settings' folder at start-up."""
+    return Profiles(SiteProfile, FOLDER, dialect="HL7 v2", partner_of=_partner)
 
 
 def parse_within_limits(raw: bytes, profile: SiteProfile) -> Message:

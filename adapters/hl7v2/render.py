@@ -8,7 +8,7 @@ from datetime import datetime
 
 from adapters.hl7v2.er7 import Delimiters, escape
 from adapters.hl7v2.profile import Outbound, SiteProfile
-from gateway.canonical.envelope import CloudEvent
+from gateway.sdk import CloudEvent
 
 D = Delimiters()
 FILLER = "CGT"  # the filler application's namespace in ORC-3 / OBR-3

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from adapters.hl7v2 import ack as acks
 from adapters.hl7v2.header import Header, read_header
-from gateway.partners import Partner
+from gateway.sdk import Partner
 
 if TYPE_CHECKING:
     from adapters.hl7v2.outbound import SiteOutbound

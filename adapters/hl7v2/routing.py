@@ -8,9 +8,7 @@ from adapters.hl7v2.orders import order_commands
 from adapters.hl7v2.patients import adt_commands
 from adapters.hl7v2.profile import SiteProfile
 from adapters.hl7v2.scheduling import SIU_TRIGGERS, appointment_commands
-from gateway.canonical.command import Command
-from gateway.errors import MalformedMessage, UnsupportedMessage
-from gateway.partners import Partner
+from gateway.sdk import Command, MalformedMessage, Partner, UnsupportedMessage
 
 ORDER_TRIGGERS = {"ORM": ("O01",), "OML": ("O21",), "OMB": ("O27",)}
 TAKEN = {**ORDER_TRIGGERS, "SIU": SIU_TRIGGERS}  # and every ADT event

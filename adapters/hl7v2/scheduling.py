@@ -15,11 +15,17 @@ from adapters.hl7v2.header import Header
 from adapters.hl7v2.identity import coi, demographics, mrn
 from adapters.hl7v2.profile import SiteProfile
 from adapters.hl7v2.values import timestamp
-from gateway.canonical.command import Command
-from gateway.canonical.ids import ExternalRef
-from gateway.canonical.order import Party
-from gateway.canonical.payloads import CollectionScheduled, InfusionScheduled, Payload, WithReason
-from gateway.errors import MappingError, NotOurs
+from gateway.sdk import (
+    CollectionScheduled,
+    Command,
+    ExternalRef,
+    InfusionScheduled,
+    MappingError,
+    NotOurs,
+    Party,
+    Payload,
+    WithReason,
+)
 
 SIU_TRIGGERS = ("S12", "S13", "S14", "S15")
 

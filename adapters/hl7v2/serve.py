@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import Any, cast
 
 from adapters.hl7v2.outbound import SiteOutbound
+from adapters.hl7v2.profile import SiteProfile
 from adapters.hl7v2.transport import MllpListener
-from gateway.partners import PartnerKind
-from gateway.registry import Runtime
+from gateway.sdk import Adapter, PartnerKind, Profiles, Runtime
 
-if TYPE_CHECKING:
-    from adapters.hl7v2.adapter import Hl7v2
+
+@dataclass(frozen=True)
+class Options:
+    read_timeout: float | None = None  # a frame's deadline; default: CGT_MLLP_FRAME_SECONDS
+    frame_limit: int | None = None  # default: CGT_MAX_BODY_BYTES
+    queue_prefix: str = "hl7v2"  # outbound queues: cgt.consumer.<prefix>.<partner>
 
 
 @dataclass
@@ -29,25 +33,30 @@ class Hl7v2Service:
             await site.stop()
 
 
-def _outbound_sites(adapter: Hl7v2, runtime: Runtime) -> list[SiteOutbound]:
+def _outbound_sites(profiles: Profiles[SiteProfile], runtime: Runtime, prefix: str) -> list[SiteOutbound]:
     sites = []
     for partner in runtime.partners:
         if partner.kind is not PartnerKind.site or partner.auth.mllp is None:
             continue
-        profile = adapter.profile_for(partner)  # ConfigError: a site on MLLP needs a valid profile
-        if profile.outbound is not None:
-            sites.append(SiteOutbound(runtime, partner, profile, profile.outbound, adapter.queue_prefix))
+        profile = profiles.for_partner(partner)
+        if profile is not None and profile.outbound is not None:
+            # The outbound link still takes the running gateway itself (its engine), not the ports.
+            gateway = cast(Any, runtime)
+            sites.append(SiteOutbound(gateway, partner, profile, profile.outbound, prefix))
     return sites
 
 
-async def start_hl7v2(adapter: Hl7v2, runtime: Runtime) -> Hl7v2Service:
+async def start_hl7v2(
+    adapter: Adapter, profiles: Profiles[SiteProfile], runtime: Runtime, options: Options
+) -> Hl7v2Service:
     settings = runtime.settings
-    sites = _outbound_sites(adapter, runtime)  # refuse to start on a bad profile before listening
+    sites = _outbound_sites(profiles, runtime, options.queue_prefix)
     listener = MllpListener(
         adapter,
+        profiles,
         runtime,
-        frame_limit=adapter.frame_limit or settings.max_body_bytes,
-        frame_seconds=adapter.read_timeout or settings.mllp_frame_seconds,
+        frame_limit=options.frame_limit or settings.max_body_bytes,
+        frame_seconds=options.read_timeout or settings.mllp_frame_seconds,
         outbound={site.partner.id: site for site in sites},
     )
     await listener.start(settings.http_host, settings.mllp_port)

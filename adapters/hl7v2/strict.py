@@ -12,7 +12,7 @@ from hl7apy.consts import VALIDATION_LEVEL  # type: ignore[import-untyped]
 from hl7apy.parser import parse_message  # type: ignore[import-untyped]
 
 from adapters.hl7v2.header import Header
-from gateway.errors import MalformedMessage
+from gateway.sdk import MalformedMessage
 
 _STRUCTURE = (hl7apy_errors.ChildNotFound, hl7apy_errors.ChildNotValid, hl7apy_errors.InvalidName)
 _VALUES = (

@@ -19,8 +19,7 @@ from typing import Literal
 
 from adapters.hl7v2.common import Coded
 from adapters.hl7v2.profile import ISBT128, SiteProfile
-from gateway.canonical.order import Product
-from gateway.errors import MappingError
+from gateway.sdk import MappingError, Product
 
 Kind = Literal["therapy", "unclear", "other"]
 # ISBT 128 product code (data structure 003): product description code `S` + 4 digits for

@@ -1,15 +1,17 @@
-"""The MLLP listener (asyncio): frames in, one `accept()` per message, the ACK out after the commit.
+"""The MLLP listener (asyncio): frames in, each message handed to the gateway's door
+(`runtime.door.accept`), the ACK out after the commit.
 
 Many connections at once, many messages per connection (answered in order). A frame over the
 limit is answered AR and skipped (the connection stays); a frame must end within the frame
 deadline of its first byte, and a connection with no frame for the idle time is closed (no ACK:
 the sender resends). Connections are capped in total and per source address, and what unknown
 senders send is kept only within a quota (limits.py). A sender not in the partner registry
-(MSH-3/MSH-4 and source address) gets AR and its message is stored as `unknown:mllp`. Batches
-and several messages in one frame are taken message by message (batch.py). Large frames are
-parsed and mapped in a worker (offload.py), so that one sender's heavy message does not hold up
-the event loop that every other sender, and /health, wait on. Nothing a sender does - garbage,
-disconnects mid-frame, bad bytes, floods of connections - stops the listener.
+(MSH-3/MSH-4 and source address) gets AR and its message is kept as `unknown:mllp`
+(`runtime.door.keep_unattributed`). Batches and several messages in one frame are taken message
+by message (batch.py). Large frames are decoded (parsed and mapped) in a worker (offload.py), so
+that one sender's heavy message does not hold up the event loop that every other sender, and
+/health, wait on. Nothing a sender does - garbage, disconnects mid-frame, bad bytes, floods of
+connections - stops the listener.
 
 Acknowledgements follow MSH-15 and MSH-16 (replies.py).
 """
@@ -25,42 +27,42 @@ from typing import TYPE_CHECKING
 
 from adapters.hl7v2 import ack as acks
 from adapters.hl7v2 import batch
-from adapters.hl7v2.adt_filter import DROPPED, CrosswalkLookup, adt_patient_refs
+from adapters.hl7v2.adt_filter import DROPPED, adt_patient_refs
 from adapters.hl7v2.header import Header, read_header
 from adapters.hl7v2.limits import CLOSED, ConnectionCaps, Throttled, UnknownSenderQuota
 from adapters.hl7v2.mllp import Frame, FrameReader, FrameTooLong, Oversize, frame
 from adapters.hl7v2.offload import Offload
+from adapters.hl7v2.profile import SiteProfile
 from adapters.hl7v2.replies import Replies
 from adapters.hl7v2.routing import check_taken
-from gateway.canonical.envelope import utcnow
-from gateway.errors import (
+from gateway.sdk import (
+    Adapter,
     ConfigError,
     GatewayError,
+    InboundContext,
     MalformedMessage,
     NotAuthenticated,
+    Partner,
+    Profiles,
+    Runtime,
     TooLarge,
     TransientError,
+    utcnow,
 )
-from gateway.partners import Partner
-from gateway.registry import InboundContext, Runtime
-from gateway.service.inbound import accept
-from gateway.service.intake import failed_decode
-from gateway.store.repository import InboundRecord
 
 if TYPE_CHECKING:
-    from adapters.hl7v2.adapter import Hl7v2
     from adapters.hl7v2.outbound import SiteOutbound
 
 log = logging.getLogger(__name__)
 TRANSPORT = "mllp"
-UNKNOWN_SENDER = "unknown:mllp"  # not a valid partner id, so it never names a real partner
 _INTERNAL = acks.Verdict("error", "207", None, "application internal error; retry later")
 
 
 class MllpListener:
     def __init__(
         self,
-        adapter: Hl7v2,
+        adapter: Adapter,
+        profiles: Profiles[SiteProfile],
         runtime: Runtime,
         *,
         frame_limit: int,
@@ -69,6 +71,7 @@ class MllpListener:
     ) -> None:
         settings = runtime.settings
         self.adapter = adapter
+        self.profiles = profiles
         self.runtime = runtime
         self.frame_limit = frame_limit
         self.frame_seconds = frame_seconds
@@ -87,7 +90,6 @@ class MllpListener:
         self._stopping = False
         self._log = Throttled()
         self.offload = Offload(settings.mllp_offload, settings.mllp_offload_bytes)
-        self.crosswalk = CrosswalkLookup(runtime.engine)
 
     async def start(self, host: str, port: int) -> None:
         try:
@@ -126,7 +128,6 @@ class MllpListener:
         if self._server is not None:
             await self._server.wait_closed()
         self.offload.close()
-        await self.crosswalk.close()
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         peer = writer.get_extra_info("peername")
@@ -248,16 +249,17 @@ class MllpListener:
                 DROPPED.labels(partner.id).inc()
                 return self.replies.reply(head, acks.ACCEPTED, partner)
             ctx = InboundContext(partner=partner, transport=TRANSPORT, received_at=utcnow())
-            answering = self.adapter.answering(payload)
-            adapter = await self.offload.adapter(answering, self.adapter.profiles, payload, ctx)
-            outcome, rendered = await accept(
-                self.runtime.intake,
-                adapter,
+            decoded = await self.offload.decode(
+                payload, ctx, self.profiles.for_partner(partner), self.runtime.settings.log_phi
+            )
+            outcome, rendered = await self.runtime.door.accept(
+                self.adapter,
                 partner,
                 payload,
                 transport=TRANSPORT,
                 content_type=self.adapter.content_type,
                 received_at=ctx.received_at,
+                decoded=decoded,
             )
             return self.replies.reply(
                 head, acks.verdict_of(outcome), partner, rendered or b"", outcome.message_id
@@ -271,30 +273,28 @@ class MllpListener:
 
     async def _patient_unknown(self, partner: Partner, head: Header, payload: bytes) -> bool:
         try:
-            profile = self.adapter.profile_for(partner)
+            profile = self.profiles.for_partner(partner)
+            if profile is None:
+                return False
             check_taken(head, profile)
         except GatewayError:
             return False  # not for the filter to judge: stored and answered the normal way
         refs = await self.offload.run(len(payload), adt_patient_refs, payload, profile)
-        return bool(refs) and not await self.crosswalk.any_known(refs)
+        return bool(refs) and not await self.runtime.crosswalk.any_known(refs)
 
     async def _keep_unattributed(
         self, payload: bytes, head: Header | None, exc: GatewayError, address: str
     ) -> bytes:
         if not self.unknown.keep(address, len(payload)):
             return self.replies.reply(head, acks.verdict_of_error(exc), None)  # over the quota: not stored
-        record = InboundRecord(
-            partner=UNKNOWN_SENDER,
-            transport=TRANSPORT,
-            adapter=self.adapter.name,
-            message_id=None,
-            received_at=utcnow(),
-            content_type=self.adapter.content_type,
-            raw=payload,
-        )
         try:
-            outcome, rendered = await self.runtime.intake.receive(
-                record, failed_decode(exc), lambda o: acks.render(head, acks.verdict_of(o))
+            outcome, rendered = await self.runtime.door.keep_unattributed(
+                self.adapter.name,
+                payload,
+                exc,
+                lambda o: acks.render(head, acks.verdict_of(o)),
+                transport=TRANSPORT,
+                content_type=self.adapter.content_type,
             )
         except TransientError as failure:
             return self.replies.reply(head, acks.verdict_of_error(failure), None)

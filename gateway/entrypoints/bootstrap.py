@@ -12,6 +12,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway import metrics
+from gateway.adapter_contract import Configurable
 from gateway.audit.checkpoint import Due, audit_key
 from gateway.audit.checkpointer import Checkpointer
 from gateway.bus.broker import Broker
@@ -128,6 +129,9 @@ def bootstrap(settings: Settings | None = None) -> Gateway:
             raise ConfigError(
                 f"partner {partner.id} names adapter {partner.adapter!r}, which is not installed"
             )
+    for adapter in adapters.values():
+        if isinstance(adapter, Configurable):
+            adapter.configure(settings, partners)  # its profiles, say: a bad one refuses to start
     engine = create_engine(settings.database_url)
     broker = Broker(settings.amqp_url)
     relay = OutboxRelay(

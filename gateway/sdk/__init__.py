@@ -20,6 +20,7 @@ from __future__ import annotations
 from gateway import __version__, errors, metrics
 from gateway.adapter_contract import (
     Adapter,
+    Configurable,
     Decoded,
     Example,
     HasHttpRoutes,
@@ -90,6 +91,7 @@ from gateway.sdk.webhooks import (
     WebhookRoute,
     webhook_router,
 )
+from gateway.service.decoding import mapping_failure
 from gateway.settings import ROOT, Settings
 
 __all__ = [
@@ -103,6 +105,7 @@ __all__ = [
     "CollectionScheduled",
     "Command",
     "ConfigError",
+    "Configurable",
     "ContractViolation",
     "Crosswalk",
     "Decoded",
@@ -171,6 +174,7 @@ __all__ = [
     "fingerprint",
     "inbound_queue_name",
     "jwk_thumbprint",
+    "mapping_failure",
     "metrics",
     "outcome_json",
     "payloads",

@@ -2,6 +2,7 @@
 
 from gateway.adapter_contract import (
     Adapter,
+    Configurable,
     Decoded,
     Example,
     HasHttpRoutes,
@@ -9,4 +10,4 @@ from gateway.adapter_contract import (
     Running,
 )
 
-__all__ = ["Adapter", "Decoded", "Example", "HasHttpRoutes", "InboundContext", "Running"]
+__all__ = ["Adapter", "Configurable", "Decoded", "Example", "HasHttpRoutes", "InboundContext", "Running"]

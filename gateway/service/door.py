@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 
+from gateway.adapter_contract import Decoded
 from gateway.canonical.envelope import utcnow
 from gateway.errors import GatewayError
 from gateway.outcome import Outcome
@@ -32,6 +33,7 @@ class IntakeDoor:
         content_type: str | None = None,
         received_at: datetime | None = None,
         request: object | None = None,
+        decoded: Decoded | None = None,
     ) -> tuple[Outcome, bytes | None]:
         return await accept(
             self.intake,
@@ -42,6 +44,7 @@ class IntakeDoor:
             content_type=content_type,
             received_at=received_at,
             request=request,
+            decoded=decoded,
         )
 
     async def keep_unattributed(

@@ -33,14 +33,17 @@ async def accept(
     content_type: str | None = None,
     received_at: datetime | None = None,
     request: object | None = None,
+    decoded: Decoded | None = None,
 ) -> tuple[Outcome, bytes | None]:
-    """The message's outcome and the adapter's rendered answer, after the commit."""
+    """The message's outcome and the adapter's rendered answer, after the commit. `decoded`: the
+    adapter's own decode of `raw`, done beforehand (new contract only)."""
     started = time.perf_counter()
     ctx = InboundContext(partner, transport, received_at or utcnow(), request)
     decode: Decode
     render: Callable[[Outcome], bytes]
     if isinstance(adapter, DecodingAdapter):
-        decoded = _decode(adapter, raw, ctx, intake.log_phi)
+        if decoded is None:
+            decoded = _decode(adapter, raw, ctx, intake.log_phi)
         render = partial(_answer, adapter, decoded=decoded)
         if isinstance(decoded.error, NotOurs):
             return ignored(adapter.name, partner, decoded.error, started, render)

@@ -1,4 +1,10 @@
-"""The shared conformance suite: every registered adapter passes it, for free (DESIGN §3)."""
+"""The shared conformance suite: every registered adapter passes it, for free (DESIGN §3), as each
+kind of partner that may use it: those it names (`partner_kinds`) and those of the shipped
+partners that name it; a site, when neither says.
+
+It runs an adapter on either contract, the new (decode / answer) or the old (parse / to_canonical
+/ ack), through `decode` and `answer` below, so that it holds while adapters move to the SDK.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +14,10 @@ import pytest
 
 from gateway.canonical.command import Command
 from gateway.canonical.envelope import utcnow
-from gateway.errors import ConfigError, DuplicateKey, RejectedMessage
+from gateway.canonical.parties import PartnerKind
+from gateway.errors import ConfigError, DuplicateKey, GatewayError, RejectedMessage
 from gateway.outcome import Outcome
-from gateway.partners import load_partners
+from gateway.partners import Partner, load_partners
 from gateway.registry import (
     Adapter,
     DecodingAdapter,
@@ -19,36 +26,69 @@ from gateway.registry import (
     load_adapters,
     validate_adapter,
 )
+from gateway.sdk import Configurable, Decoded
 from gateway.settings import Settings
 
 ADAPTERS = load_adapters()
-PARTNERS = load_partners(Settings().partners_file, env="test")
+SETTINGS = Settings()
+PARTNERS = load_partners(SETTINGS.partners_file, env="test")
+for _adapter in ADAPTERS.values():
+    if isinstance(_adapter, Configurable):
+        _adapter.configure(SETTINGS, PARTNERS)  # as the gateway does at start-up
+
+# One partner of each kind: the demo one (it has the profiles).
+DEMO = {PartnerKind.site: "demo-hospital", PartnerKind.courier: "demo-courier"}
+DEMO |= {PartnerKind.manufacturer: "demo-manufacturer"}
 
 
-def context() -> InboundContext:
-    return InboundContext(PARTNERS.get("demo-hospital"), "test", utcnow())
+def partner_kinds(adapter: Adapter) -> tuple[PartnerKind, ...]:
+    named = {*getattr(adapter, "partner_kinds", ()), *(p.kind for p in PARTNERS if p.adapter == adapter.name)}
+    return tuple(k for k in PartnerKind if k in named) or (PartnerKind.site,)
 
 
-def read(adapter: Adapter, raw: bytes, ctx: InboundContext) -> tuple[str | None, list[Command], bytes | None]:
-    """The message id, commands and fingerprint, through either contract (decode, or parse and
-    to_canonical); a message read but not taken raises its error, as parse would."""
+def partner(kind: PartnerKind) -> Partner:
+    return PARTNERS.get(DEMO[kind])
+
+
+def context(kind: PartnerKind) -> InboundContext:
+    return InboundContext(partner(kind), "test", utcnow())
+
+
+def decode(adapter: Adapter, raw: bytes, ctx: InboundContext) -> Decoded:
+    """The adapter's decode, on either contract. Only a GatewayError may leave an adapter: any
+    other exception fails the suite."""
+    try:
+        if isinstance(adapter, DecodingAdapter):
+            return adapter.decode(raw, ctx)
+        parsed = adapter.parse(raw, ctx)
+    except GatewayError as exc:  # bytes it cannot read at all
+        return Decoded(error=exc)
+    try:
+        commands = adapter.to_canonical(parsed, ctx)
+    except GatewayError as exc:
+        return Decoded(parsed.message_id, error=exc, fingerprint=parsed.fingerprint, content=parsed)
+    return Decoded(parsed.message_id, tuple(commands), fingerprint=parsed.fingerprint, content=parsed)
+
+
+def answer(adapter: Adapter, outcome: Outcome, decoded: Decoded | None) -> bytes:
     if isinstance(adapter, DecodingAdapter):
-        decoded = adapter.decode(raw, ctx)
-        if decoded.error is not None:
-            raise decoded.error
-        return decoded.message_id, list(decoded.commands), decoded.fingerprint
-    parsed = adapter.parse(raw, ctx)
-    return parsed.message_id, adapter.to_canonical(parsed, ctx), parsed.fingerprint
+        return adapter.answer(outcome, decoded)
+    return adapter.ack(outcome)
 
 
-def answer(adapter: Adapter, outcome: Outcome) -> bytes:
-    return adapter.answer(outcome, None) if isinstance(adapter, DecodingAdapter) else adapter.ack(outcome)
+def users() -> list[Any]:
+    return [
+        pytest.param(name, kind, id=f"{name}:{kind}")
+        for name, adapter in ADAPTERS.items()
+        for kind in partner_kinds(adapter)
+    ]
 
 
 def cases() -> list[Any]:
     return [
-        pytest.param(adapter, example, id=f"{name}:{example.name}")
+        pytest.param(adapter, kind, example, id=f"{name}:{kind}:{example.name}")
         for name, adapter in ADAPTERS.items()
+        for kind in partner_kinds(adapter)
         for example in adapter.examples()
     ]
 
@@ -60,48 +100,68 @@ def test_every_adapter_ships_valid_and_malformed_examples() -> None:
         assert kinds == {"valid", "malformed"}, f"{name} must ship both kinds of example"
 
 
-@pytest.mark.parametrize(("adapter", "example"), cases())
-def test_examples_parse_or_fail_as_declared(adapter: Adapter, example: Example) -> None:
-    ctx = context()
+def test_the_suite_runs_each_adapter_as_the_partners_that_use_it() -> None:
+    assert partner_kinds(ADAPTERS["hl7v2"]) == (PartnerKind.site,)  # hospitals' EHRs only
+    assert set(partner_kinds(ADAPTERS["canonical-json"])) == set(PartnerKind)  # every demo partner
+    for name, adapter in ADAPTERS.items():
+        declared = getattr(adapter, "partner_kinds", ())
+        assert all(isinstance(k, PartnerKind) for k in declared), name
+
+
+@pytest.mark.parametrize(("adapter", "kind", "example"), cases())
+def test_examples_parse_or_fail_as_declared(adapter: Adapter, kind: PartnerKind, example: Example) -> None:
+    ctx = context(kind)
+    decoded = decode(adapter, example.raw, ctx)
     if example.expect == "malformed":
-        with pytest.raises(RejectedMessage) as caught:
-            read(adapter, example.raw, ctx)
-        assert caught.value.public_message
+        assert isinstance(decoded.error, RejectedMessage), decoded.error
+        assert decoded.error.public_message
+        assert not decoded.commands
         return
-    message_id, commands, fingerprint = read(adapter, example.raw, ctx)
+    assert decoded.error is None, decoded.error
+    commands = list(decoded.commands)
     assert commands and all(isinstance(c, Command) for c in commands)
-    assert message_id, "a valid message carries the sender's id, for idempotency"
+    assert decoded.message_id, "a valid message carries the sender's id, for idempotency"
     # pure: the same input maps to the same commands, and is known again as the same message
-    _, again, again_fingerprint = read(adapter, example.raw, ctx)
-    assert again == commands
-    assert again_fingerprint == fingerprint, "a repeat must be told from another message"
+    again = decode(adapter, example.raw, ctx)
+    assert list(again.commands) == commands
+    assert again.fingerprint == decoded.fingerprint, "a repeat must be told from another message"
     for command in commands:
         assert Command.model_validate_json(command.model_dump_json()) == command
 
 
-@pytest.mark.parametrize("name", sorted(ADAPTERS))
+def _examples(adapter: Adapter, kind: PartnerKind) -> list[Decoded | None]:
+    """What `answer` may be handed: nothing read, and each example as decoded."""
+    ctx = context(kind)
+    return [None, *(decode(adapter, e.raw, ctx) for e in adapter.examples())]
+
+
+@pytest.mark.parametrize(("name", "kind"), users())
 @pytest.mark.parametrize("status", ["applied", "quarantined", "rejected"])
-def test_every_outcome_renders_an_answer(name: str, status: str) -> None:
+def test_every_outcome_renders_an_answer(name: str, kind: PartnerKind, status: str) -> None:
     outcome = Outcome(
         status=status,
         inbound_id="1",
-        partner="demo-hospital",
+        partner=DEMO[kind],
         message_id="M1",  # type: ignore[arg-type]
         error=None if status == "applied" else "MappingError",
         reason=None if status == "applied" else "the message could not be mapped",
         http_status=201 if status == "applied" else 422,
     )
-    rendered = answer(ADAPTERS[name], outcome)
-    assert isinstance(rendered, bytes) and rendered
+    adapter = ADAPTERS[name]
+    for decoded in _examples(adapter, kind):
+        rendered = answer(adapter, outcome, decoded)
+        assert isinstance(rendered, bytes) and rendered
 
 
-@pytest.mark.parametrize("name", sorted(ADAPTERS))
-def test_every_adapter_refuses_a_reused_id_in_its_dialect(name: str) -> None:
+@pytest.mark.parametrize(("name", "kind"), users())
+def test_every_adapter_refuses_a_reused_id_in_its_dialect(name: str, kind: PartnerKind) -> None:
     refusal = DuplicateKey(detail="first used by inbound 1")
-    outcome = Outcome.of_error("rejected", refusal, "2", "demo-hospital", "M1")
+    outcome = Outcome.of_error("rejected", refusal, "2", DEMO[kind], "M1")
     assert (outcome.code, outcome.http_status) == ("205", 409)
-    rendered = answer(ADAPTERS[name], outcome)
-    assert isinstance(rendered, bytes) and b"new id" in rendered and b"inbound 1" not in rendered
+    adapter = ADAPTERS[name]
+    for decoded in _examples(adapter, kind):
+        rendered = answer(adapter, outcome, decoded)
+        assert isinstance(rendered, bytes) and b"new id" in rendered and b"inbound 1" not in rendered
 
 
 class NoParse:
@@ -123,6 +183,21 @@ class WrongArity(NoParse):
         return []
 
 
+class WrongDecode:
+    name = "broken"
+    dialect = "x"
+    content_type = "x"
+
+    def decode(self, raw: bytes) -> Decoded:
+        return Decoded()
+
+    def answer(self, outcome: Outcome, decoded: Decoded | None) -> bytes:
+        return b""
+
+    def examples(self) -> list[Example]:
+        return []
+
+
 def test_a_badly_shaped_adapter_is_refused_with_its_name() -> None:
     with pytest.raises(ConfigError, match=r"'broken'.*parse"):
         validate_adapter("broken", NoParse())
@@ -130,3 +205,5 @@ def test_a_badly_shaped_adapter_is_refused_with_its_name() -> None:
         validate_adapter("broken", WrongArity())
     with pytest.raises(ConfigError, match="calls itself"):
         validate_adapter("other-name", WrongArity())
+    with pytest.raises(ConfigError, match="decode takes 1 arguments, expected 2"):
+        validate_adapter("broken", WrongDecode())

@@ -9,10 +9,11 @@ import pytest
 from hl7apy.consts import VALIDATION_LEVEL
 from hl7apy.parser import parse_message
 
-from adapters.hl7v2.profile import Outbound, load_profile
+from adapters.hl7v2.profile import Outbound
 from adapters.hl7v2.render import SiteOrder, status_message
 from gateway.canonical.envelope import CloudEvent
 from tests.support.builders import status_event
+from tests.support.hl7 import load_profile
 
 NOW = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
 STATUS = {"manufacturing.released": {"code": "RELEASED", "text": "Product released"}}

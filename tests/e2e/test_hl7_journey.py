@@ -16,7 +16,6 @@ import pytest
 import yaml
 
 from adapters.hl7v2.adapter import Hl7v2
-from adapters.hl7v2.profile import PROFILES
 from adapters.hl7v2.serve import Hl7v2Service
 from gateway.bus.topology import declare_topology
 from gateway.canonical.envelope import CloudEvent
@@ -24,6 +23,7 @@ from gateway.entrypoints.bootstrap import Gateway, bootstrap
 from gateway.entrypoints.http import create_app
 from gateway.settings import Settings
 from tests.fixtures.hl7v2.peers import Ehr, Engine, field_of
+from tests.support.hl7 import SHIPPED
 
 ORM = (
     b"MSH|^~\\&|DEMO_EHR|DEMO_HOSPITAL|CGT_GATEWAY|CGT|20261102091500||ORM^O01^ORM_O01|E2E-ORM-1|P|2.5.1\r"
@@ -36,7 +36,7 @@ ORM = (
 
 @pytest.fixture
 async def gateway(tmp_path: Path, amqp_url: str, ehr: Ehr) -> AsyncIterator[Gateway]:
-    profile = yaml.safe_load((PROFILES / "demo-hospital.yaml").read_text(encoding="utf-8"))
+    profile = yaml.safe_load((SHIPPED / "demo-hospital.yaml").read_text(encoding="utf-8"))
     profile["outbound"] = {
         "host": "127.0.0.1",
         "port": ehr.port,
@@ -54,9 +54,10 @@ async def gateway(tmp_path: Path, amqp_url: str, ehr: Ehr) -> AsyncIterator[Gate
             amqp_url=amqp_url,
             mllp_port=0,
             adapters="canonical-json,hl7v2",
+            profile_dirs={"hl7v2": tmp_path / "profiles"},
         )
     )
-    gw.adapters["hl7v2"] = Hl7v2(tmp_path / "profiles", queue_prefix=f"hl7v2-{tmp_path.name}")
+    gw.adapters["hl7v2"] = Hl7v2(queue_prefix=f"hl7v2-{tmp_path.name}")
     await gw.start()
     yield gw
     await gw.stop()

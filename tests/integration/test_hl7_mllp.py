@@ -12,7 +12,6 @@ import pytest
 from sqlalchemy import func, select
 
 from adapters.hl7v2.adapter import Hl7v2
-from adapters.hl7v2.profile import PROFILES
 from adapters.hl7v2.serve import Hl7v2Service
 from gateway.entrypoints.bootstrap import Gateway, bootstrap
 from gateway.errors import TransientError
@@ -60,7 +59,7 @@ async def gateway(tmp_path: Path, amqp_url: str) -> AsyncIterator[Gateway]:
         max_body_bytes=LIMIT,
     )
     gw = bootstrap(settings)
-    gw.adapters["hl7v2"] = Hl7v2(PROFILES, read_timeout=0.5)
+    gw.adapters["hl7v2"] = Hl7v2(read_timeout=0.5)
     await gw.start()
     yield gw
     await gw.stop()

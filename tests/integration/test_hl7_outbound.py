@@ -17,7 +17,6 @@ from sqlalchemy import select
 
 from adapters.canonical_json.adapter import adapter as canonical_json
 from adapters.hl7v2.adapter import Hl7v2
-from adapters.hl7v2.profile import PROFILES
 from adapters.hl7v2.serve import Hl7v2Service
 from gateway.entrypoints.bootstrap import Gateway, bootstrap
 from gateway.service.inbound import accept
@@ -25,6 +24,7 @@ from gateway.settings import Settings
 from gateway.store import tables as t
 from tests.fixtures.hl7v2.peers import Ehr, Engine, field_of
 from tests.support.builders import coi, envelope_json, event, place, placer
+from tests.support.hl7 import SHIPPED
 from tests.support.partners import OTHER_SITE, with_second_site
 
 STATUSES = {
@@ -35,7 +35,7 @@ STATUSES = {
 
 
 def site_profile(directory: Path, ehr_port: int, **outbound: Any) -> Path:
-    document = yaml.safe_load((PROFILES / "demo-hospital.yaml").read_text(encoding="utf-8"))
+    document = yaml.safe_load((SHIPPED / "demo-hospital.yaml").read_text(encoding="utf-8"))
     document["outbound"] = {
         "host": "127.0.0.1",
         "port": ehr_port,
@@ -61,6 +61,7 @@ async def gateways(tmp_path: Path, amqp_url: str) -> AsyncIterator[Callable[...,
     made: list[Gateway] = []
 
     async def make(ehr_port: int, **outbound: Any) -> Gateway:
+        profiles = site_profile(tmp_path / "profiles", ehr_port, **outbound)
         settings = Settings(
             env="test",
             database_url=f"sqlite+aiosqlite:///{tmp_path}/gw.db",
@@ -69,11 +70,10 @@ async def gateways(tmp_path: Path, amqp_url: str) -> AsyncIterator[Callable[...,
             adapters="canonical-json,hl7v2",  # the dialects these tests speak
             partners_file=with_second_site(tmp_path),
             outbox_poll_seconds=0.05,
+            profile_dirs={"hl7v2": profiles},
         )
         gw = bootstrap(settings)
-        gw.adapters["hl7v2"] = Hl7v2(
-            site_profile(tmp_path / "profiles", ehr_port, **outbound), queue_prefix=f"hl7v2-{tmp_path.name}"
-        )
+        gw.adapters["hl7v2"] = Hl7v2(queue_prefix=f"hl7v2-{tmp_path.name}")
         await gw.start()
         made.append(gw)
         await asyncio.wait_for(outbound_of(gw).consuming.wait(), 20)  # its queue is bound from now on

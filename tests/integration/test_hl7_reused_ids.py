@@ -13,7 +13,6 @@ from sqlalchemy import func, select
 
 from adapters.hl7v2.adapter import Hl7v2
 from adapters.hl7v2.fingerprint import fingerprint
-from adapters.hl7v2.profile import PROFILES
 from adapters.hl7v2.serve import Hl7v2Service
 from gateway.entrypoints.bootstrap import Gateway, bootstrap
 from gateway.settings import Settings
@@ -37,7 +36,7 @@ async def gateway(tmp_path: Path, amqp_url: str) -> AsyncIterator[Gateway]:
         adapters="canonical-json,hl7v2",
     )
     gw = bootstrap(settings)
-    gw.adapters["hl7v2"] = Hl7v2(PROFILES, read_timeout=0.5)
+    gw.adapters["hl7v2"] = Hl7v2(read_timeout=0.5)
     await gw.start()
     yield gw
     await gw.stop()

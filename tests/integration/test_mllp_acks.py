@@ -13,7 +13,6 @@ import pytest
 from sqlalchemy import func, select
 
 from adapters.hl7v2.adapter import Hl7v2
-from adapters.hl7v2.profile import PROFILES
 from adapters.hl7v2.serve import Hl7v2Service
 from gateway.entrypoints.bootstrap import Gateway, bootstrap
 from gateway.settings import Settings
@@ -44,17 +43,18 @@ def acks_in(answer: bytes) -> list[tuple[str, str]]:
     return [(s[1], s[2]) for s in segments(answer) if s[0] == "MSA"]
 
 
-async def make_gateway(tmp_path: Path, amqp_url: str, profiles: Path = PROFILES, **kw: object) -> Gateway:
+async def make_gateway(tmp_path: Path, amqp_url: str, profiles: Path | None = None, **kw: object) -> Gateway:
     settings = Settings(
         env="test",
         database_url=f"sqlite+aiosqlite:///{tmp_path}/gw.db",
         amqp_url=amqp_url,
         mllp_port=0,
         adapters="canonical-json,hl7v2",
+        profile_dirs={"hl7v2": profiles} if profiles else {},
         **kw,  # type: ignore[arg-type]
     )
     gw = bootstrap(settings)
-    gw.adapters["hl7v2"] = Hl7v2(profiles, queue_prefix=f"hl7v2-{tmp_path.name}")
+    gw.adapters["hl7v2"] = Hl7v2(queue_prefix=f"hl7v2-{tmp_path.name}")
     await gw.start()
     return gw
 

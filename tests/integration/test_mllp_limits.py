@@ -18,7 +18,6 @@ from prometheus_client import REGISTRY
 from sqlalchemy import func, select
 
 from adapters.hl7v2.adapter import Hl7v2
-from adapters.hl7v2.profile import PROFILES
 from adapters.hl7v2.serve import Hl7v2Service
 from gateway.entrypoints.bootstrap import Gateway, bootstrap
 from gateway.settings import Settings
@@ -55,7 +54,7 @@ async def gateway(tmp_path: Path, amqp_url: str) -> AsyncIterator[Gateway]:
         mllp_unknown_volume_bytes=3000,
     )
     gw = bootstrap(settings)
-    gw.adapters["hl7v2"] = Hl7v2(PROFILES)
+    gw.adapters["hl7v2"] = Hl7v2()
     await gw.start()
     yield gw
     await gw.stop()
@@ -219,13 +218,13 @@ async def test_while_a_large_frame_parses_other_senders_are_answered(
     from adapters.hl7v2 import offload
 
     release = threading.Event()
-    real = offload.parse
+    real = offload.decode
 
     def slow(*args: Any) -> Any:
         release.wait(10)  # a parse that takes as long as the test says
         return real(*args)
 
-    monkeypatch.setattr(offload, "parse", slow)
+    monkeypatch.setattr(offload, "decode", slow)
     settings = Settings(
         env="test",
         database_url=f"sqlite+aiosqlite:///{tmp_path}/gw.db",

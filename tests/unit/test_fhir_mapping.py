@@ -1,23 +1,21 @@
-"""Golden tests of the FHIR R4 mapping: tests/fixtures/fhir/*.json in, *.canonical.json out.
-
-Set CGT_UPDATE_GOLDEN=1 to rewrite the expected files after a deliberate change (then read the diff).
+"""Golden tests of the FHIR R4 mapping: tests/fixtures/fhir/*.json in, *.canonical.json out, run by
+the shared golden runner (tests/support/golden.py; CGT_REGOLD=1 rewrites the expected files).
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
-import orjson
 import pytest
 
 from adapters.fhir.adapter import adapter
 from adapters.fhir.message import Interaction
-from gateway.canonical.command import Command
 from gateway.canonical.envelope import utcnow
 from gateway.partners import load_partners
 from gateway.registry import InboundContext
+from gateway.sdk import Decoded
 from gateway.settings import Settings
+from tests.support import golden
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "fhir"
 PARTNERS = load_partners(Settings().partners_file, env="test")
@@ -38,19 +36,18 @@ def ctx(interaction: Interaction) -> InboundContext:
     return InboundContext(PARTNERS.get("demo-hospital"), "test", utcnow(), interaction)
 
 
+def decode(name: str, interaction: Interaction) -> Decoded:
+    """The adapter's decode of one fixture, as the FHIR routes call it."""
+    return adapter.decode((FIXTURES / name).read_bytes(), ctx(interaction))
+
+
 def canonical(name: str, interaction: Interaction) -> dict[str, object]:
-    parsed = adapter.decode((FIXTURES / name).read_bytes(), ctx(interaction))
-    commands: tuple[Command, ...] = parsed.commands
-    return {"message_id": parsed.message_id, "commands": [c.model_dump(mode="json") for c in commands]}
+    return golden.canonical(lambda: decode(name, interaction))
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_fixture_maps_to_its_golden_canonical_json(name: str) -> None:
-    got = canonical(name, CASES[name])
-    golden = FIXTURES / name.replace(".json", ".canonical.json")
-    if os.environ.get("CGT_UPDATE_GOLDEN"):
-        golden.write_bytes(orjson.dumps(got, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b"\n")
-    assert got == orjson.loads(golden.read_bytes())
+    golden.check(FIXTURES / name, lambda: decode(name, CASES[name]))
 
 
 def test_every_fixture_has_a_golden_file_and_a_case() -> None:

@@ -10,10 +10,14 @@ from hl7apy.consts import VALIDATION_LEVEL
 from hl7apy.parser import parse_message
 
 from adapters.hl7v2 import ack as acks
-from adapters.hl7v2.adapter import adapter
 from adapters.hl7v2.header import Header, read_header
+from gateway.canonical.envelope import utcnow
 from gateway.errors import MappingError, TransientError
 from gateway.outcome import Outcome
+from gateway.partners import load_partners
+from gateway.sdk import InboundContext
+from gateway.settings import Settings
+from tests.support.hl7 import configured
 
 
 def header(version: str = "2.5.1", extra: str = "", control: str = "MSG-0001") -> Header:
@@ -140,9 +144,12 @@ def test_an_unparseable_frame_still_gets_an_ack() -> None:
 
 def test_the_adapter_answers_one_message_in_its_own_version() -> None:
     raw = b"MSH|^~\\&|DEMO_EHR|DEMO_HOSPITAL|CGT|CGT|20261102091500||ADT^A08|M77|P|2.4\r"
-    seg = segments(adapter.answering(raw).ack(outcome("applied", message_id=None)))
+    adapter = configured()
+    partner = load_partners(Settings().partners_file, env="test").get("demo-hospital")
+    decoded = adapter.decode(raw, InboundContext(partner, "test", utcnow()))
+    seg = segments(adapter.answer(outcome("applied", message_id=None), decoded))
     assert seg["MSA"][2] == "M77" and seg["MSH"][11] == "2.4" and seg["MSH"][8] == "ACK^A08^ACK"
-    plain = segments(adapter.ack(outcome("applied")))
+    plain = segments(adapter.answer(outcome("applied"), None))
     assert plain["MSA"][2] == "MSG-0001" and plain["MSH"][11] == "2.5.1"
 
 

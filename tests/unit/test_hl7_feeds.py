@@ -12,12 +12,14 @@ from adapters.hl7v2 import ack as acks
 from adapters.hl7v2 import er7
 from adapters.hl7v2.common import Coded
 from adapters.hl7v2.header import header, read_header
-from adapters.hl7v2.profile import PROFILES, SiteProfile, load_profile, parse_within_limits
+from adapters.hl7v2.profile import SiteProfile, parse_within_limits
 from adapters.hl7v2.routing import commands_for
 from adapters.hl7v2.therapy import kind_of
 from gateway.errors import MappingError, NotOurs, TooLarge
 from gateway.partners import load_partners
 from gateway.settings import Settings
+from tests.support.hl7 import SHIPPED as PROFILES
+from tests.support.hl7 import commands_of, configured, load_profile
 
 DEMO = load_profile("demo-hospital")
 PARTNER = load_partners(Settings().partners_file, env="test").get("demo-hospital")
@@ -110,13 +112,12 @@ def test_repetitions_and_segments_above_the_profiles_caps_are_refused_naming_whe
 
 
 def test_a_40000_repetition_pid_3_is_refused_by_the_adapter() -> None:
-    from adapters.hl7v2.adapter import Hl7v2
     from gateway.canonical.envelope import utcnow
     from gateway.registry import InboundContext
 
     huge = "~".join(f"MRN{n:07d}^^^DEMOHOSP^MR" for n in range(40_000))
     with pytest.raises(TooLarge):
-        Hl7v2(PROFILES).parse(message(f"PID|1||{huge}"), InboundContext(PARTNER, "test", utcnow()))
+        commands_of(configured().decode(message(f"PID|1||{huge}"), InboundContext(PARTNER, "test", utcnow())))
 
 
 def test_a_profile_names_its_own_limits(tmp_path: Path) -> None:

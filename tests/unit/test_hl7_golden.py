@@ -1,49 +1,34 @@
-"""Golden files: every fixture in tests/fixtures/hl7v2 maps to its *.canonical.json (or fails as its
-*.error.json says), through the adapter's parse and to_canonical with the demo site's profile.
+"""Golden files: every fixture in tests/fixtures/hl7v2 decodes to its *.canonical.json (or fails as
+its *.error.json says), through the adapter's decode with the demo site's profile, run by the
+shared golden runner (tests/support/golden.py; CGT_REGOLD=1 rewrites the expected files).
 
 hl7apy is the oracle for the parser: for every valid fixture, the fields the mapping reads are
-what hl7apy reads too. Set CGT_REGOLD=1 to rewrite the expected files (then review the diff).
+what hl7apy reads too.
 """
 
 from __future__ import annotations
 
-import json
-import os
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from adapters.hl7v2 import er7
-from adapters.hl7v2.adapter import adapter
 from gateway.canonical.envelope import utcnow
-from gateway.errors import GatewayError, NotOurs
 from gateway.partners import load_partners
 from gateway.registry import InboundContext
 from gateway.settings import Settings
+from tests.support import golden
+from tests.support.hl7 import configured
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "hl7v2"
 CASES = sorted(FIXTURES.glob("*.hl7"))
 PARTNERS = load_partners(Settings().partners_file, env="test")
-REGOLD = os.environ.get("CGT_REGOLD") == "1"
+ADAPTER = configured()
 
 
 def ctx() -> InboundContext:
     return InboundContext(PARTNERS.get("demo-hospital"), "test", utcnow())
-
-
-def mapped(raw: bytes) -> dict[str, Any] | list[dict[str, Any]]:
-    try:
-        commands = adapter.to_canonical(adapter.parse(raw, ctx()), ctx())
-    except NotOurs as exc:  # acknowledged AA and stored nowhere: the reason is what is counted
-        return {"error": "NotOurs", "reason": exc.reason}
-    except GatewayError as exc:
-        return {
-            "error": type(exc).__name__,
-            "location": getattr(exc, "location", None),
-            "code": getattr(exc, "code", None),
-        }
-    return [c.model_dump(mode="json", exclude_none=True) for c in commands]
 
 
 def test_there_is_a_golden_fixture_for_every_message_type() -> None:
@@ -64,12 +49,7 @@ def test_there_is_a_golden_fixture_for_every_message_type() -> None:
 
 @pytest.mark.parametrize("path", CASES, ids=lambda p: p.stem)
 def test_fixture_maps_to_its_golden_output(path: Path) -> None:
-    actual = mapped(path.read_bytes())  # bytes: text mode would turn \r into \n
-    expected_path = path.with_suffix(".error.json" if isinstance(actual, dict) else ".canonical.json")
-    if REGOLD:
-        expected_path.write_text(json.dumps(actual, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    assert expected_path.exists(), f"no golden file {expected_path.name}"
-    assert actual == json.loads(expected_path.read_text(encoding="utf-8"))
+    golden.check(path, lambda: ADAPTER.decode(path.read_bytes(), ctx()))  # bytes: text mode turns \r into \n
 
 
 ORACLE_FIELDS = {"PID": (3, 5, 7, 8), "MRG": (1,), "ORC": (1, 2, 9, 12, 16), "OBR": (2, 4, 16)}

@@ -8,10 +8,11 @@ from typing import Any
 import pytest
 
 from adapters.hl7v2 import er7
-from adapters.hl7v2.profile import Outbound, load_profile
+from adapters.hl7v2.profile import Outbound
 from adapters.hl7v2.render import SiteOrder, control_id, status_message
 from gateway.canonical.envelope import CloudEvent
 from tests.support.builders import status_event
+from tests.support.hl7 import load_profile
 
 NOW = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
 PROFILE = load_profile("demo-hospital")
