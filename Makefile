@@ -25,6 +25,7 @@ run: install
 test: install
 	$(BIN)/ruff check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-cache
 	$(BIN)/cgt-gateway contracts check
 	$(BIN)/python -m pytest
 

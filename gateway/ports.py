@@ -138,13 +138,26 @@ class Secrets(Protocol):
 class Runtime(Protocol):
     """What an adapter's transports get from the running gateway: settings, partners, ports."""
 
-    settings: Settings
-    partners: Partners
-    door: Door
-    crosswalk: Crosswalk
-    orders: Orders
-    replays: Replays
-    secrets: Secrets
+    @property
+    def settings(self) -> Settings: ...
+
+    @property
+    def partners(self) -> Partners: ...
+
+    @property
+    def door(self) -> Door: ...
+
+    @property
+    def crosswalk(self) -> Crosswalk: ...
+
+    @property
+    def orders(self) -> Orders: ...
+
+    @property
+    def replays(self) -> Replays: ...
+
+    @property
+    def secrets(self) -> Secrets: ...
 
     @property
     def deliveries(self) -> Deliveries: ...

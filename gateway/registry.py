@@ -1,37 +1,24 @@
-"""The adapter contract (DESIGN §3) and discovery through the `cgt_gateway.adapters` entry points.
-
-An adapter is one external dialect: `decode` / `answer` (gateway.sdk.contract) or, while adapters
-move, `parse` / `to_canonical` / `ack` (gateway.service.parsing), and `examples` for the shared
-conformance suite. Badly shaped adapters are refused at start-up with a message that names them.
-"""
+"""Adapter discovery through the `cgt_gateway.adapters` entry points, and the shape check that
+refuses a badly shaped adapter at start-up with a message naming it. The contract itself is
+gateway.adapter_contract (decode / answer / examples), which gateway.sdk hands adapters."""
 
 from __future__ import annotations
 
 import inspect
 from collections.abc import Callable
 from importlib.metadata import entry_points
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncEngine
-
-from gateway.adapter_contract import Adapter as DecodingAdapter
-from gateway.adapter_contract import Example, HasHttpRoutes, InboundContext, Running
+from gateway.adapter_contract import Adapter, Example, HasHttpRoutes, InboundContext, Running
 from gateway.errors import ConfigError
-from gateway.partners import Partners
-from gateway.ports import Deliveries, Orders
-from gateway.service.intake import Intake
-from gateway.service.parsing import Adapter, ExternalMessage, ParsingAdapter
-from gateway.settings import Settings
+from gateway.ports import HasTransport, Runtime
 
 __all__ = [
     "Adapter",
-    "DecodingAdapter",
     "Example",
-    "ExternalMessage",
     "HasHttpRoutes",
     "HasTransport",
     "InboundContext",
-    "ParsingAdapter",
     "Running",
     "Runtime",
     "installed_adapters",
@@ -42,42 +29,17 @@ __all__ = [
 GROUP = "cgt_gateway.adapters"
 
 
-class Runtime(Protocol):
-    """What an adapter's transports get from the running gateway."""
-
-    settings: Settings
-    engine: AsyncEngine
-    intake: Intake
-    partners: Partners
-    adapters: dict[str, Adapter]
-
-    @property
-    def orders(self) -> Orders: ...
-
-    @property
-    def deliveries(self) -> Deliveries: ...
-
-
-@runtime_checkable
-class HasTransport(Protocol):
-    """An adapter that listens or consumes on its own (MLLP server, outbound consumers)."""
-
-    async def start_transport(self, runtime: Runtime) -> Running: ...
-
-
-_ARITY = {"parse": 2, "to_canonical": 2, "ack": 1, "examples": 0}
-_DECODING_ARITY = {"decode": 2, "answer": 2, "examples": 0}
+_ARITY = {"decode": 2, "answer": 2, "examples": 0}
 
 
 def validate_adapter(name: str, obj: object) -> Adapter:
     """Refuse an adapter that does not have the contract's shape."""
-    arities = _DECODING_ARITY if hasattr(obj, "decode") else _ARITY
-    if not isinstance(obj, DecodingAdapter | ParsingAdapter):
-        missing = [a for a in ("name", "dialect", "content_type", *arities) if not hasattr(obj, a)]
+    if not isinstance(obj, Adapter):
+        missing = [a for a in ("name", "dialect", "content_type", *_ARITY) if not hasattr(obj, a)]
         raise ConfigError(f"adapter {name!r} does not fulfil the adapter contract: missing {missing}")
     if obj.name != name:
         raise ConfigError(f"adapter registered as {name!r} calls itself {obj.name!r}")
-    for method, arity in arities.items():
+    for method, arity in _ARITY.items():
         fn: Callable[..., Any] = getattr(obj, method)
         params = [
             p

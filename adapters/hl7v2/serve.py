@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, cast
 
 from adapters.hl7v2.outbound import SiteOutbound
 from adapters.hl7v2.profile import SiteProfile
@@ -40,9 +39,7 @@ def _outbound_sites(profiles: Profiles[SiteProfile], runtime: Runtime, prefix: s
             continue
         profile = profiles.for_partner(partner)
         if profile is not None and profile.outbound is not None:
-            # The outbound link still takes the running gateway itself (its engine), not the ports.
-            gateway = cast(Any, runtime)
-            sites.append(SiteOutbound(gateway, partner, profile, profile.outbound, prefix))
+            sites.append(SiteOutbound(runtime, partner, profile, profile.outbound, prefix))
     return sites
 
 

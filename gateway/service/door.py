@@ -5,14 +5,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 
-from gateway.adapter_contract import Decoded
+from gateway.adapter_contract import Adapter, Decoded
 from gateway.canonical.envelope import utcnow
 from gateway.errors import GatewayError
 from gateway.outcome import Outcome
 from gateway.partners import Partner
 from gateway.service.inbound import accept
 from gateway.service.intake import Intake, failed_decode
-from gateway.service.parsing import Adapter
 from gateway.store.records import InboundRecord
 
 # Not a valid partner id, so it never names a real partner.

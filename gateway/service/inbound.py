@@ -1,4 +1,4 @@
-"""Accept one raw message from an authenticated partner: parse, map, check, and hand to the intake.
+"""Accept one raw message from an authenticated partner: decode, check, and hand to the intake.
 
 Every transport (HTTP, MLLP, AMQP) calls this, so that each stores, answers and counts alike.
 """
@@ -11,21 +11,19 @@ from datetime import datetime
 from functools import partial
 
 from gateway import metrics
-from gateway.adapter_contract import Adapter as DecodingAdapter
-from gateway.adapter_contract import Decoded, InboundContext
+from gateway.adapter_contract import Adapter, Decoded, InboundContext
 from gateway.canonical.command import Command
 from gateway.canonical.envelope import utcnow
 from gateway.errors import GatewayError, NotOurs
 from gateway.outcome import Outcome
 from gateway.partners import Partner
 from gateway.service.intake import Decode, Intake, failed_decode, mapping_failure
-from gateway.service.parsing import Adapter
 from gateway.store.records import InboundRecord
 
 
 async def accept(
     intake: Intake,
-    adapter: Adapter | DecodingAdapter,
+    adapter: Adapter,
     partner: Partner,
     raw: bytes,
     *,
@@ -36,34 +34,16 @@ async def accept(
     decoded: Decoded | None = None,
 ) -> tuple[Outcome, bytes | None]:
     """The message's outcome and the adapter's rendered answer, after the commit. `decoded`: the
-    adapter's own decode of `raw`, done beforehand (new contract only)."""
+    adapter's own decode of `raw`, done beforehand."""
     started = time.perf_counter()
     ctx = InboundContext(partner, transport, received_at or utcnow(), request)
-    decode: Decode
-    render: Callable[[Outcome], bytes]
-    if isinstance(adapter, DecodingAdapter):
-        if decoded is None:
-            decoded = _decode(adapter, raw, ctx, intake.log_phi)
-        render = partial(_answer, adapter, decoded=decoded)
-        if isinstance(decoded.error, NotOurs):
-            return ignored(adapter.name, partner, decoded.error, started, render)
-        message_id, fingerprint = decoded.message_id, decoded.fingerprint
-        decode = failed_decode(decoded.error) if decoded.error else _checked(partner, decoded.commands)
-    else:
-        render = adapter.ack
-        try:
-            parsed = adapter.parse(raw, ctx)
-        except NotOurs as exc:
-            return ignored(adapter.name, partner, exc, started, render)
-        except GatewayError as exc:
-            message_id, fingerprint, decode = None, None, failed_decode(exc)
-        else:
-            message_id, fingerprint = parsed.message_id, parsed.fingerprint
-
-            def decode() -> list[Command]:
-                commands = adapter.to_canonical(parsed, ctx)
-                partner.check_commands(commands)
-                return commands
+    if decoded is None:
+        decoded = _decode(adapter, raw, ctx, intake.log_phi)
+    render = partial(_answer, adapter, decoded=decoded)
+    if isinstance(decoded.error, NotOurs):
+        return ignored(adapter.name, partner, decoded.error, started, render)
+    message_id, fingerprint = decoded.message_id, decoded.fingerprint
+    decode = failed_decode(decoded.error) if decoded.error else _checked(partner, decoded.commands)
 
     record = InboundRecord(
         partner=partner.id,
@@ -83,7 +63,7 @@ async def accept(
     return outcome, rendered
 
 
-def _decode(adapter: DecodingAdapter, raw: bytes, ctx: InboundContext, log_phi: bool) -> Decoded:
+def _decode(adapter: Adapter, raw: bytes, ctx: InboundContext, log_phi: bool) -> Decoded:
     try:
         return adapter.decode(raw, ctx)
     except GatewayError as exc:
@@ -92,7 +72,7 @@ def _decode(adapter: DecodingAdapter, raw: bytes, ctx: InboundContext, log_phi: 
         return Decoded(error=mapping_failure(exc, log_phi=log_phi))
 
 
-def _answer(adapter: DecodingAdapter, outcome: Outcome, decoded: Decoded) -> bytes:
+def _answer(adapter: Adapter, outcome: Outcome, decoded: Decoded) -> bytes:
     return adapter.answer(outcome, decoded)
 
 

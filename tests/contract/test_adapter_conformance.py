@@ -1,9 +1,6 @@
 """The shared conformance suite: every registered adapter passes it, for free (DESIGN §3), as each
 kind of partner that may use it: those it names (`partner_kinds`) and those of the shipped
 partners that name it; a site, when neither says.
-
-It runs an adapter on either contract, the new (decode / answer) or the old (parse / to_canonical
-/ ack), through `decode` and `answer` below, so that it holds while adapters move to the SDK.
 """
 
 from __future__ import annotations
@@ -18,14 +15,7 @@ from gateway.canonical.parties import PartnerKind
 from gateway.errors import ConfigError, DuplicateKey, GatewayError, RejectedMessage
 from gateway.outcome import Outcome
 from gateway.partners import Partner, load_partners
-from gateway.registry import (
-    Adapter,
-    DecodingAdapter,
-    Example,
-    InboundContext,
-    load_adapters,
-    validate_adapter,
-)
+from gateway.registry import Adapter, Example, InboundContext, load_adapters, validate_adapter
 from gateway.sdk import Configurable, Decoded
 from gateway.settings import Settings
 
@@ -55,25 +45,16 @@ def context(kind: PartnerKind) -> InboundContext:
 
 
 def decode(adapter: Adapter, raw: bytes, ctx: InboundContext) -> Decoded:
-    """The adapter's decode, on either contract. Only a GatewayError may leave an adapter: any
-    other exception fails the suite."""
+    """The adapter's decode. Only a GatewayError may leave an adapter: any other exception fails
+    the suite."""
     try:
-        if isinstance(adapter, DecodingAdapter):
-            return adapter.decode(raw, ctx)
-        parsed = adapter.parse(raw, ctx)
+        return adapter.decode(raw, ctx)
     except GatewayError as exc:  # bytes it cannot read at all
         return Decoded(error=exc)
-    try:
-        commands = adapter.to_canonical(parsed, ctx)
-    except GatewayError as exc:
-        return Decoded(parsed.message_id, error=exc, fingerprint=parsed.fingerprint, content=parsed)
-    return Decoded(parsed.message_id, tuple(commands), fingerprint=parsed.fingerprint, content=parsed)
 
 
 def answer(adapter: Adapter, outcome: Outcome, decoded: Decoded | None) -> bytes:
-    if isinstance(adapter, DecodingAdapter):
-        return adapter.answer(outcome, decoded)
-    return adapter.ack(outcome)
+    return adapter.answer(outcome, decoded)
 
 
 def users() -> list[Any]:
@@ -164,46 +145,27 @@ def test_every_adapter_refuses_a_reused_id_in_its_dialect(name: str, kind: Partn
         assert isinstance(rendered, bytes) and b"new id" in rendered and b"inbound 1" not in rendered
 
 
-class NoParse:
+class NoDecode:
     name = "broken"
     dialect = "x"
     content_type = "x"
-
-    def to_canonical(self, msg: object, ctx: object) -> list[Command]:
-        return []
-
-
-class WrongArity(NoParse):
-    def parse(self, raw: bytes) -> None: ...
-
-    def ack(self, outcome: Outcome) -> bytes:
-        return b""
-
-    def examples(self) -> list[Example]:
-        return []
-
-
-class WrongDecode:
-    name = "broken"
-    dialect = "x"
-    content_type = "x"
-
-    def decode(self, raw: bytes) -> Decoded:
-        return Decoded()
 
     def answer(self, outcome: Outcome, decoded: Decoded | None) -> bytes:
         return b""
+
+
+class WrongDecode(NoDecode):
+    def decode(self, raw: bytes) -> Decoded:
+        return Decoded()
 
     def examples(self) -> list[Example]:
         return []
 
 
 def test_a_badly_shaped_adapter_is_refused_with_its_name() -> None:
-    with pytest.raises(ConfigError, match=r"'broken'.*parse"):
-        validate_adapter("broken", NoParse())
-    with pytest.raises(ConfigError, match="parse takes 1 arguments, expected 2"):
-        validate_adapter("broken", WrongArity())
-    with pytest.raises(ConfigError, match="calls itself"):
-        validate_adapter("other-name", WrongArity())
+    with pytest.raises(ConfigError, match=r"'broken'.*decode"):
+        validate_adapter("broken", NoDecode())
     with pytest.raises(ConfigError, match="decode takes 1 arguments, expected 2"):
         validate_adapter("broken", WrongDecode())
+    with pytest.raises(ConfigError, match="calls itself"):
+        validate_adapter("other-name", WrongDecode())

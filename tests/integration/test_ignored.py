@@ -8,10 +8,9 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway import metrics
-from gateway.canonical.command import Command
 from gateway.errors import NotOurs
 from gateway.outcome import Outcome
-from gateway.registry import Example, ExternalMessage, InboundContext
+from gateway.sdk import Decoded, Example, InboundContext
 from gateway.service.inbound import accept
 from gateway.service.intake import Intake
 from gateway.store import tables as t
@@ -19,22 +18,20 @@ from tests.support.drive import AUTHORITY, PARTNERS
 
 
 class LabFeed:
-    """A dialect whose every message is a lab order: found out at parse or only while mapping."""
+    """A dialect whose every message is a lab order: raised as bytes it will not read, or returned
+    with what it did read (its id)."""
 
     name, dialect, content_type = "lab-feed", "test", "text/plain"
 
     def __init__(self, *, at_parse: bool) -> None:
         self.at_parse = at_parse
 
-    def parse(self, raw: bytes, ctx: InboundContext) -> ExternalMessage:
+    def decode(self, raw: bytes, ctx: InboundContext) -> Decoded:
         if self.at_parse:
             raise NotOurs("not_a_therapy_order")
-        return ExternalMessage(message_id=raw.decode(), content=raw)
+        return Decoded(message_id=raw.decode(), error=NotOurs("not_a_therapy_order"))
 
-    def to_canonical(self, msg: ExternalMessage, ctx: InboundContext) -> list[Command]:
-        raise NotOurs("not_a_therapy_order")
-
-    def ack(self, outcome: Outcome) -> bytes:
+    def answer(self, outcome: Outcome, decoded: Decoded | None) -> bytes:
         return f"{outcome.status}:{outcome.code}".encode()
 
     def examples(self) -> Sequence[Example]:
