@@ -159,3 +159,10 @@ class Authority:
 
     def check_order(self, partner: Partner, order: TherapyOrder, command: Command) -> None:
         check_order(partner, order, command, self.assignments)
+
+    def check_named(self, partner: Partner, order: TherapyOrder, command: Command) -> None:
+        """A partner may not even name an order it is not a party to (by its COI, say): refused
+        before reconciliation, so that probing another party's orders is answered 403, not held
+        for review."""
+        if not is_party(partner, order, self.assignments):
+            raise _refuse(partner, f"{command.event}: an identifier names an order of another party")

@@ -69,6 +69,8 @@ def apply_all(ctx: Context, commands: list[Command]) -> Applied:
     for command in commands:
         check_sender(ctx.sender, command)
         bindings = ctx.uow.bindings(command.refs)
+        for order_id in sorted({b.order_id for b in bindings.values() if b.order_id}):
+            ctx.authority.check_named(ctx.sender, ctx.uow.order(order_id), command)
         wanted = {b.patient_id for b in bindings.values()} if wants_patients(command) else ()
         patients = ctx.uow.patients(wanted)
         resolution = reconcile(command, bindings, patients)
