@@ -31,8 +31,8 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from typing import Generic, Protocol, TypeVar
 
 import aio_pika
@@ -44,51 +44,17 @@ from gateway.canonical.envelope import CloudEvent
 from gateway.errors import GatewayError, TransientError
 from gateway.partners import Partner
 from gateway.ports import Deliveries, Orders, OrderView
+from gateway.sdk.retry import Retry, Sleep, retrying
 from gateway.settings import Settings
+
+__all__ = ["Destination", "Outbound", "OutboundRunner", "OutboundRuntime", "Retry", "retrying"]
 
 log = logging.getLogger(__name__)
 
 P = TypeVar("P")  # the destination's profile
 R = TypeVar("R")  # what render makes and deliver sends
 P_in = TypeVar("P_in", contravariant=True)
-T = TypeVar("T")
-Sleep = Callable[[float], Awaitable[None]]
 POLL_SECONDS = 0.25  # how often a waiting event looks again for an earlier one settled elsewhere
-
-
-@dataclass(frozen=True)
-class Retry:
-    """How hard to try: `tries` within one delivery, up to `deliveries` deliveries, `backoff`
-    seconds before the second attempt, doubling, at most `max_backoff`. The message stays unacked
-    throughout: keep the whole schedule well inside RabbitMQ's `consumer_timeout` (30 min)."""
-
-    tries: int = 1
-    deliveries: int = 5
-    backoff: float = 0.5
-    max_backoff: float = 30.0
-    # How long a later event waits for an earlier one of its order that this runner has not seen
-    # (published before the queue was bound, or not yet published, or held by another replica).
-    hold: float = 30.0
-
-    def delay(self, attempt: int) -> float:
-        """Seconds to wait after the `attempt`-th failed attempt (counted across deliveries)."""
-        return float(min(self.backoff * 2 ** (attempt - 1), self.max_backoff))
-
-
-async def retrying(
-    retry: Retry, action: Callable[[], Awaitable[T]], *, after: int = 0, sleep: Sleep = asyncio.sleep
-) -> T:
-    """`action` until it succeeds, at most `retry.tries` times, sleeping `retry.delay` between
-    tries; the last TransientError is raised. `after`: attempts made before (earlier deliveries)."""
-    for n in range(1, retry.tries + 1):
-        try:
-            return await action()
-        except TransientError as exc:
-            log.info("attempt %d of %d failed (%s)", n, retry.tries, exc.public_message)
-            if n == retry.tries:
-                raise
-            await sleep(retry.delay(after + n))
-    raise AssertionError("unreachable: tries >= 1")
 
 
 class Outbound(Protocol[P_in, R]):
@@ -109,7 +75,7 @@ class Destination(Generic[P]):
     adapter: str
     profile: P
     events: Sequence[str]
-    retry: Retry = Retry()
+    retry: Retry = field(default_factory=Retry)
     in_flight: int = 16  # messages handled at once: the events of different orders go side by side
 
 
