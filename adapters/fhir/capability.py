@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from adapters.fhir.resources import Json
-from gateway import __version__
+from gateway.sdk import __version__
 
 BASE = "/fhir/r4"
 TOKEN_PATH = f"{BASE}/auth/token"
