@@ -206,3 +206,25 @@ async def test_the_cli_reprocesses_in_dry_run_then_for_real(database_url: str, t
     assert json.loads(again.stdout)["messages"][0]["repeat"] is True
     assert await counts(engine) == after
     await dispose(engine)
+
+
+async def test_a_reprocessing_still_refused_is_audited_and_leaves_its_key_free(
+    engine: AsyncEngine, tmp_path: Path
+) -> None:
+    intake, first_id = await refused_first(engine, tmp_path)
+    still_wrong = configured(tmp_path / "wrong")
+    report = await run(engine, intake, still_wrong, first_id, operator="ops-ben", dry_run=False)
+    assert report.now is not None and str(report.now) == "rejected MappingError"
+    assert not report.changed and report.difference() == []
+    async with engine.connect() as conn:
+        records = (await conn.execute(select(t.audit_records).order_by(t.audit_records.c.seq))).all()
+    rejected = [r for r in records if r.action == "message.rejected"]
+    assert [r.detail.get("reprocessing_of") for r in rejected] == [None, first_id]
+    assert rejected[1].detail["operator"] == "ops-ben"
+    assert [(r.actor, r.detail["status"]) for r in records if r.action == "message.reprocessed"] == [
+        ("operator:ops-ben", "rejected")
+    ]
+
+    fixed = configured(profiles(tmp_path / "fixed", authorities=[]))
+    applied = await run(engine, intake, fixed, first_id, operator="ops-ben", dry_run=False)
+    assert applied.now is not None and applied.now.status == "applied" and not applied.repeat
