@@ -13,4 +13,22 @@ def entry(
 ) -> AuditEntry:
     detail = {k: v for k, v in detail.items() if v is not None}
     detail.update(inbound_id=inbound_id, adapter=record.adapter, transport=record.transport)
+    if record.reprocessing:  # every record of a re-processing says so, and at whose request
+        detail.update(reprocessing_of=record.reprocessing.of, operator=record.reprocessing.operator)
     return AuditEntry(actor=f"partner:{record.partner}", action=action, subject=subject, detail=detail)
+
+
+def reprocessed(record: InboundRecord, inbound_id: str, status: str) -> AuditEntry:
+    """The operator's own record of a re-processing, beside what the message did."""
+    assert record.reprocessing is not None
+    return AuditEntry(
+        actor=f"operator:{record.reprocessing.operator}",
+        action="message.reprocessed",
+        subject=record.reprocessing.of,
+        detail={
+            "inbound_id": inbound_id,
+            "partner": record.partner,
+            "adapter": record.adapter,
+            "status": status,
+        },
+    )

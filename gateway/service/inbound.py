@@ -18,7 +18,7 @@ from gateway.errors import GatewayError, NotOurs
 from gateway.outcome import Outcome
 from gateway.partners import Partner
 from gateway.service.intake import Decode, Intake, failed_decode, mapping_failure
-from gateway.store.records import InboundRecord
+from gateway.store.records import InboundRecord, Reprocessing
 
 
 async def accept(
@@ -32,17 +32,21 @@ async def accept(
     received_at: datetime | None = None,
     request: object | None = None,
     decoded: Decoded | None = None,
+    reprocessing: Reprocessing | None = None,
 ) -> tuple[Outcome, bytes | None]:
     """The message's outcome and the adapter's rendered answer, after the commit. `decoded`: the
-    adapter's own decode of `raw`, done beforehand."""
+    adapter's own decode of `raw`, done beforehand. `reprocessing`: a stored message run again
+    (gateway.service.reprocess), under its own idempotency key rather than the sender's."""
     started = time.perf_counter()
     ctx = InboundContext(partner, transport, received_at or utcnow(), request)
     if decoded is None:
-        decoded = _decode(adapter, raw, ctx, intake.log_phi)
+        decoded = decode_message(adapter, raw, ctx, intake.log_phi)
     render = partial(_answer, adapter, decoded=decoded)
     if isinstance(decoded.error, NotOurs):
         return ignored(adapter.name, partner, decoded.error, started, render)
     message_id, fingerprint = decoded.message_id, decoded.fingerprint
+    if reprocessing:
+        message_id = reprocessing.message_id
     decode = failed_decode(decoded.error) if decoded.error else _checked(partner, decoded.commands)
 
     record = InboundRecord(
@@ -54,6 +58,7 @@ async def accept(
         content_type=content_type,
         raw=raw,
         fingerprint=fingerprint,
+        reprocessing=reprocessing,
     )
     outcome, rendered = await intake.receive(record, decode, render)
     if outcome.status == "ignored":
@@ -63,7 +68,8 @@ async def accept(
     return outcome, rendered
 
 
-def _decode(adapter: Adapter, raw: bytes, ctx: InboundContext, log_phi: bool) -> Decoded:
+def decode_message(adapter: Adapter, raw: bytes, ctx: InboundContext, log_phi: bool) -> Decoded:
+    """The adapter's decode, whatever it raises kept as the message's error."""
     try:
         return adapter.decode(raw, ctx)
     except GatewayError as exc:
@@ -77,11 +83,11 @@ def _answer(adapter: Adapter, outcome: Outcome, decoded: Decoded) -> bytes:
 
 
 def _checked(partner: Partner, commands: tuple[Command, ...]) -> Decode:
-    def decode() -> list[Command]:
+    def checked() -> list[Command]:
         partner.check_commands(list(commands))
         return list(commands)
 
-    return decode
+    return checked
 
 
 def ignored(

@@ -17,7 +17,7 @@ from gateway.canonical.command import Command
 from gateway.errors import GatewayError, IdentityProblem, NotOurs, TransientError
 from gateway.identity.authorise import Authority
 from gateway.outcome import Outcome
-from gateway.service.auditing import entry
+from gateway.service.auditing import entry, reprocessed
 from gateway.service.decoding import Decode, Render, decoded
 from gateway.service.handlers import Applied, Context, apply_all, wants_patients
 from gateway.service.idempotency import Answers, repeat, reused
@@ -78,6 +78,8 @@ def run_batch(uow: UnitOfWork, batch: list[Job], rules: Rules) -> list[Answered]
         for envelope_, order_id in zip(result.envelopes, order_ids, strict=True):
             uow.events([envelope_], order_id, inbound_id)
         audit.extend(result.audit)
+        if record.reprocessing:
+            audit.append(reprocessed(record, inbound_id, outcome.status))
         rendered = job.render(outcome) if job.render else None
         answers.claim(record, inbound_id, outcome, rendered)
         results.append((outcome, rendered))

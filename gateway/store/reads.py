@@ -56,3 +56,20 @@ async def outbox_backlog(conn: AsyncConnection) -> tuple[int, datetime | None]:
     if isinstance(oldest, str):  # SQLite's min() of a datetime column comes back as text
         oldest = datetime.fromisoformat(oldest).replace(tzinfo=UTC)
     return int(row[0]), oldest
+
+
+async def inbound_message(conn: AsyncConnection, inbound_id: str) -> dict[str, Any] | None:
+    """One stored inbound message, raw bytes and what became of it (None: no such message)."""
+    m = t.inbound_messages
+    row = (await conn.execute(select(m).where(m.c.id == inbound_id))).first()
+    return dict(row._mapping) if row else None
+
+
+async def event_types_of(conn: AsyncConnection, inbound_id: str) -> list[str]:
+    """The names of the events a message produced (`order.placed`: their CloudEvents types
+    without the `org.cgt.` prefix), in order."""
+    e = t.events
+    rows = await conn.execute(
+        select(e.c.type).where(e.c.inbound_id == inbound_id).order_by(e.c.time, e.c.event_id)
+    )
+    return [str(r.type).removeprefix("org.cgt.") for r in rows]

@@ -10,6 +10,19 @@ from typing import Any
 
 
 @dataclass(frozen=True)
+class Reprocessing:
+    """A stored message run again through today's mapping: which one, at whose request."""
+
+    of: str  # the inbound id of the message as first received
+    operator: str
+
+    @property
+    def message_id(self) -> str:
+        """Its own idempotency key: a second re-processing gets the first's answer."""
+        return f"reprocess:{self.of}"
+
+
+@dataclass(frozen=True)
 class InboundRecord:
     partner: str
     transport: str
@@ -21,6 +34,7 @@ class InboundRecord:
     # What the message says, as its adapter normalised it (None: the raw bytes say it): two
     # messages under one id are one message sent twice when their fingerprints are equal.
     fingerprint: bytes | None = None
+    reprocessing: Reprocessing | None = None  # None: as received from the partner
 
     @cached_property
     def content_hash(self) -> str:

@@ -18,11 +18,10 @@ from tests.support.builders import place
 from tests.support.drive import AUTHORITY, send
 
 
-def cli(*args: str, database_url: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "CGT_DATABASE_URL": database_url}
+def cli(*args: str, database_url: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "gateway.entrypoints.cli", *args],
-        env=env,
+        env={**os.environ, "CGT_DATABASE_URL": database_url, **(env or {})},
         capture_output=True,
         text=True,
         timeout=60,
