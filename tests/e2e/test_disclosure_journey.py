@@ -55,6 +55,7 @@ ORM = (
     b"PV1|1|O\r"
     b"ORC|NW|PO-555123^DEMO_EHR|||||||20261102091000|||1234567^Doctor^Demo\r"
     b"OBR|1|PO-555123^DEMO_EHR||S1234^Demo autologous CAR-T^ISBT128\r"
+    b"NTE|1||Call Dorothea Discloza the day before collection\r"
 )
 ADT = (
     b"MSH|^~\\&|DEMO_EHR|DEMO_HOSPITAL|CGT_GATEWAY|CGT|20261102093000||ADT^A08^ADT_A01|DJ-ADT-1|P|2.5.1\r"
