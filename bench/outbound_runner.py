@@ -23,6 +23,7 @@ from gateway.bus.consumer import EventConsumer
 from gateway.bus.relay import OutboxRelay
 from gateway.canonical.envelope import CloudEvent
 from gateway.identity.authorise import load_assignments
+from gateway.identity.disclosure import load_disclosure
 from gateway.sdk import Destination, OrderView, OutboundRunner, Retry
 from gateway.service.deliveries import StoreDeliveries
 from gateway.service.intake import Intake
@@ -63,7 +64,11 @@ async def measure(
         engine = create_engine(f"sqlite+aiosqlite:///{Path(tmp)}/bench.db")
         await migrate(engine)
         settings = Settings(env="test", amqp_url=amqp_url)
-        views = StoreViews(engine, load_assignments(settings.assignments_file, PARTNERS))
+        views = StoreViews(
+            engine,
+            load_assignments(settings.assignments_file, PARTNERS),
+            load_disclosure(settings.disclosure_dir, PARTNERS),
+        )
         runtime = Runtime(settings, views, StoreDeliveries(engine))
         intake = Intake(engine, coi_facility="A9999", authority=AUTHORITY)
         for n in range(orders):  # two events an order, committed before anything is published

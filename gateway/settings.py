@@ -33,6 +33,10 @@ class Settings(BaseSettings):
         default=ROOT / "mappings" / "mes" / "assignments.yaml",
         description="which manufacturer makes which product (who may act on an order)",
     )
+    disclosure_dir: Path = Field(
+        default=ROOT / "mappings" / "disclosure",
+        description="what each destination may receive of an order: <kind>.yaml, partners/<id>.yaml",
+    )
     coi_facility: str = Field(
         default="A9999",
         pattern=r"^[A-NP-Z1-9][A-Z0-9]{4}$",

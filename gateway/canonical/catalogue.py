@@ -54,11 +54,13 @@ class EventSpec:
     summary: str
     scope: Scope = Scope.order
     senders: frozenset[PartnerKind] = NOBODY  # the partner kinds that may send it (DESIGN §9)
+    published: type[p.Payload] | None = None  # what is published instead of the payload (disclosure)
     data: type[Canonical] = field(init=False)
 
     def __post_init__(self) -> None:
         context = _CONTEXT[self.scope]
-        bases = (context, self.payload) if context else (self.payload,)
+        shown = self.published or self.payload
+        bases = (context, shown) if context else (shown,)
         title = "".join(part.title() for part in self.name.replace("_", ".").split(".")) + "Data"
         model = create_model(title, __base__=bases, __module__=__name__)
         model.__doc__ = self.summary
@@ -87,10 +89,20 @@ _SPECS = [
         "order.resumed", p.WithReason, "An order on hold was released to go on.", senders=SITE | MANUFACTURER
     ),
     EventSpec(
-        "patient.updated", p.PatientUpdated, "Patient demographics changed.", Scope.patient, senders=SITE
+        "patient.updated",
+        p.PatientUpdated,
+        "Patient demographics changed (published: which, never their values).",
+        Scope.patient,
+        senders=SITE,
+        published=p.PatientChanged,
     ),
     EventSpec(
-        "patient.merged", p.PatientMerged, "Two patient records were merged.", Scope.patient, senders=SITE
+        "patient.merged",
+        p.PatientMerged,
+        "Two patient records were merged (published: the gateway's ids, no identifier values).",
+        Scope.patient,
+        senders=SITE,
+        published=p.PatientsMerged,
     ),
     EventSpec("collection.scheduled", p.CollectionScheduled, "Apheresis was scheduled.", senders=SITE),
     EventSpec("collection.completed", p.CollectionCompleted, "Cells were collected.", senders=SITE),

@@ -32,11 +32,16 @@ def envelope(
     )
 
 
+# A site's free text may name anyone: it stays in the site's view of the order (its profile lists
+# `notes`) and is never published, since every kind of partner consumes the events (docs/disclosure.md).
+UNPUBLISHED: dict[str, Any] = {"order": {"notes"}, "changes": {"notes"}}
+
+
 def order_event(
     name: str, order: TherapyOrder, payload: Payload, *, source: str, time: datetime
 ) -> CloudEvent:
     data = {
-        **payload.model_dump(exclude_none=True),
+        **payload.model_dump(exclude_none=True, exclude=UNPUBLISHED),
         "order_id": order.order_id,
         "coi": order.coi,
         "patient_id": order.patient_id,

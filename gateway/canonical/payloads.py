@@ -67,6 +67,22 @@ class PatientMerged(Payload):
     )
 
 
+# What is published of the two (docs/disclosure.md): every kind of partner consumes `cgt.events`,
+# so a patient's event says which patient and which orders, never names, dates or MRNs.
+class PatientChanged(Payload):
+    """Published for `patient.updated`: the demographics that were given, by name only."""
+
+    changed: tuple[str, ...] = ()
+
+
+class PatientsMerged(Payload):
+    """Published for `patient.merged`: the record merged away, by the gateway's id only, and the
+    namespaces of the identifiers it was known by (no values)."""
+
+    prior_namespaces: tuple[str, ...] = ()
+    merged_patient_id: str | None = None
+
+
 # -- collection and slots --------------------------------------------------------------------
 class CollectionScheduled(Payload):
     scheduled_start: datetime

@@ -19,6 +19,7 @@ from gateway.bus.broker import Broker
 from gateway.bus.relay import OutboxRelay
 from gateway.errors import ConfigError, TransientError
 from gateway.identity.authorise import Authority, load_assignments
+from gateway.identity.disclosure import load_disclosure
 from gateway.partners import Partners, load_partners
 from gateway.ports import Crosswalk, Deliveries, Orders
 from gateway.registry import Adapter, HasTransport, Running, installed_adapters, load_adapters
@@ -157,7 +158,7 @@ def bootstrap(settings: Settings | None = None) -> Gateway:
         path=settings.checkpoints_file,
         on_commit=relay.wake if settings.relay == "embedded" else None,
     )
-    views = StoreViews(engine, assignments)
+    views = StoreViews(engine, assignments, load_disclosure(settings.disclosure_dir, partners))
     return Gateway(
         settings,
         engine,

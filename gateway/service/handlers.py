@@ -21,7 +21,13 @@ from gateway.canonical.events import envelope, order_event, source_of
 from gateway.canonical.ids import COI_NAMESPACE, coi_ref, new_coi
 from gateway.canonical.lifecycle import TERMINAL
 from gateway.canonical.order import PatientIdentity, TherapyOrder
-from gateway.canonical.payloads import OrderPlaced, PatientMerged, PatientUpdated
+from gateway.canonical.payloads import (
+    OrderPlaced,
+    PatientChanged,
+    PatientMerged,
+    PatientsMerged,
+    PatientUpdated,
+)
 from gateway.errors import UnsupportedMessage
 from gateway.identity import Resolution, reconcile
 from gateway.identity.authorise import Authority, check_patient, check_sender
@@ -162,7 +168,10 @@ def update_patient(
     assert isinstance(command.payload, PatientUpdated)
     patient_id = _checked_patient(ctx, command, resolution, patients)
     ctx.uow.update_patient(patient_id, patients[patient_id].merged_with(command.payload.patient), ctx.now)
-    return _patient_effect(ctx, command, resolution, command.payload.model_dump(exclude_none=True))
+    given = command.payload.patient.model_dump(exclude_none=True)
+    # Published to every kind of partner: which demographics changed, never their values.
+    changed = PatientChanged(occurred_at=command.payload.occurred_at, changed=tuple(sorted(given)))
+    return _patient_effect(ctx, command, resolution, changed.model_dump(exclude_none=True))
 
 
 def merge_patients(
@@ -174,8 +183,13 @@ def merge_patients(
         ctx.uow.merge_patient(
             resolution.merged_patient_id, into=patient_id, identity=patients[patient_id], at=ctx.now
         )
-    payload = command.payload.model_copy(update={"merged_patient_id": resolution.merged_patient_id})
-    return _patient_effect(ctx, command, resolution, payload.model_dump(exclude_none=True))
+    # Published to every kind of partner: the prior record's identifiers by namespace only.
+    merged = PatientsMerged(
+        occurred_at=command.payload.occurred_at,
+        prior_namespaces=tuple(sorted({r.namespace for r in command.payload.prior})),
+        merged_patient_id=resolution.merged_patient_id,
+    )
+    return _patient_effect(ctx, command, resolution, merged.model_dump(exclude_none=True))
 
 
 def _checked_patient(

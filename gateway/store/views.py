@@ -22,7 +22,8 @@ from gateway.canonical.lifecycle import OrderStatus
 from gateway.canonical.order import TherapyOrder
 from gateway.errors import TransientError
 from gateway.identity.authorise import Assignments, is_party
-from gateway.partners import SHARED_NAMESPACES, Partner
+from gateway.identity.disclosure import Disclosure, disclose
+from gateway.partners import Partner
 from gateway.ports import OrderView
 from gateway.store import tables as t
 from gateway.store.db import is_sqlite
@@ -54,9 +55,10 @@ def _known_query(keys: list[tuple[str, str]]) -> Select[tuple[str]] | CompoundSe
 class StoreViews:
     """Crosswalk and Orders over the gateway's database."""
 
-    def __init__(self, engine: AsyncEngine, assignments: Assignments) -> None:
+    def __init__(self, engine: AsyncEngine, assignments: Assignments, disclosure: Disclosure) -> None:
         self.engine = engine
         self.assignments = assignments
+        self.disclosure = disclosure
         self._sync: Engine | None = None
         if is_sqlite(engine):
             self._sync = create_engine(engine.url.set(drivername="sqlite+pysqlite"))
@@ -135,12 +137,10 @@ class StoreViews:
             )
             .order_by(cw.c.bound_at, cw.c.namespace)
         )
-        visible = (
-            ExternalRef(namespace=r.namespace, value=r.value)
-            for r in rows
-            if r.namespace in SHARED_NAMESPACES or r.namespace.startswith(partner.own_namespace)
-        )
-        return OrderView(order, tuple(visible))
+        refs = (ExternalRef(namespace=r.namespace, value=r.value) for r in rows)
+        # The one filter every outbound path goes through: the partner's disclosure profile.
+        shown, visible = disclose(order, refs, partner, self.disclosure)
+        return OrderView(shown, visible)
 
     async def view(self, partner: Partner, order_id: str) -> OrderView | None:
         return await self._read(lambda conn: self._view(conn, partner, order_id))

@@ -23,6 +23,7 @@ from gateway.bus.topology import DEAD_QUEUE
 from gateway.canonical.ids import ExternalRef
 from gateway.errors import GatewayError, TransientError
 from gateway.identity.authorise import load_assignments
+from gateway.identity.disclosure import load_disclosure
 from gateway.partners import SHARED_NAMESPACES
 from gateway.sdk import CloudEvent, Destination, OrderView, OutboundRunner, Retry
 from gateway.service.deliveries import StoreDeliveries
@@ -116,7 +117,11 @@ async def world_on(engine: AsyncEngine, amqp_url: str, *, relay_running: bool = 
     intake = Intake(
         engine, coi_facility="A9999", authority=AUTHORITY, on_commit=relay.wake if relay_running else None
     )
-    views = StoreViews(engine, load_assignments(settings.assignments_file, PARTNERS))
+    views = StoreViews(
+        engine,
+        load_assignments(settings.assignments_file, PARTNERS),
+        load_disclosure(settings.disclosure_dir, PARTNERS),
+    )
     world = World(engine, intake, relay, Runtime(settings, views, StoreDeliveries(engine)))
     if relay_running:
         relay.start()
