@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 
 import typer
 
+from gateway.entrypoints.review_cli import quarantine_app, users_app
 from gateway.errors import ConfigError
 from gateway.settings import Settings
 
@@ -233,6 +234,11 @@ def outbox_status() -> None:
     backlog, oldest = _with_engine(run)
     age = (utcnow() - oldest).total_seconds() if oldest else 0.0
     typer.echo(json.dumps({"backlog": backlog, "oldest_age_seconds": round(age, 3)}))
+
+
+# Quarantine review and the users who do it (gateway.entrypoints.review_cli).
+app.add_typer(users_app, name="users")
+app.add_typer(quarantine_app, name="quarantine")
 
 
 def main() -> None:

@@ -4,20 +4,33 @@ two different users (four eyes) through the normal path, rejection by QA, and th
 from __future__ import annotations
 
 import base64
+import json
+import os
+import subprocess
+import sys
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.canonical.command import Command
+from gateway.canonical.envelope import utcnow
 from gateway.entrypoints.bootstrap import Gateway, bootstrap
 from gateway.entrypoints.http import create_app
+from gateway.errors import NotAuthenticated
 from gateway.service.desk import ReviewDesk
+from gateway.service.intake import Intake
+from gateway.service.operators import DEMO_USERS, Refused
+from gateway.service.transaction import Rules
 from gateway.settings import Settings
 from gateway.store import tables as t
+from gateway.store.db import create_engine, dispose
 from tests.support.builders import coi, envelope_json, event, place, placer
+from tests.support.drive import AUTHORITY, send
 
 HOSPITAL = {"X-API-Key": "demo-hospital-key", "Content-Type": "application/json"}
 OPERATOR_KEY = {"X-API-Key": "demo-operator-key"}
@@ -27,6 +40,12 @@ PASSWORDS = {"ana": "ana-password-123", "bo": "bo-password-4567", "vi": "vi-pass
 def as_user(name: str, password: str | None = None) -> dict[str, str]:
     token = base64.b64encode(f"{name}:{password or PASSWORDS[name]}".encode()).decode()
     return {"Authorization": f"Basic {token}"}
+
+
+def cli(*args: str, database_url: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "CGT_DATABASE_URL": database_url}
+    command = [sys.executable, "-m", "gateway.entrypoints.cli", *args]
+    return subprocess.run(command, env=env, input=stdin, capture_output=True, text=True, timeout=60)
 
 
 def sign(name: str, meaning: str) -> dict[str, Any]:
@@ -225,3 +244,97 @@ async def test_qa_rejects_with_a_reason_and_an_operator_may_not(
     assert any(k.endswith("identity.resolved") for k in outbox) and outcome == "rejected"
     again = await http.post(url, json={"password": PASSWORDS["bo"], "reason": reason}, headers=as_user("bo"))
     assert again.status_code == 409
+
+
+async def test_production_refuses_the_demo_users(engine: AsyncEngine) -> None:
+    rules = Rules("A9999", AUTHORITY, utcnow)
+    development = ReviewDesk(engine, rules, production=False)
+    production = ReviewDesk(engine, rules, production=True)
+    for name, role, printed, password in DEMO_USERS:
+        await development.add_user(name, role, printed, password)
+        assert (await development.login(name, password)).printed_name == printed
+        with pytest.raises(NotAuthenticated):  # a demo user in a production database signs nothing
+            await production.login(name, password)
+        with pytest.raises(Refused):
+            await production.add_user(f"{name}-2", role, printed, password)
+    await production.add_user("own-qa", "qa", "Own QA", "a-password-of-our-own")
+    assert (await production.login("own-qa", "a-password-of-our-own")).role == "qa"
+    with pytest.raises(Refused):
+        await production.add_user("own-qa", "qa", "Own QA", "a-password-of-our-own")  # the name is taken
+    with pytest.raises(Refused):
+        await production.add_user("short", "qa", "Short", "too-short")
+
+
+async def test_the_cli_adds_users_lists_shows_approves_and_rejects(tmp_path: Path) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path}/cli.db"
+    assert cli("migrate", database_url=url).returncode == 0
+    assert cli("users", "demo", database_url=url).returncode == 0
+    added = cli(
+        "users",
+        "add",
+        "ana",
+        "--role",
+        "operator",
+        "--printed-name",
+        "Ana Example",
+        "--password-stdin",
+        database_url=url,
+        stdin=PASSWORDS["ana"] + "\n",
+    )
+    assert added.returncode == 0, added.stderr
+    engine = create_engine(url)
+    gate = Intake(engine, coi_facility="A9999", authority=AUTHORITY)
+    placed = await send(gate, place(1))
+    await send(gate, cancel_with_other_birth_date(1))
+    await send(gate, event("order.cancelled", coi("CHA999926ZZZZZZ")))
+    await dispose(engine)
+    listed = json.loads(
+        cli("quarantine", "list", "--reason", "demographic_mismatch", database_url=url).stdout
+    )
+    (item,) = [i["quarantine_id"] for i in listed]
+    shown = cli(
+        "quarantine", "show", item, "-u", "ana", "--password-stdin", database_url=url, stdin=PASSWORDS["ana"]
+    )
+    assert (
+        shown.returncode == 0
+        and json.loads(shown.stdout)["claimed"][0]["demographics"]["birth_date"] == "1981-02-03"
+    )
+
+    def approve(user: str, password: str) -> subprocess.CompletedProcess[str]:
+        return cli(
+            "quarantine",
+            "approve",
+            item,
+            "-u",
+            user,
+            "--meaning",
+            "reviewed: same patient",
+            "--password-stdin",
+            database_url=url,
+            stdin=password,
+        )
+
+    assert json.loads(approve("ana", PASSWORDS["ana"]).stdout)["status"] == "open"
+    twice = approve("ana", PASSWORDS["ana"])
+    assert twice.returncode == 1 and "twice" in twice.stderr
+    released = approve("demo-qa", "demo-qa-password")
+    assert released.returncode == 0 and json.loads(released.stdout) == {
+        "quarantine_id": item,
+        "status": "released",
+        "coi": placed.coi,
+    }
+    (other,) = [i["quarantine_id"] for i in json.loads(cli("quarantine", "list", database_url=url).stdout)]
+    rejected = cli(
+        "quarantine",
+        "reject",
+        other,
+        "-u",
+        "demo-qa",
+        "--reason",
+        "not ours",
+        "--password-stdin",
+        database_url=url,
+        stdin="demo-qa-password",
+    )
+    assert rejected.returncode == 0 and json.loads(rejected.stdout)["status"] == "rejected"
+    assert json.loads(cli("quarantine", "list", database_url=url).stdout) == []
