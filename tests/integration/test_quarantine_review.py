@@ -29,7 +29,7 @@ from gateway.service.transaction import Rules
 from gateway.settings import Settings
 from gateway.store import tables as t
 from gateway.store.db import create_engine, dispose
-from tests.support.builders import coi, envelope_json, event, place, placer
+from tests.support.builders import coi, envelope_json, event, mrn, place, placer
 from tests.support.drive import AUTHORITY, send
 
 HOSPITAL = {"X-API-Key": "demo-hospital-key", "Content-Type": "application/json"}
@@ -338,3 +338,28 @@ async def test_the_cli_adds_users_lists_shows_approves_and_rejects(tmp_path: Pat
     )
     assert rejected.returncode == 0 and json.loads(rejected.stdout)["status"] == "rejected"
     assert json.loads(cli("quarantine", "list", database_url=url).stdout) == []
+
+
+async def test_a_released_identity_change_and_disagreeing_merge_apply_as_is(engine: AsyncEngine) -> None:
+    gate = Intake(engine, coi_facility="A9999", authority=AUTHORITY)
+    desk = ReviewDesk(engine, Rules("A9999", AUTHORITY, utcnow), production=False)
+    await desk.add_user("ana", "operator", "Ana Example", PASSWORDS["ana"])
+    await desk.add_user("bo", "qa", "Bo Sample", PASSWORDS["bo"])
+    for n, birth in ((1, "1970-01-01"), (2, "1985-05-05")):
+        await send(gate, place(n, birth=birth))
+    change = event("patient.updated", mrn("MRN-000001"), patient={"birth_date": "1971-01-01"})
+    assert (await send(gate, change)).error == "IdentityChange"
+    old = mrn("MRN-000002")
+    merge = Command.model_validate(
+        {"event": "patient.merged", "refs": [mrn("MRN-000001"), old], "payload": {"prior": [old]}}
+    )
+    assert (await send(gate, merge)).error == "DisagreeingMerge"
+    for held in await desk.held(reason="identity_change") + await desk.held(reason="disagreeing_merge"):
+        await desk.approve(held["quarantine_id"], "ana", PASSWORDS["ana"], "reviewed: the site corrected it")
+        decision = await desk.approve(held["quarantine_id"], "bo", PASSWORDS["bo"], "confirmed with the site")
+        assert decision.status == "released", held["reason"]
+    async with engine.connect() as conn:
+        identities = [r.identity for r in await conn.execute(select(t.patients.c.identity))]
+        merged = [r for (r,) in await conn.execute(select(t.patients.c.merged_into)) if r]
+    assert any(i["birth_date"] == "1971-01-01" for i in identities) and len(merged) == 1
+    assert await desk.held() == []
