@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
+from gateway.entrypoints.review_cli import quarantine_app, users_app
 from gateway.errors import ConfigError
 from gateway.settings import Settings
 
@@ -312,6 +313,11 @@ def _reprocess_text(report: Report, *, dry_run: bool) -> str:
         )
     lines.append("  difference: " + ("; ".join(report.difference()) or "none"))
     return "\n".join(lines)
+
+
+# Quarantine review and the users who do it (gateway.entrypoints.review_cli).
+app.add_typer(users_app, name="users")
+app.add_typer(quarantine_app, name="quarantine")
 
 
 def main() -> None:

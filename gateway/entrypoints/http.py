@@ -21,9 +21,11 @@ from gateway.demo_credentials import refuse_published, secret_fingerprint
 from gateway.entrypoints.bootstrap import Gateway, bootstrap
 from gateway.entrypoints.limits import Door, bounded_body
 from gateway.entrypoints.problems import PROBLEM, gateway_error, http_error, validation_error
+from gateway.entrypoints.review_routes import review_routes
 from gateway.errors import GatewayError, NotAuthenticated, NotFound
 from gateway.partners import Partner, credential
 from gateway.registry import HasHttpRoutes
+from gateway.service.desk import ReviewDesk
 from gateway.service.inbound import accept
 from gateway.settings import Settings
 from gateway.store import repository as reads
@@ -80,11 +82,29 @@ def create_app(gateway: Gateway | None = None, settings: Settings | None = None)
         g: Gateway = request.app.state.gateway
         return g
 
-    def require_operator(request: Request, key: str | None) -> None:
+    def operator_key_ok(request: Request, key: str | None) -> bool:
         expected = operator_key(gw(request).settings)
         given = credential(key, "operator key")
-        if given is None or expected is None or not hmac.compare_digest(given, expected.encode()):
+        return given is not None and expected is not None and hmac.compare_digest(given, expected.encode())
+
+    def require_operator(request: Request, key: str | None) -> None:
+        if not operator_key_ok(request, key):
             raise NotAuthenticated("an operator key is required (X-API-Key)")
+
+    # Quarantine review (gateway.entrypoints.review_routes): operators' users and signatures.
+    app.state.desk = ReviewDesk(
+        running.engine,
+        running.intake.rules,
+        production=running.settings.env == "production",
+        on_commit=running.intake.on_commit,
+    )
+    app.include_router(
+        review_routes(
+            lambda request: request.app.state.desk,
+            operator_key_ok,
+            lambda request: gw(request).settings.max_body_bytes,
+        )
+    )
 
     @app.get("/health")
     async def health(request: Request) -> Response:
@@ -131,15 +151,6 @@ def create_app(gateway: Gateway | None = None, settings: Settings | None = None)
                 raise NotFound("no order has this COI")
             events = await reads.timeline(conn, found.order_id)
         return {"order": found.model_dump(mode="json"), "timeline": events}
-
-    @app.get("/api/quarantine")
-    async def quarantine(
-        request: Request, x_api_key: Annotated[str | None, Header()] = None
-    ) -> dict[str, Any]:
-        require_operator(request, x_api_key)
-        async with gw(request).engine.connect() as conn:
-            items = await reads.open_quarantine(conn)
-        return {"items": items, "count": len(items)}
 
     @app.post("/api/messages", status_code=201)
     async def receive(

@@ -208,6 +208,30 @@ quarantine = Table(
 )
 Index("ix_quarantine_status", quarantine.c.status)
 
+# Local users who review quarantine: a role (viewer, operator, qa), the printed name their
+# signatures carry (21 CFR Part 11 §11.50), a salted password hash (gateway.service.operators).
+operators = Table(
+    "operators",
+    metadata,
+    Column("name", String(100), primary_key=True),
+    Column("role", String(20), nullable=False),
+    Column("printed_name", String(200), nullable=False),
+    Column("password_hash", String(300), nullable=False),
+    Column("created_at", Time, nullable=False),
+)
+
+# One approval of a quarantined message by one operator: the primary key makes the same user
+# twice impossible. Two of them release the message.
+review_signatures = Table(
+    "review_signatures",
+    metadata,
+    Column("quarantine_id", String(36), ForeignKey("quarantine.quarantine_id"), primary_key=True),
+    Column("operator", String(100), primary_key=True),
+    Column("printed_name", String(200), nullable=False),
+    Column("meaning", Text, nullable=False),
+    Column("signed_at", Time, nullable=False),
+)
+
 # Consumers' de-duplication: one row per (consumer, CloudEvent id) handled.
 consumed_events = Table(
     "consumed_events",

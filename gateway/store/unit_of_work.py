@@ -8,7 +8,7 @@ SQLAlchemy's.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from datetime import datetime
 from functools import partial
 from typing import Any, TypeVar
@@ -91,10 +91,13 @@ class SqlUnitOfWork(Repository):
 class SqlTransactions:
     """Runs units of work, one transaction each, on the writer's threads."""
 
-    def __init__(self, engine: AsyncEngine, append_audit: AppendAudit) -> None:
+    def __init__(self, engine: AsyncEngine, append_audit: AppendAudit, *, pipelined: bool = True) -> None:
         self.writer: Writer = writer_for(engine)
         self.concurrency = self.writer.concurrency
         self._append_audit = append_audit
+        # False for work that reads through SQLAlchemy Core (quarantine review): a PostgreSQL
+        # pipeline answers only the prepared lookups (gateway.store.prepared).
+        self._pipelined = pipelined
 
     async def run(self, work: Callable[[SqlUnitOfWork], T]) -> T:
         return await self.writer.run(partial(self._transaction, work))
@@ -106,7 +109,7 @@ class SqlTransactions:
         try:
             with self.writer.engine.begin() as conn:
                 uow = SqlUnitOfWork(conn, self._append_audit)
-                with self.writer.pipelined(conn):
+                with self.writer.pipelined(conn) if self._pipelined else nullcontext():
                     result = work(uow)
                     uow.finish()
                 uow.settle()

@@ -18,6 +18,7 @@ from gateway.demo_credentials import PUBLISHED, jwk_thumbprint, secret_fingerpri
 from gateway.entrypoints.http import DEMO_OPERATOR_KEY, check_operator_key
 from gateway.errors import ConfigError
 from gateway.partners import load_partners
+from gateway.service.operators import DEMO_USERS
 from gateway.settings import Settings
 
 DEMO = Settings().partners_file
@@ -118,6 +119,7 @@ def test_the_list_holds_every_credential_the_project_publishes() -> None:
     shipped += [jwk_thumbprint(k) for c in profile.oauth.clients for k in c.jwks["keys"]]
     assert profile.notifications is not None and profile.notifications.secret.demo_default
     shipped.append(secret_fingerprint(profile.notifications.secret.demo_default))
+    shipped += [secret_fingerprint(password) for *_, password in DEMO_USERS]
     assert set(shipped) == set(PUBLISHED)
 
 

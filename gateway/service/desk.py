@@ -1,0 +1,197 @@
+"""The review desk: what the HTTP API and the CLI ask of quarantine review, with the operator
+authenticated by name and password on every call that shows patient data or signs.
+
+Listing shows no patient data (partner, reason, age, internal detail). Inspecting an item shows
+the raw message as received, what it claimed (identifiers, demographics) beside what the chain
+of identity holds, and why it was held; each inspection is audited as `quarantine.viewed`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+from functools import partial
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from gateway import audit
+from gateway.canonical.command import Command
+from gateway.canonical.ids import COI_NAMESPACE
+from gateway.errors import GatewayError, NotFound
+from gateway.service.operators import (
+    ROLES,
+    Operator,
+    Refused,
+    Role,
+    authenticate,
+    check_password,
+    hash_password,
+)
+from gateway.service.review import Decision, approve, reject, viewed
+from gateway.service.transaction import Rules
+from gateway.store import reviews
+from gateway.store.unit_of_work import SqlTransactions
+
+
+class ReviewDesk:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        rules: Rules,
+        *,
+        production: bool,
+        on_commit: Callable[[], None] | None = None,
+    ) -> None:
+        self.engine = engine
+        self.rules = rules
+        self.production = production
+        self.transactions = SqlTransactions(engine, audit.append, pipelined=False)
+        self.on_commit = on_commit or (lambda: None)
+
+    # -- users ----------------------------------------------------------------------------------
+    async def add_user(self, name: str, role: str, printed_name: str, password: str) -> Operator:
+        if role not in ROLES:
+            raise Refused(f"the role must be one of: {', '.join(ROLES)}")
+        if not name.strip() or not printed_name.strip():
+            raise Refused("a user needs a name and a printed name")
+        check_password(password, production=self.production)
+        stored = hash_password(password)
+        try:
+            async with self.engine.begin() as conn:
+                await reviews.add_operator(conn, name, role, printed_name, stored, self.rules.clock())
+        except IntegrityError as exc:
+            raise Refused("a user of this name exists") from exc
+        return Operator(name, _role(role), printed_name)
+
+    async def login(self, name: str, password: str) -> Operator:
+        async with self.engine.connect() as conn:
+            row = await reviews.operator_row(conn, name)
+        found = None
+        if row is not None:
+            found = (
+                Operator(row["name"], _role(row["role"]), row["printed_name"]),
+                str(row["password_hash"]),
+            )
+        return authenticate(found, password, production=self.production)
+
+    # -- reads ----------------------------------------------------------------------------------
+    async def held(
+        self,
+        *,
+        partner: str | None = None,
+        reason: str | None = None,
+        older_than: timedelta | None = None,
+        coi: str | None = None,
+    ) -> list[dict[str, Any]]:
+        before = self.rules.clock() - older_than if older_than is not None else None
+        async with self.engine.connect() as conn:
+            items = await reviews.held(conn, partner=partner, reason=reason, before=before)
+            if coi:
+                items = [i for i in items if coi.upper() in await _cois(conn, i)]
+        for i in items:
+            del i["command"]  # identifiers are patient data: shown by inspection only
+        return items
+
+    async def inspect(self, quarantine_id: str, viewer: Operator) -> dict[str, Any]:
+        viewer.require("operator")
+        async with self.engine.connect() as conn:
+            held = await reviews.item(conn, quarantine_id)
+            if held is None:
+                raise NotFound("no quarantined message has this id")
+            commands = [Command.model_validate(c) for c in held["command"]["commands"]]
+            refs = [(r.namespace, r.value) for c in commands for r in c.refs]
+            chain = await reviews.chain_of(conn, refs)
+        await self.transactions.run(
+            partial(viewed, quarantine_id=quarantine_id, viewer=viewer, now=self.rules.clock())
+        )
+        self.on_commit()
+        return {
+            "quarantine_id": quarantine_id,
+            "status": held["status"],
+            "partner": held["partner"],
+            "held_at": held["created_at"],
+            "why": {"reason": held["reason"], "detail": held["detail"]},
+            "message": {
+                "inbound_id": held["inbound_id"],
+                "message_id": held["message_id"],
+                "transport": held["transport"],
+                "adapter": held["adapter"],
+                "content_type": held["content_type"],
+                "received_at": held["received_at"],
+                "raw": held["raw"].decode("utf-8", errors="replace"),
+            },
+            "claimed": [
+                {
+                    "event": c.event,
+                    "identifiers": [{"namespace": r.namespace, "value": r.value} for r in c.refs],
+                    "demographics": c.patient.model_dump(mode="json") if c.patient else None,
+                }
+                for c in commands
+            ],
+            "chain": chain,
+            "signatures": [
+                {k: s[k] for k in ("operator", "printed_name", "meaning", "signed_at")}
+                for s in held["signatures"]
+            ],
+        }
+
+    # -- decisions ------------------------------------------------------------------------------
+    async def approve(self, quarantine_id: str, name: str, password: str, meaning: str) -> Decision:
+        """A signature: the password is asked again for each one (§11.200)."""
+        signer = await self.login(name, password)
+        meaning = _stated(meaning, "a signature needs its meaning")
+        decision = await self.transactions.run(
+            partial(approve, quarantine_id=quarantine_id, signer=signer, meaning=meaning, rules=self.rules)
+        )
+        self.on_commit()
+        return decision
+
+    async def reject(self, quarantine_id: str, name: str, password: str, reason: str) -> Decision:
+        signer = await self.login(name, password)
+        reason = _stated(reason, "a rejection needs its reason")
+        decision = await self.transactions.run(
+            partial(reject, quarantine_id=quarantine_id, signer=signer, reason=reason, rules=self.rules)
+        )
+        self.on_commit()
+        return decision
+
+
+async def _cois(conn: Any, held: dict[str, Any]) -> set[str]:
+    """The COIs an item names or whose identifiers are bound to."""
+    refs = [(r["namespace"], r["value"]) for c in held["command"]["commands"] for r in c["refs"]]
+    chain = await reviews.chain_of(conn, refs)
+    named = {v for n, v in refs if n == COI_NAMESPACE}
+    bound = {b["bound"]["coi"] for b in chain["identifiers"] if b["bound"] and b["bound"]["coi"]}
+    return {c.upper() for c in named | bound}
+
+
+def _stated(text: str, missing: str) -> str:
+    text = text.strip()
+    if not text:
+        raise Refused(missing)
+    if len(text) > 1000:
+        raise Refused("the text is longer than 1000 characters")
+    return text
+
+
+def _role(value: str) -> Role:
+    for role in ROLES:
+        if role == value:
+            return role
+    raise GatewayError(detail=f"unknown role stored: {value}")
+
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_age(text: str) -> timedelta:
+    """`90s`, `30m`, `2h`, `7d` (a bare number: seconds)."""
+    unit = _UNITS.get(text[-1:].lower())
+    number = text[:-1] if unit else text
+    try:
+        value = float(number)
+    except ValueError:
+        raise Refused("an age is a number with a unit: 90s, 30m, 2h, 7d") from None
+    return timedelta(seconds=value * (unit or 1))
