@@ -7,10 +7,13 @@ import contextlib
 import json
 import logging
 import signal
+import sys
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
+import orjson
 import typer
 
 from gateway.entrypoints.review_cli import quarantine_app, users_app
@@ -159,10 +162,14 @@ def audit_verify(
     checkpoints: str | None = typer.Option(
         None, help="the checkpoint file (default: CGT_AUDIT_CHECKPOINTS_FILE or beside the database)"
     ),
+    export: str | None = typer.Option(
+        None, help="check this FHIR export (audit export) instead of the table"
+    ),
 ) -> None:
     """Walk the audit hash chain against its signed checkpoints; name the first broken record."""
     from gateway.audit import verify
     from gateway.audit.checkpoint import read_file, verifying_keys
+    from gateway.audit.export import verify_export
     from gateway.audit.verify import stored_checkpoints
 
     settings = Settings()
@@ -173,9 +180,13 @@ def audit_verify(
         typer.echo(f"configuration error: {exc.public_message}", err=True)
         raise typer.Exit(2) from exc
 
+    exported = orjson.loads(Path(export).read_bytes()) if export is not None else None
+
     async def run(engine: Any) -> Any:
         async with engine.connect() as conn:
             signed = [*read_file(path), *await stored_checkpoints(conn)]
+            if exported is not None:
+                return verify_export(exported, signed, keys)
             return await verify(conn, signed, keys)
 
     report = _with_engine(run)
@@ -198,6 +209,36 @@ def audit_verify(
         typer.echo(f"no signed checkpoint found ({path} and the database): checked against itself only")
     if report.problems:
         raise typer.Exit(1)
+
+
+@audit_app.command("export")
+def audit_export(
+    since: Annotated[
+        datetime | None, typer.Option("--from", help="records at or after this time (ISO 8601)")
+    ] = None,
+    until: Annotated[
+        datetime | None, typer.Option("--to", help="records before this time (ISO 8601)")
+    ] = None,
+    coi: str | None = typer.Option(None, help="only the records of this order (its COI)"),
+    out: str | None = typer.Option(None, help="write the Bundle here (default: standard output)"),
+) -> None:
+    """Export the audit chain as a FHIR R4 Bundle of AuditEvents (and Provenance for applied changes)."""
+    from gateway.audit.export import export
+
+    def utc(value: datetime | None) -> datetime | None:
+        return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
+
+    async def run(engine: Any) -> Any:
+        async with engine.connect() as conn:
+            return await export(conn, since=utc(since), until=utc(until), coi=coi)
+
+    document = orjson.dumps(_with_engine(run), option=orjson.OPT_INDENT_2)
+    if out is None:
+        sys.stdout.buffer.write(document + b"\n")
+        return
+    Path(out).write_bytes(document)
+    events = sum(1 for e in orjson.loads(document)["entry"] if e["resource"]["resourceType"] == "AuditEvent")
+    typer.echo(f"exported {events} audit records to {out}")
 
 
 @audit_app.command("checkpoint")

@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import orjson
 from sqlalchemy import delete
 
 from gateway.service.intake import Intake
@@ -100,5 +101,54 @@ async def test_checkpoint_then_verify_catches_a_rewritten_chain(database_url: st
         broken = cli("audit", "verify", database_url=database_url, checkpoints=checkpoints)
         assert broken.returncode == 1
         assert "BROKEN at record 1: rewritten" in broken.stderr and "Traceback" not in broken.stderr
+    finally:
+        await dispose(engine)
+
+
+async def test_export_then_verify_the_export_and_catch_an_edit_or_a_rewrite(
+    database_url: str, tmp_path: Path
+) -> None:
+    checkpoints, out = tmp_path / "audit-checkpoints.jsonl", tmp_path / "audit.json"
+    assert cli("migrate", database_url=database_url, checkpoints=checkpoints).returncode == 0
+    engine = create_engine(database_url)
+    try:
+        gate = Intake(engine, coi_facility="A9999", authority=AUTHORITY)
+        for n in range(1, 4):
+            await send(gate, place(n))
+        assert cli("audit", "checkpoint", database_url=database_url, checkpoints=checkpoints).returncode == 0
+        exported = cli(
+            "audit", "export", "--out", str(out), database_url=database_url, checkpoints=checkpoints
+        )
+        assert exported.returncode == 0 and "exported 3 audit records" in exported.stdout, exported.stderr
+        bundle = orjson.loads(out.read_bytes())
+        assert bundle["resourceType"] == "Bundle" and bundle["type"] == "collection"
+        intact = cli(
+            "audit", "verify", "--export", str(out), database_url=database_url, checkpoints=checkpoints
+        )
+        assert intact.returncode == 0 and "intact: 3 records" in intact.stdout, intact.stderr
+        assert "1 signed checkpoints match it, up to record 3" in intact.stdout
+
+        out.write_text(out.read_text().replace('\\"status_to\\":\\"', '\\"status_to\\":\\"x', 1))
+        edited = cli(
+            "audit", "verify", "--export", str(out), database_url=database_url, checkpoints=checkpoints
+        )
+        assert edited.returncode == 1 and "Traceback" not in edited.stderr
+        assert "BROKEN at record 1: its content does not match its hash" in edited.stderr
+
+        stdout = cli(
+            "audit", "export", "--from", "2000-01-01", database_url=database_url, checkpoints=checkpoints
+        )
+        assert stdout.returncode == 0 and len(orjson.loads(stdout.stdout)["entry"]) >= 3
+
+        await rewrite_from(engine, 2)  # hashes recomputed: only the signed checkpoint shows it
+        cli("audit", "export", "--out", str(out), database_url=database_url, checkpoints=checkpoints)
+        rewritten = cli(
+            "audit", "verify", "--export", str(out), database_url=database_url, checkpoints=checkpoints
+        )
+        assert rewritten.returncode == 1
+        assert (
+            "BROKEN at record 1: rewritten" in rewritten.stderr
+            and "record 3 is not the one signed" in rewritten.stderr
+        )
     finally:
         await dispose(engine)
