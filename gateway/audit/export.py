@@ -136,6 +136,10 @@ async def export(
     }
 
 
+class _Apart(ValueError):
+    """The AuditEvent's visible fields were edited apart from the record it carries."""
+
+
 def _record(event: dict[str, Any]) -> dict[str, Any]:
     """The record an AuditEvent carries, checked against the event's own visible fields."""
     ext = next(e for e in event.get("extension", []) if e.get("url") == RECORD)
@@ -144,11 +148,11 @@ def _record(event: dict[str, Any]) -> dict[str, Any]:
     record["detail"] = orjson.loads(record["detail"])
     record["at"] = datetime.fromisoformat(record["at"])
     if event.get("recorded") != record["at"].isoformat():
-        raise ValueError("its recorded time is not the record's")
+        raise _Apart("its recorded time is not the record's")
     if event.get("subtype", [{}])[0].get("code") != record["action"]:
-        raise ValueError("its subtype is not the record's action")
+        raise _Apart("its subtype is not the record's action")
     if event.get("agent", [{}])[0].get("who", {}).get("identifier", {}).get("value") != record["actor"]:
-        raise ValueError("its agent is not the record's actor")
+        raise _Apart("its agent is not the record's actor")
     return record
 
 
@@ -187,8 +191,10 @@ def verify_export(
         try:
             record = _record(event)
             seq = int(record["seq"])
-        except Exception as exc:
-            return broken(expected or position, f"its record cannot be read ({exc})")
+        except _Apart as apart:
+            return broken(expected or position, str(apart))
+        except Exception as exc:  # whatever the file holds
+            return broken(expected or position, f"its record cannot be read ({type(exc).__name__})")
         if expected is not None and seq != expected:
             return broken(expected, f"record {expected} is missing")
         if prev is not None and record["prevHash"] != prev:

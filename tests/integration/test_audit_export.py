@@ -98,7 +98,12 @@ async def test_an_edited_export_names_the_first_record_that_does_not_verify(engi
     retimed = copy.deepcopy(bundle)
     _resources(retimed, "AuditEvent")[2]["recorded"] = "2001-01-01T00:00:00+00:00"
     report = verify_export(retimed)
-    assert report.first_broken == 3 and "recorded time" in (report.reason or "")
+    assert report.first_broken == 3 and report.reason == "its recorded time is not the record's"
+
+    unreadable = copy.deepcopy(bundle)
+    _part(_resources(unreadable, "AuditEvent")[0], "detail")["valueString"] = '{"inbound_id": '
+    report = verify_export(unreadable)
+    assert report.first_broken == 1 and report.reason == "its record cannot be read (JSONDecodeError)"
 
 
 async def test_a_period_starts_from_the_hash_before_it_and_an_order_holds_its_own_records(
