@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.audit.chain import GENESIS, AuditEntry, record_hash
 from gateway.audit.checkpoint import Checkpoint
-from gateway.audit.verify import ChainReport
+from gateway.audit.verify import ChainReport, genuine
 from gateway.store.tables import audit_records
 
 RECORD = "urn:cgt:fhir:StructureDefinition:audit-record"
@@ -164,17 +164,7 @@ def verify_export(
     genuine checkpoint signed must hold the signed hash. Names the first record that does not hold."""
     tags = bundle.get("meta", {}).get("tag", [])
     scope = next((t.get("code") for t in tags if t.get("system") == SCOPE), None)
-    problems: list[str] = []
-    signed: dict[int, set[str]] = {}
-    for cp in checkpoints:
-        if isinstance(cp, str):
-            problems.append(cp)
-        elif not cp.genuine(keys):
-            problems.append(
-                f"the checkpoint of record {cp.seq} at {cp.at.isoformat()} is not signed by the key"
-            )
-        else:
-            signed.setdefault(cp.seq, set()).add(cp.hash)
+    signed, problems = genuine(checkpoints, keys)
     events = [
         e["resource"]
         for e in bundle.get("entry", [])

@@ -112,11 +112,10 @@ async def stored_checkpoints(conn: AsyncConnection) -> list[Checkpoint | str]:
     return found
 
 
-async def verify(
-    conn: AsyncConnection, checkpoints: Iterable[Checkpoint | str] = (), keys: Sequence[bytes] = ()
-) -> ChainReport:
-    """Walk the chain from the start; name the first record that does not hold. `checkpoints`
-    (from the file, the database, the bus) are checked against `keys` and then against the chain."""
+def genuine(
+    checkpoints: Iterable[Checkpoint | str], keys: Sequence[bytes]
+) -> tuple[dict[int, set[str]], list[str]]:
+    """The hashes the key signed, by seq, and the checkpoints that are not genuine or not readable."""
     problems: list[str] = []
     signed: dict[int, set[str]] = {}
     for cp in checkpoints:
@@ -128,6 +127,15 @@ async def verify(
             )
         else:
             signed.setdefault(cp.seq, set()).add(cp.hash)
+    return signed, problems
+
+
+async def verify(
+    conn: AsyncConnection, checkpoints: Iterable[Checkpoint | str] = (), keys: Sequence[bytes] = ()
+) -> ChainReport:
+    """Walk the chain from the start; name the first record that does not hold. `checkpoints`
+    (from the file, the database, the bus) are checked against `keys` and then against the chain."""
+    signed, problems = genuine(checkpoints, keys)
     pending = sorted(signed)
     at = _converter(audit_records.c.at, conn.dialect)
     detail = _converter(audit_records.c.detail, conn.dialect)
