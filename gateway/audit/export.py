@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.audit.chain import GENESIS, AuditEntry, record_hash
@@ -113,13 +113,16 @@ async def export(
     coi: str | None = None,
 ) -> dict[str, Any]:
     """The records of a period [since, until) or of an order (COI), or the whole chain."""
-    query = select(audit_records).order_by(audit_records.c.seq)
-    if since is not None:
-        query = query.where(audit_records.c.at >= since)
-    if until is not None:
-        query = query.where(audit_records.c.at < until)
+    r = audit_records.c
+    within = [*([r.at >= since] if since else []), *([r.at < until] if until else [])]
+    query = select(audit_records).order_by(r.seq)
     if coi is not None:
-        query = query.where(audit_records.c.subject == coi)
+        query = query.where(r.subject == coi, *within)
+    elif within:
+        # A period is a run of seq, every record between its first and its last: records commit in
+        # seq order but a time is taken before the commit, so times alone could leave gaps.
+        first, last = (await conn.execute(select(func.min(r.seq), func.max(r.seq)).where(*within))).one()
+        query = query.where(r.seq >= (first or 0), r.seq <= (last or -1))
     scope = "order" if coi is not None else "period" if since or until else "full"
     entries: list[dict[str, Any]] = []
     for row in await conn.execute(query):

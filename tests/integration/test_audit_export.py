@@ -4,7 +4,7 @@ file alone; an edited export is caught (both databases)."""
 from __future__ import annotations
 
 import copy
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
@@ -12,6 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from adapters.fhir.validation import model
+from gateway.audit.chain import AuditEntry, append
 from gateway.audit.export import RECORD, export, verify_export
 from gateway.service.intake import Intake
 from gateway.store import tables as t
@@ -131,3 +132,26 @@ async def test_a_period_starts_from_the_hash_before_it_and_an_order_holds_its_ow
     assert {_part(e, "subject")["valueString"] for e in _resources(order, "AuditEvent")} == {coi}
     assert verify_export(order).ok
     model("Bundle").model_validate(order)
+
+
+async def test_a_period_holds_every_record_between_its_first_and_last_even_one_timed_earlier(
+    engine: AsyncEngine,
+) -> None:
+    """A record's time is taken before its commit: a slow transaction's record can follow one timed
+    after it. The period keeps the run of seq whole, so it still links."""
+    await _orders(engine, range(1, 2))
+    mark = datetime.now(UTC)
+    await _orders(engine, range(2, 3))
+    late = AuditEntry(actor="gateway", action="order.noted", subject=None, detail={"reason": "slow"})
+    async with engine.begin() as conn:
+        await conn.run_sync(lambda sync: append(sync, [late], mark - timedelta(seconds=5)))
+    await _orders(engine, range(3, 4))
+
+    period = await _export(engine, since=mark)
+    actions = [e["subtype"][0]["code"] for e in _resources(period, "AuditEvent")]
+    assert "order.noted" in actions and actions[-1] != "order.noted"
+    assert verify_export(period).ok
+
+    empty = await _export(engine, until=datetime(2000, 1, 1, tzinfo=UTC))
+    assert empty["entry"] == [] and verify_export(empty).ok
+    model("Bundle").model_validate(empty)
