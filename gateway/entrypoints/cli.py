@@ -11,17 +11,15 @@ import sys
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import orjson
 import typer
 
+from gateway.entrypoints.messages_cli import messages_app
 from gateway.entrypoints.review_cli import quarantine_app, users_app
 from gateway.errors import ConfigError
 from gateway.settings import Settings
-
-if TYPE_CHECKING:
-    from gateway.service.reprocess import Report
 
 app = typer.Typer(help="CGT interoperability gateway", no_args_is_help=True, add_completion=False)
 contracts_app = typer.Typer(help="Generated contracts: JSON Schemas and AsyncAPI", no_args_is_help=True)
@@ -30,8 +28,6 @@ outbox_app = typer.Typer(help="The transactional outbox", no_args_is_help=True)
 app.add_typer(contracts_app, name="contracts")
 app.add_typer(audit_app, name="audit")
 app.add_typer(outbox_app, name="outbox")
-messages_app = typer.Typer(help="Stored inbound messages", no_args_is_help=True)
-app.add_typer(messages_app, name="messages")
 
 T = TypeVar("T")
 
@@ -282,81 +278,9 @@ def outbox_status() -> None:
     typer.echo(json.dumps({"backlog": backlog, "oldest_age_seconds": round(age, 3)}))
 
 
-@messages_app.command("reprocess")
-def messages_reprocess(
-    inbound_ids: Annotated[list[str], typer.Argument(help="the inbound ids of stored messages")],
-    dry_run: bool = typer.Option(False, "--dry-run", help="show what would happen; write nothing"),
-    operator: str | None = typer.Option(None, help="who asks (recorded in the audit trail)"),
-    show_values: bool = typer.Option(False, "--show-values", help="show identifier values (PHI)"),
-    as_json: bool = typer.Option(False, "--json", help="one JSON document, for machines"),
-) -> None:
-    """Run stored messages again through today's mapping, as from their partner (after a profile
-    fix): --dry-run shows the commands and the difference from the first time; otherwise they
-    are applied under the normal rules, audited, once (a second run changes nothing)."""
-    from gateway.entrypoints.bootstrap import bootstrap
-    from gateway.service.reprocess import reprocess
-    from gateway.store.db import dispose
-
-    if not dry_run and not operator:
-        typer.echo("--operator NAME is required to re-process for real (or use --dry-run)", err=True)
-        raise typer.Exit(2)
-    try:
-        gateway = bootstrap(Settings())
-    except ConfigError as exc:
-        typer.echo(f"configuration error: {exc.public_message}", err=True)
-        raise typer.Exit(2) from exc
-
-    async def run() -> list[Report]:
-        try:
-            return [
-                await reprocess(
-                    gateway.engine,
-                    gateway.intake,
-                    gateway.partners,
-                    gateway.adapters,
-                    inbound_id,
-                    operator=operator,
-                    dry_run=dry_run,
-                    show_values=show_values,
-                )
-                for inbound_id in inbound_ids
-            ]
-        finally:
-            await gateway.views.close()
-            await dispose(gateway.engine)
-
-    reports = asyncio.run(run())
-    if as_json:
-        typer.echo(json.dumps({"dry_run": dry_run, "messages": [r.as_json() for r in reports]}, indent=2))
-    else:
-        for report in reports:
-            typer.echo(_reprocess_text(report, dry_run=dry_run))
-    if any(r.refused for r in reports):
-        raise typer.Exit(1)
-
-
-def _reprocess_text(report: Report, *, dry_run: bool) -> str:
-    lines = [
-        f"inbound {report.inbound_id}" + (f" ({report.partner}, {report.adapter})" if report.partner else "")
-    ]
-    if report.refused:
-        return "\n".join([*lines, f"  cannot be re-processed: {report.refused}"])
-    for command in report.commands:
-        lines.append(f"  command: {json.dumps(command, sort_keys=True)}")
-    if not report.commands:
-        lines.append("  command: none")
-    lines.append(f"  first time: {report.first}")
-    lines.append(f"  now: {report.now}" + (" (dry run: nothing written)" if dry_run else ""))
-    if not dry_run:
-        lines.append(
-            f"  kept as inbound {report.new_inbound_id}"
-            + ("; re-processed before: nothing changed" if report.repeat else "")
-        )
-    lines.append("  difference: " + ("; ".join(report.difference()) or "none"))
-    return "\n".join(lines)
-
-
-# Quarantine review and the users who do it (gateway.entrypoints.review_cli).
+# Quarantine review and the users who do it (gateway.entrypoints.review_cli), stored messages
+# (gateway.entrypoints.messages_cli).
+app.add_typer(messages_app, name="messages")
 app.add_typer(users_app, name="users")
 app.add_typer(quarantine_app, name="quarantine")
 
