@@ -46,7 +46,7 @@ class Gateway:
     relay: OutboxRelay
     intake: Intake
     checkpointer: Checkpointer
-    door: IntakeDoor  # the ports adapters get (gateway.sdk.ports)
+    door: IntakeDoor  # the ports adapters get (gateway.ports)
     views: StoreViews
     secrets: StoreSecrets
     started: bool = field(default=False)

@@ -19,10 +19,11 @@ from gateway import __version__, metrics
 from gateway.canonical.envelope import utcnow
 from gateway.demo_credentials import refuse_published, secret_fingerprint
 from gateway.entrypoints.bootstrap import Gateway, bootstrap
-from gateway.entrypoints.limits import Door, bounded_body
+from gateway.entrypoints.limits import Door
 from gateway.entrypoints.problems import PROBLEM, gateway_error, http_error, validation_error
 from gateway.entrypoints.review_routes import review_routes
 from gateway.errors import GatewayError, NotAuthenticated, NotFound
+from gateway.http_body import bounded_body
 from gateway.partners import Partner, credential
 from gateway.registry import HasHttpRoutes
 from gateway.service.desk import ReviewDesk

@@ -1,6 +1,6 @@
 """What a request may cost at the HTTP door, before anyone knows who sent it.
 
-Bodies are read through `bounded_body` (in gateway.sdk.http, where adapters find it) and nothing
+Bodies are read through `bounded_body` (gateway/http_body.py, exported by gateway.sdk) and nothing
 else: the declared length is checked first, the streamed bytes are counted as they arrive, and the
 read stops with TooLarge (413) past the limit.
 `Door` wraps the app. A response that leaves a request's body unread closes the connection, so the
@@ -18,9 +18,7 @@ from dataclasses import dataclass
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway import metrics
-from gateway.http_body import bounded_body, refusal, refuse
-
-__all__ = ["Door", "bounded_body", "refuse"]  # the helpers live in gateway.sdk.http; kept here too
+from gateway.http_body import refusal
 
 log = logging.getLogger("gateway.http.door")
 

@@ -10,9 +10,8 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
-from gateway.entrypoints.limits import bounded_body as bounded_body  # re-exported: it lived here
-from gateway.entrypoints.limits import refuse
 from gateway.errors import GatewayError, NotAuthenticated, RejectedMessage, TooLarge
+from gateway.http_body import refuse
 
 PROBLEM = "application/problem+json"
 

@@ -16,8 +16,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Query, Request
 from pydantic import BaseModel, Field, ValidationError
 
-from gateway.entrypoints.limits import bounded_body
 from gateway.errors import NotAuthenticated
+from gateway.http_body import bounded_body
 from gateway.service.desk import ReviewDesk, parse_age
 from gateway.service.operators import Operator, Refused
 from gateway.service.review import Decision

@@ -31,9 +31,9 @@ from typing import TYPE_CHECKING, Protocol
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from gateway.entrypoints.limits import bounded_body, refuse
 from gateway.entrypoints.problems import PROBLEM, problem
 from gateway.errors import ConfigError, NotAuthenticated
+from gateway.http_body import bounded_body, refuse
 from gateway.partners import check_cgt_signature, credential
 
 if TYPE_CHECKING:

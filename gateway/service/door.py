@@ -1,4 +1,4 @@
-"""The Door port (gateway.sdk.ports.Door) over the intake: how every transport hands a message in."""
+"""The Door port (gateway.ports.Door) over the intake: how every transport hands a message in."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The Replays port (gateway.sdk.ports.Replays) in the database: a signed attempt is taken once.
+"""The Replays port (gateway.ports.Replays) in the database: a signed attempt is taken once.
 
 The memory is a table, not a process's dict, so that N replicas behind a load balancer refuse a
 replay whichever of them the first copy reached. Rows live only as long as the attempt's

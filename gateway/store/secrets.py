@@ -1,4 +1,4 @@
-"""The Secrets port (gateway.sdk.ports.Secrets) over the database: keys the gateway makes for
+"""The Secrets port (gateway.ports.Secrets) over the database: keys the gateway makes for
 itself, and a memory of used one-time keys, both shared by every replica and kept across restarts.
 
 The replay memory is the table `smart_assertions` (client id, jti), named after its first user,

@@ -1,4 +1,4 @@
-"""The read-only ports adapters get (gateway.sdk.ports): the crosswalk and partners' views of orders.
+"""The read-only ports adapters get (gateway.ports): the crosswalk and partners' views of orders.
 
 Crosswalk lookups on SQLite run on a plain synchronous, query-only connection in threads of their
 own: a read in WAL mode takes no lock, so a hospital's whole ADT feed never queues behind the

@@ -1,4 +1,4 @@
-"""The door (gateway.sdk.ports.Door, over the intake): a message an adapter's transport decoded
+"""The door (gateway.ports.Door, over the intake): a message an adapter's transport decoded
 beforehand (off the event loop, as the MLLP listener does with a large frame) is taken as decoded,
 never decoded again; one handed in raw is decoded by the door."""
 

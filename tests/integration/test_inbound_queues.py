@@ -23,8 +23,7 @@ from gateway.canonical.command import Command
 from gateway.entrypoints.bootstrap import Gateway, bootstrap
 from gateway.errors import TransientError
 from gateway.partners import Partner, Partners
-from gateway.sdk.contract import Adapter
-from gateway.sdk.ports import Door
+from gateway.sdk import Adapter, Door
 from gateway.sdk.queues import ERROR_HEADER, REASON_HEADER, InboundQueues, inbound_queue_name
 from gateway.service.outcome import Outcome
 from gateway.settings import Settings
