@@ -24,7 +24,7 @@ from gateway.errors import ConfigError, NotAuthenticated, NotPermitted
 __all__ = ["Partner", "PartnerKind", "Partners", "load_partners"]
 
 # Namespaces any partner may carry: they name the therapy, not a partner's own records.
-SHARED_NAMESPACES = frozenset({COI_NAMESPACE, "isbt128:din"})
+SHARED_NAMESPACES = frozenset({COI_NAMESPACE, "isbt128:din", "gs1:sscc"})
 
 # The one documented signature form: `sha256=` and 64 lowercase or uppercase hex digits.
 SIGNATURE = re.compile(r"^sha256=([0-9a-fA-F]{64})$")
@@ -130,9 +130,16 @@ class Partner(_Model):
     kind: PartnerKind
     name: str | None = None
     adapter: str
+    dialects: tuple[str, ...] = Field(
+        default=(), description="further adapters it may send with (a courier's tracking, telemetry, EPCIS)"
+    )
     profile: str | None = None
     demo: bool = False
     auth: PartnerAuth = PartnerAuth()
+
+    def speaks(self, adapter: str) -> bool:
+        """May this partner's messages come through `adapter`? Its own, or one of its dialects."""
+        return adapter == self.adapter or adapter in self.dialects
 
     @property
     def own_namespace(self) -> str:

@@ -55,6 +55,7 @@ class EventSpec:
     scope: Scope = Scope.order
     senders: frozenset[PartnerKind] = NOBODY  # the partner kinds that may send it (DESIGN §9)
     published: type[p.Payload] | None = None  # what is published instead of the payload (disclosure)
+    quiet: bool = False  # kept on the order's timeline, never published (what it means is, instead)
     data: type[Canonical] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -87,6 +88,11 @@ _SPECS = [
     EventSpec("order.held", p.WithReason, "The order was put on hold.", senders=SITE | MANUFACTURER),
     EventSpec(
         "order.resumed", p.WithReason, "An order on hold was released to go on.", senders=SITE | MANUFACTURER
+    ),
+    EventSpec(
+        "order.at_risk",
+        p.AtRisk,
+        "The order may miss its planned infusion (the gateway's schedule-risk check).",
     ),
     EventSpec(
         "patient.updated",
@@ -123,7 +129,25 @@ _SPECS = [
         "Custody passed to someone else.",
         senders=SITE | COURIER | MANUFACTURER,
     ),
-    EventSpec("shipment.delayed", p.ShipmentUpdate, "A shipment will arrive late.", senders=COURIER),
+    EventSpec(
+        "shipment.delayed",
+        p.ShipmentDelayed,
+        "A shipment will arrive late, or one of its clocks is running out.",
+        senders=COURIER,
+    ),
+    EventSpec(
+        "shipment.readings_reported",
+        p.ShipmentReadings,
+        "A logger's readings for a shipment (stored; never published one by one).",
+        senders=SITE | COURIER | MANUFACTURER,
+        quiet=True,
+    ),
+    EventSpec(
+        "shipment.temperature_summary",
+        p.TemperatureSummary,
+        "The periodic summary of a shipment's temperature readings.",
+    ),
+    EventSpec("shipment.logger_fault", p.LoggerFault, "A shipment's data logger has a fault."),
     EventSpec(
         "shipment.temperature_excursion",
         p.TemperatureExcursion,
@@ -152,9 +176,18 @@ _SPECS = [
     EventSpec(
         "manufacturing.deviation_opened", p.DeviationOpened, "A deviation was opened.", senders=MANUFACTURER
     ),
+    EventSpec(
+        "manufacturing.deviation_closed", p.DeviationClosed, "A deviation was closed.", senders=MANUFACTURER
+    ),
     EventSpec("manufacturing.qc_result", p.QcResult, "A release test has a result.", senders=MANUFACTURER),
-    EventSpec("manufacturing.released", p.BatchEvent, "The product was released.", senders=MANUFACTURER),
+    EventSpec("manufacturing.released", p.Released, "The product was released.", senders=MANUFACTURER),
     EventSpec("manufacturing.failed", p.ManufacturingFailed, "Manufacturing failed.", senders=MANUFACTURER),
+    EventSpec(
+        "manufacturing.shipped",
+        p.ProductShipped,
+        "The released product left the manufacturer.",
+        senders=MANUFACTURER,
+    ),
     EventSpec("infusion.scheduled", p.InfusionScheduled, "The infusion was scheduled.", senders=SITE),
     EventSpec("infusion.cancelled", p.WithReason, "A scheduled infusion was cancelled.", senders=SITE),
     EventSpec("infusion.completed", p.InfusionCompleted, "The product was infused.", senders=SITE),

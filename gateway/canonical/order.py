@@ -116,11 +116,19 @@ class Shipment(Canonical):
     direction: ShipmentDirection
     courier: str | None = None
     tracking_number: str | None = None
+    sscc: str | None = Field(default=None, pattern=r"^\d{18}$", description="the shipper's GS1 SSCC")
+    logger_id: str | None = Field(default=None, max_length=100, description="the data logger's serial")
     temperature_class: TemperatureClass | None = None
     viability_deadline: datetime | None = None
     status: str = "booked"
     picked_up_at: datetime | None = None
     delivered_at: datetime | None = None
+
+    @property
+    def keys(self) -> frozenset[str]:
+        """Every value the shipment may be named by in a courier's message."""
+        given = (self.shipment_id, self.tracking_number, self.sscc, self.logger_id)
+        return frozenset(k for k in given if k)
 
 
 class Infusion(Canonical):
@@ -154,5 +162,7 @@ class TherapyOrder(OrderDetails):
     created_at: datetime
     updated_at: datetime
 
-    def shipment(self, shipment_id: str) -> Shipment | None:
-        return next((s for s in self.shipments if s.shipment_id == shipment_id), None)
+    def shipment(self, key: str) -> Shipment | None:
+        """The shipment that `key` names: its id, or any identifier a courier knows it by
+        (tracking number, shipper SSCC, logger id)."""
+        return next((s for s in self.shipments if key in s.keys), None)

@@ -8,7 +8,7 @@ from enum import StrEnum
 from pydantic import Field
 
 from gateway.canonical.base import Canonical
-from gateway.canonical.ids import Din, ExternalRef
+from gateway.canonical.ids import Coi, Din, ExternalRef
 from gateway.canonical.order import (
     Collection,
     Infusion,
@@ -112,27 +112,105 @@ class ShipmentBooked(Payload):
 
 
 class ShipmentUpdate(Payload):
-    shipment_id: str = Field(min_length=1, max_length=100)
+    shipment_id: str = Field(
+        min_length=1,
+        max_length=100,
+        description="the shipment's id, or any identifier the courier knows it by (tracking number, "
+        "shipper SSCC, logger id)",
+    )
     direction: ShipmentDirection | None = Field(
         default=None, description="needed only when the shipment was not booked through the gateway"
     )
     location: str | None = Field(default=None, max_length=200)
-    custodian: str | None = Field(default=None, max_length=200)
+    custodian: str | None = Field(default=None, max_length=200, description="who holds it now")
+    handed_over_by: str | None = Field(
+        default=None, max_length=200, description="custody: who held it before this handoff"
+    )
+    signed_by: str | None = Field(default=None, max_length=200, description="who signed for it")
+    carrier_code: str | None = Field(
+        default=None, max_length=50, description="the courier's own status code, as sent (a string)"
+    )
     expected_delivery: datetime | None = None
     note: str | None = Field(default=None, max_length=500)
 
 
+class ShipmentDelayed(ShipmentUpdate):
+    """Late, or about to be: a courier says so, or one of the shipment's clocks (viability window,
+    dry shipper hold time, promised delivery window) passed 75 %, 90 % or its deadline."""
+
+    clock: str | None = Field(default=None, max_length=50, description="the clock, when the gateway's")
+    deadline: datetime | None = None
+    elapsed_pct: int | None = Field(default=None, ge=0)
+    time_left_s: int | None = Field(default=None, description="negative once the deadline passed")
+
+
+class Reading(Canonical):
+    """One logger reading: a point (`at`), or an interval report (`at` to `until`, min/max/mean)."""
+
+    at: datetime
+    until: datetime | None = None
+    probe: str | None = Field(default=None, max_length=50)
+    temperature_c: float | None = None
+    min_c: float | None = None
+    max_c: float | None = None
+    mean_c: float | None = None
+    ln2_level_pct: float | None = None
+    battery_pct: float | None = None
+    light: bool | None = None
+    shock_g: float | None = None
+    alarm: str | None = Field(default=None, max_length=50, description="the logger's own alarm")
+
+
+class ShipmentReadings(Payload):
+    """A batch of a logger's readings for one shipment: stored, not published one by one; the
+    gateway publishes what they mean (an excursion, a logger fault, a periodic summary)."""
+
+    shipment_id: str = Field(min_length=1, max_length=100, description="as in ShipmentUpdate")
+    device_id: str = Field(min_length=1, max_length=100)
+    readings: tuple[Reading, ...] = Field(min_length=1, max_length=10_000)
+
+
 class TemperatureExcursion(Payload):
     shipment_id: str = Field(min_length=1, max_length=100)
-    temperature_c: float
-    limit_c: float
+    temperature_c: float = Field(description="the peak: furthest from the range")
+    limit_c: float = Field(description="the limit it crossed")
     duration_s: int | None = Field(default=None, ge=0)
+    temperature_class: str | None = Field(default=None, max_length=20)
+    severity: str | None = Field(default=None, max_length=20, description="minor, major or critical")
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+    device_id: str | None = Field(default=None, max_length=100)
+
+
+class TemperatureSummary(Payload):
+    """The periodic summary of a shipment's readings since the last one."""
+
+    shipment_id: str = Field(min_length=1, max_length=100)
+    since: datetime
+    until: datetime
+    readings: int = Field(ge=0)
+    min_c: float | None = None
+    max_c: float | None = None
+    mean_c: float | None = None
+    minutes_out_of_range: float = Field(default=0, ge=0)
+
+
+class LoggerFault(Payload):
+    shipment_id: str = Field(min_length=1, max_length=100)
+    device_id: str = Field(min_length=1, max_length=100)
+    fault: str = Field(max_length=50, description="battery_low, no_data, sensor_error, ...")
+    detail: str | None = Field(default=None, max_length=500)
 
 
 # -- manufacturing ---------------------------------------------------------------------------
 class MaterialReceived(Payload):
+    """The starting material at the manufacturer: what was scanned on the bag, and how it came."""
+
     manufacturer: Party | None = None
-    din: Din | None = None
+    din: Din | None = Field(default=None, description="the DIN scanned on the bag")
+    scanned_coi: Coi | None = Field(default=None, description="the COI scanned on the bag")
+    temperature_c: float | None = None
+    condition: str | None = Field(default=None, max_length=50, description="intact, damaged, ...")
 
 
 class BatchEvent(Payload):
@@ -148,6 +226,11 @@ class DeviationOpened(BatchEvent):
     severity: str | None = Field(default=None, max_length=50)
 
 
+class DeviationClosed(BatchEvent):
+    deviation_id: str = Field(max_length=100)
+    outcome: str | None = Field(default=None, max_length=200)
+
+
 class QcOutcome(StrEnum):
     passed = "pass"
     failed = "fail"
@@ -155,12 +238,37 @@ class QcOutcome(StrEnum):
 
 
 class QcResult(BatchEvent):
-    test: str = Field(max_length=100)
+    test: str = Field(max_length=100, description="sterility, mycoplasma, endotoxin, viability, ...")
     result: QcOutcome
+    value: float | str | None = None
+    unit: str | None = Field(default=None, max_length=50)
+    specification: str | None = Field(default=None, max_length=200)
+
+
+class Released(BatchEvent):
+    certificate_of_analysis: str | None = Field(default=None, max_length=200, description="its reference")
 
 
 class ManufacturingFailed(BatchEvent):
     reason: str | None = Field(default=None, max_length=500)
+
+
+class ProductShipped(BatchEvent):
+    """The MES says the product left: the outbound leg's courier speaks of it from here on."""
+
+    shipment_id: str | None = Field(default=None, max_length=100)
+    courier: str | None = Field(default=None, max_length=100)
+
+
+class AtRisk(Payload):
+    """The order may miss its infusion: projected release plus transit passes the planned infusion
+    less the margin. Published by the gateway; re-evaluated when any of those dates move."""
+
+    projected_release: datetime | None = None
+    projected_delivery: datetime | None = None
+    planned_infusion: datetime | None = None
+    margin_s: int = 0
+    slack_s: int = Field(description="planned infusion less margin less projected delivery")
 
 
 # -- infusion --------------------------------------------------------------------------------
@@ -179,6 +287,7 @@ class IdentityMismatch(Payload):
     partner: str
     namespaces: tuple[str, ...] = Field(description="namespaces of the identifiers carried; no values")
     candidate_cois: tuple[str, ...] = ()
+    severity: str = Field(default="major", max_length=20, description="critical for a receipt mismatch")
 
 
 class IdentityResolved(Payload):

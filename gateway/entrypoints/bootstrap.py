@@ -126,10 +126,9 @@ def bootstrap(settings: Settings | None = None) -> Gateway:
     adapters = load_adapters(settings.adapters)
     for partner in partners:
         # A partner of an adapter installed but not enabled here (CGT_ADAPTERS) is not served.
-        if partner.adapter not in adapters and partner.adapter not in installed_adapters():
-            raise ConfigError(
-                f"partner {partner.id} names adapter {partner.adapter!r}, which is not installed"
-            )
+        for name in (partner.adapter, *partner.dialects):
+            if name not in adapters and name not in installed_adapters():
+                raise ConfigError(f"partner {partner.id} names adapter {name!r}, which is not installed")
     for adapter in adapters.values():
         if isinstance(adapter, Configurable):
             adapter.configure(settings, partners)  # its profiles, say: a bad one refuses to start

@@ -69,7 +69,7 @@ class InboundQueues:
     _dlx: AbstractExchange | None = field(default=None, repr=False)
 
     async def start(self) -> InboundQueues:
-        partners = list(self.partners or (p for p in self.runtime.partners if p.adapter == self.adapter.name))
+        partners = list(self.partners or (p for p in self.runtime.partners if p.speaks(self.adapter.name)))
         self._connection = await aio_pika.connect_robust(self.runtime.settings.amqp_url)
         publishing = await self._connection.channel(publisher_confirms=True)
         await declare_topology(publishing)
@@ -115,7 +115,7 @@ class InboundQueues:
         if named != queue_partner.id:
             raise NotAuthenticated("the partner header does not name the queue's partner")
         partner = self.runtime.partners.get(queue_partner.id)
-        if partner.adapter != self.adapter.name:
+        if not partner.speaks(self.adapter.name):
             raise NotAuthenticated("the partner does not speak this queue's dialect")
         return partner
 

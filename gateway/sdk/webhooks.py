@@ -209,7 +209,7 @@ def _receiver(adapter: Adapter, route: WebhookRoute) -> Callable[[Request, str],
             sender = runtime.partners.get(partner)
             secrets = runtime.partners.signing_secrets(sender, route.scheme.name)
             if (
-                sender.adapter != adapter.name
+                not sender.speaks(adapter.name)
                 or not secrets
                 or (route.partners and partner not in route.partners)
             ):

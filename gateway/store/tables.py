@@ -10,6 +10,7 @@ from sqlalchemy import (
     BigInteger,
     Column,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -272,3 +273,55 @@ webhook_receipts = Table(
     Column("expires_at", Time, nullable=False),
 )
 Index("ix_webhook_receipts_expires", webhook_receipts.c.expires_at)
+
+# A shipment's logger readings, compactly: one row a reading, never one bus event a reading.
+# (device_id, at, probe) is unique: a reading sent twice is kept once. `extra` holds what a
+# logger adds beyond temperature (LN2 level, battery, light, shock, its own alarm).
+shipment_readings = Table(
+    "shipment_readings",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("order_id", String(36), nullable=False),
+    Column("shipment_id", String(100), nullable=False),
+    Column("device_id", String(100), nullable=False),
+    Column("probe", String(50), nullable=False, server_default=""),
+    Column("at", Time, nullable=False),
+    Column("until", Time),
+    Column("temperature_c", Float),
+    Column("min_c", Float),
+    Column("max_c", Float),
+    Column("mean_c", Float),
+    Column("extra", JSON),
+    Column("inbound_id", String(36)),
+)
+Index(
+    "ux_readings_device_time",
+    shipment_readings.c.device_id,
+    shipment_readings.c.at,
+    shipment_readings.c.probe,
+    unique=True,
+)
+Index(
+    "ix_readings_shipment_time",
+    shipment_readings.c.order_id,
+    shipment_readings.c.shipment_id,
+    shipment_readings.c.at,
+)
+
+# Clocks that outlive the process: a shipment's viability window, a dry shipper's hold time, a
+# promised delivery window. Swept on a schedule; `warned_pct` is the last warning given (75, 90,
+# 100 at breach), `stopped_at` set when what it waited for happened (the receipt, the delivery).
+deadlines = Table(
+    "deadlines",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("order_id", String(36), nullable=False),
+    Column("shipment_id", String(100)),
+    Column("clock", String(50), nullable=False),
+    Column("starts_at", Time, nullable=False),
+    Column("due_at", Time, nullable=False),
+    Column("warned_pct", Integer, nullable=False, server_default="0"),
+    Column("stopped_at", Time),
+)
+Index("ux_deadlines_clock", deadlines.c.order_id, deadlines.c.shipment_id, deadlines.c.clock, unique=True)
+Index("ix_deadlines_due", deadlines.c.stopped_at, deadlines.c.due_at)
