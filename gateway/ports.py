@@ -87,8 +87,11 @@ class Crosswalk(Protocol):
 
 
 class Orders(Protocol):
-    async def view(self, partner: Partner, order_id: str) -> OrderView | None:
-        """The order as `partner` may see it; None when it is unknown or not the partner's."""
+    async def view(self, partner: Partner, order_id: str, *, prospective: bool = False) -> OrderView | None:
+        """The order as `partner` may see it; None when it is unknown or not the partner's.
+        `prospective`: also an order the partner is not a party to yet (a courier the gateway is
+        about to book for a leg), still filtered by the partner's disclosure profile; the caller
+        decides, from its own data, whether the order is the partner's to hear about."""
         ...
 
     async def find(self, partner: Partner, namespaces: Iterable[str], value: str) -> list[OrderView]:

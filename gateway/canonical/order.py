@@ -37,6 +37,12 @@ class PatientIdentity(Canonical):
     given_name: str | None = Field(default=None, max_length=200)
     birth_date: date | None = None
     sex: str | None = Field(default=None, pattern="^[MFOU]$")
+    initials: str | None = Field(
+        default=None,
+        max_length=8,
+        description="derived by the gateway from the names (`initials`) for a destination whose "
+        "disclosure profile lists patient.initials (what a message says here is never used for it)",
+    )
 
     def disagreements(self, other: PatientIdentity) -> list[str]:
         """Fields both sides carry that disagree after normalisation (names of fields only)."""
@@ -68,6 +74,14 @@ class PatientIdentity(Canonical):
     def merged_with(self, newer: PatientIdentity) -> PatientIdentity:
         """Newer values win where they are given."""
         return self.model_copy(update=newer.model_dump(exclude_none=True))
+
+
+def initials(patient: PatientIdentity) -> str | None:
+    """The first given name's initial, then the family name's, upper case without accents
+    ('Éva Dupont' -> 'ED'); None when the patient has no name."""
+    given = _first_name(patient.given_name or "")[:1]
+    family = normalise_name(patient.family_name or "")[:1]
+    return (given + family) or None
 
 
 class Party(Canonical):

@@ -33,7 +33,16 @@ from gateway.canonical.command import Command, fingerprint
 from gateway.canonical.envelope import CloudEvent, utcnow
 from gateway.canonical.ids import COI_NAMESPACE, ExternalRef, IdentifierScope, validate_coi, validate_din
 from gateway.canonical.lifecycle import OrderStatus
-from gateway.canonical.order import OrderDetails, Party, PatientIdentity, Product, TherapyOrder
+from gateway.canonical.order import (
+    OrderDetails,
+    Party,
+    PatientIdentity,
+    Product,
+    Shipment,
+    ShipmentDirection,
+    TemperatureClass,
+    TherapyOrder,
+)
 from gateway.canonical.parties import PartnerKind
 from gateway.canonical.payloads import (
     CollectionScheduled,
@@ -63,6 +72,7 @@ from gateway.errors import (
     UnsupportedMessage,
 )
 from gateway.http_body import bounded_body, refuse
+from gateway.identity.authorise import Assignments, load_assignments
 from gateway.outcome import Outcome
 from gateway.partners import Partner, Partners, SecretRef, credential
 from gateway.ports import (
@@ -99,6 +109,7 @@ __all__ = [
     "EASYPOST",
     "ROOT",
     "Adapter",
+    "Assignments",
     "Canonical",
     "CgtHmac",
     "CloudEvent",
@@ -157,8 +168,11 @@ __all__ = [
     "SecretRef",
     "Secrets",
     "Settings",
+    "Shipment",
+    "ShipmentDirection",
     "SignatureScheme",
     "StandardWebhooks",
+    "TemperatureClass",
     "TherapyOrder",
     "TooLarge",
     "TransientError",
@@ -174,6 +188,7 @@ __all__ = [
     "fingerprint",
     "inbound_queue_name",
     "jwk_thumbprint",
+    "load_assignments",
     "mapping_failure",
     "metrics",
     "outcome_json",

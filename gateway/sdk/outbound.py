@@ -77,6 +77,9 @@ class Destination(Generic[P]):
     events: Sequence[str]
     retry: Retry = field(default_factory=Retry)
     in_flight: int = 16  # messages handled at once: the events of different orders go side by side
+    # Also hear of orders the partner is not a party to yet (a courier to be booked for a leg):
+    # the view is still the partner's disclosure profile's; render decides whether to act.
+    prospective: bool = False
 
 
 class OutboundRuntime(Protocol):
@@ -215,7 +218,9 @@ class OutboundRunner(Generic[P, R]):
         # Independent reads side by side: on SQLite each waits on a thread of its own.
         settled, view = await asyncio.gather(
             ledger.settled(d.name, event.id),
-            self.runtime.orders.view(d.partner, order_id) if isinstance(order_id, str) else _nothing(),
+            self.runtime.orders.view(d.partner, order_id, prospective=d.prospective)
+            if isinstance(order_id, str)
+            else _nothing(),
         )
         if settled:
             self.duplicates += 1

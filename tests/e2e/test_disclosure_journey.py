@@ -6,8 +6,9 @@ update; then collection, shipment to the manufacturer, manufacturing, release an
 arrive over the canonical JSON API from the site, the courier and the manufacturer. Captured:
 the HL7 the test EHR receives, the FHIR Tasks a test site server receives, every CloudEvent on a
 `#`-bound queue, and what the outbound runner renders for a manufacturer and a courier
-destination. None but the site's carries the patient's names, MRN or birth date; none carries
-another partner's own identifiers.
+destination. None but the site's carries the patient's names or MRN (the manufacturer's has the
+initials and birth date), none but those two the birth date; none carries another partner's own
+identifiers.
 """
 
 from __future__ import annotations
@@ -44,7 +45,8 @@ from tests.support.builders import coi, envelope_json, event
 from tests.support.hl7 import SHIPPED
 
 FAMILY, GIVEN, MRN, BIRTH = "Discloza", "Dorothea", "MRN0555123", "19790315"
-PATIENT = (FAMILY, GIVEN, MRN, BIRTH, "1979-03-15")  # what only the site may receive
+PATIENT = (FAMILY, GIVEN, MRN, BIRTH, "1979-03-15")  # what only the site may receive (all of it)
+NAMES = (FAMILY, GIVEN, MRN)  # what a manufacturer never receives (it has initials and birth date)
 MES_ORDER = ExternalRef(namespace="mes:demo-manufacturer:order", value="MESORD-8812")
 TRACKING = ExternalRef(namespace="courier:demo-courier:tracking", value="TRK-55-0917")
 OWN = {"site": (MRN,), "manufacturer": (MES_ORDER.value,), "courier": (TRACKING.value,)}
@@ -247,7 +249,8 @@ async def test_every_outbound_payload_of_a_journey_carries_only_what_its_destina
     # What the runner renders for a manufacturer and for a courier destination.
     sent = capture["manufacturer"].sent
     assert len(sent) == total - 1  # every order event (patient.updated names no order)
-    assert [leaks(p, PATIENT + OWN["courier"]) for p in sent] == [[]] * len(sent)
+    assert [leaks(p, NAMES + OWN["courier"]) for p in sent] == [[]] * len(sent)
+    assert b'"initials":"DD"' in sent[-1] and b"1979-03-15" in sent[-1]
     assert b"A999914123458" in sent[-1] and MES_ORDER.value.encode() in sent[-1] and b"B-0917" in sent[-1]
     sent = capture["courier"].sent
     assert len(sent) >= 6  # a party from the booking of its first shipment on
