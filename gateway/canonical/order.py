@@ -37,8 +37,10 @@ class PatientIdentity(Canonical):
     given_name: str | None = Field(default=None, max_length=200)
     birth_date: date | None = None
     sex: str | None = Field(default=None, pattern="^[MFOU]$")
+    # Never serialised (nor stored, nor in a contract): a render reads it from its view.
     initials: str | None = Field(
         default=None,
+        exclude=True,
         max_length=8,
         description="derived by the gateway from the names (`initials`) for a destination whose "
         "disclosure profile lists patient.initials (what a message says here is never used for it)",

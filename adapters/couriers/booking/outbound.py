@@ -148,7 +148,7 @@ async def start_booking(
     running = BookingRunners()
     production = runtime.settings.env == "production"
     for profile in profiles:
-        url = profile.api.url.resolve()
+        url = profile.api.url.resolve(production)
         if not url:
             log.info("courier booking with %s is off: %s is not set", profile.courier, profile.api.url.env)
             continue

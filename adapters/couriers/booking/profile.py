@@ -4,7 +4,6 @@ temperature class. Data, loaded and checked at start-up (gateway.sdk.Profiles)."
 
 from __future__ import annotations
 
-import os
 from datetime import timedelta
 from typing import Literal
 
@@ -20,21 +19,11 @@ class _Model(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
-class Setting(_Model):
-    """A value read from the environment, with a default where one makes sense."""
-
-    env: str = Field(pattern=r"^[A-Z][A-Z0-9_]*$")
-    default: str | None = None
-
-    def resolve(self) -> str | None:
-        return os.environ.get(self.env) or self.default
-
-
 class Api(_Model):
     """The courier's REST API: `POST {url}/shipments`, a bearer key, an idempotency key. No URL
     (its variable unset, no default): the gateway books nothing with this courier."""
 
-    url: Setting
+    url: SecretRef = Field(description="read from the environment variable it names")
     key: SecretRef
     timeout_seconds: float = Field(default=10.0, gt=0)
     attempts: int = Field(default=3, ge=1, description="tries within one delivery")

@@ -73,11 +73,6 @@ def read_record(raw: bytes) -> Decoded:
         where = "/" + "/".join(str(p) for p in exc.errors()[0]["loc"])
         raise MalformedMessage(f"the booking record is incomplete (at {where})", location=where) from None
     command = record.command()
-    return Decoded(f"booking-{record.booking}", (command,), fingerprint=_fingerprint(command))
-
-
-def _fingerprint(command: Command) -> bytes:
     # When the courier answered is not what the booking says: the same booking answered again
     # after a crash (the same idempotency key, the same tracking number) is the same message.
-    timeless = command.payload.model_copy(update={"occurred_at": None})
-    return fingerprint([command.model_copy(update={"payload": timeless})])
+    return Decoded(f"booking-{record.booking}", (command,), fingerprint=fingerprint([command], timeless=True))
