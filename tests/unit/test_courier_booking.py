@@ -13,6 +13,7 @@ import yaml
 from adapters.couriers.booking.adapter import CourierBookingAdapter
 from adapters.couriers.booking.profile import BookingProfile, booking_profiles
 from adapters.couriers.booking.render import render_booking
+from gateway.canonical.command import Command
 from gateway.canonical.ids import ExternalRef
 from gateway.canonical.order import (
     Collection,
@@ -23,7 +24,7 @@ from gateway.canonical.order import (
     ShipmentDirection,
     TherapyOrder,
 )
-from gateway.errors import ConfigError
+from gateway.errors import ConfigError, NotPermitted
 from gateway.identity.disclosure import disclose, load_disclosure
 from gateway.partners import load_partners
 from gateway.ports import OrderView
@@ -144,3 +145,27 @@ def test_a_bad_booking_profile_refuses_to_start_naming_the_file_and_the_field(
 
 def test_the_shipped_profile_is_valid() -> None:
     assert isinstance(PROFILE, BookingProfile) and set(PROFILE.legs) == {"inbound", "outbound"}
+
+
+def test_a_shipper_binds_only_the_tracking_number_of_the_shipment_it_books() -> None:
+    def booking(*refs: ExternalRef, tracking: str = "DC1") -> Command:
+        shipment = {
+            "shipment_id": "S-1",
+            "direction": "to_manufacturer",
+            "courier": "demo-courier",
+            "tracking_number": tracking,
+        }
+        return Command.model_validate(
+            {"event": "shipment.booked", "refs": list(refs), "payload": {"shipment": shipment}}
+        )
+
+    site = PARTNERS.get("demo-hospital")
+    its = ExternalRef(namespace="courier:demo-courier:tracking", value="DC1")
+    site.check_commands([booking(REFS[1], its)])
+    for other in (
+        ExternalRef(namespace="courier:demo-courier:tracking", value="DC2"),
+        ExternalRef(namespace="courier:demo-lab-courier:tracking", value="DC1"),
+        ExternalRef(namespace="courier:demo-courier:logger", value="DC1"),
+    ):
+        with pytest.raises(NotPermitted):
+            site.check_commands([booking(REFS[1], other)])

@@ -53,23 +53,20 @@ class ManufacturingOrder(BaseModel):
     identifiers: tuple[Ref, ...] = ()
 
     def as_json(self) -> dict[str, Any]:
-        """The documented JSON shape, nested, without absent values."""
+        """The documented JSON shape, nested, without absent values (times in UTC, `Z`)."""
+        d = self.model_dump(mode="json")
         tree: dict[str, Any] = {
-            "kind": self.kind,
-            "id": self.id,
-            "event": self.event,
-            "sent_at": self.sent_at,
-            "coi": self.coi,
-            "product": {"code": self.product_code, "system": self.product_system, "name": self.product_name},
-            "ordering_site": self.ordering_site,
-            "patient": {"initials": self.patient_initials, "birth_date": self.patient_birth_date},
+            **{k: d[k] for k in ("kind", "id", "event", "sent_at", "coi")},
+            "product": {"code": d["product_code"], "system": d["product_system"], "name": d["product_name"]},
+            "ordering_site": d["ordering_site"],
+            "patient": {"initials": d["patient_initials"], "birth_date": d["patient_birth_date"]},
             "collection": {
-                "scheduled_start": self.collection_scheduled_start,
-                "site": self.collection_site,
-                "din": self.din,
+                "scheduled_start": d["collection_scheduled_start"],
+                "site": d["collection_site"],
+                "din": d["din"],
             },
-            "infusion": {"planned_at": self.infusion_planned_at},
-            "identifiers": [r.model_dump() for r in self.identifiers],
+            "infusion": {"planned_at": d["infusion_planned_at"]},
+            "identifiers": d["identifiers"],
         }
         return _present(tree)
 
