@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import datetime
-from enum import StrEnum
 
 from pydantic import Field
 
@@ -16,6 +15,7 @@ from gateway.canonical.order import (
     Party,
     PatientIdentity,
     Product,
+    QcOutcome,
     Shipment,
     ShipmentDirection,
 )
@@ -207,7 +207,12 @@ class MaterialReceived(Payload):
     """The starting material at the manufacturer: what was scanned on the bag, and how it came."""
 
     manufacturer: Party | None = None
-    din: Din | None = Field(default=None, description="the DIN scanned on the bag")
+    din: str | None = Field(
+        default=None,
+        pattern=r"^=?[A-Za-z0-9*]{13,15}$",
+        description="the DIN scanned on the bag, as read: 13 characters, with its check character "
+        "(14) or its two flag characters (15); verified against the order's collection by the gateway",
+    )
     scanned_coi: Coi | None = Field(default=None, description="the COI scanned on the bag")
     temperature_c: float | None = None
     condition: str | None = Field(default=None, max_length=50, description="intact, damaged, ...")
@@ -229,12 +234,6 @@ class DeviationOpened(BatchEvent):
 class DeviationClosed(BatchEvent):
     deviation_id: str = Field(max_length=100)
     outcome: str | None = Field(default=None, max_length=200)
-
-
-class QcOutcome(StrEnum):
-    passed = "pass"
-    failed = "fail"
-    pending = "pending"
 
 
 class QcResult(BatchEvent):
@@ -269,6 +268,9 @@ class AtRisk(Payload):
     planned_infusion: datetime | None = None
     margin_s: int = 0
     slack_s: int = Field(description="planned infusion less margin less projected delivery")
+    at_risk: bool = Field(
+        default=True, description="false: the order is back on schedule (published once, when it is)"
+    )
 
 
 # -- infusion --------------------------------------------------------------------------------
