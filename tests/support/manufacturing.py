@@ -37,7 +37,9 @@ async def collected(send: Send, gate: object, n: int) -> Outcome:
     din = din_ref(din_of(n))
     done = await send(
         gate,
-        event("collection.completed", coi(placed.coi), din, binds=(din,), collected_at=T0, din=din.value),
+        event(
+            "collection.completed", coi(placed.coi or ""), din, binds=(din,), collected_at=T0, din=din.value
+        ),
     )
     assert done.status == "applied", done
     return placed

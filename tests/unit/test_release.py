@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -86,7 +87,7 @@ async def test_an_open_critical_deviation_blocks_the_release_until_it_is_closed(
     gate = service(store)
     placed = await in_manufacturing(send, gate, 1)
     the_coi = placed.coi or ""
-    deviation = {"batch_id": "B1", "deviation_id": "DEV-7"}
+    deviation: dict[str, Any] = {"batch_id": "B1", "deviation_id": "DEV-7"}
     await send(gate, *(qc(the_coi, t) for t in TESTS), partner=MAKER)
     await send(
         gate,

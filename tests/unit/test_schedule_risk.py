@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from gateway.canonical.command import Command
 from gateway.canonical.order import Infusion, ScheduleRisk, TherapyOrder
 from gateway.errors import ConfigError
 from gateway.service.risk import RiskRules, load_schedule, news, projection
@@ -116,7 +117,7 @@ async def test_order_at_risk_is_published_when_the_state_changes_and_not_otherwi
     placed = await send(gate, place(1))
     the_coi = coi(placed.coi or "")
 
-    def infusion(at: object) -> object:
+    def infusion(at: object) -> Command:
         return event("infusion.scheduled", the_coi, planned_at=at)
 
     steps = [
