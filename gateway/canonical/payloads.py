@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated
 
-from pydantic import Field
+from pydantic import BeforeValidator, Field, StringConstraints
 
 from gateway.canonical.base import Canonical
 from gateway.canonical.ids import Coi, Din, ExternalRef
@@ -203,13 +204,21 @@ class LoggerFault(Payload):
 
 
 # -- manufacturing ---------------------------------------------------------------------------
+# As read from the bag (spaces around it dropped): checked against the order by the gateway, which
+# names what is wrong with it (gateway.identity.receipt), rather than refused here.
+def _as_read(value: object) -> object:
+    return value.strip().upper() if isinstance(value, str) else value
+
+
+ScannedDin = Annotated[str, BeforeValidator(_as_read), StringConstraints(pattern=r"^=?[A-Z0-9*]{13,15}$")]
+
+
 class MaterialReceived(Payload):
     """The starting material at the manufacturer: what was scanned on the bag, and how it came."""
 
     manufacturer: Party | None = None
-    din: str | None = Field(
+    din: ScannedDin | None = Field(
         default=None,
-        pattern=r"^=?[A-Za-z0-9*]{13,15}$",
         description="the DIN scanned on the bag, as read: 13 characters, with its check character "
         "(14) or its two flag characters (15); verified against the order's collection by the gateway",
     )

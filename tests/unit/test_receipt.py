@@ -167,3 +167,8 @@ async def test_a_receipt_from_a_partner_that_may_not_send_one_is_refused_and_hol
     assert outcome.status == "rejected" and outcome.http_status == 403
     assert store.committed.orders[placed.order_id or ""].status.value == "collected"
     assert "order.held" not in [e.routing_key for e, _, _ in store.committed.events]
+
+
+def test_a_scan_is_kept_as_read_with_spaces_dropped() -> None:
+    scans = MaterialReceived(scanned_coi="CHA999926ABC123", din=" a9999211234563 ")
+    assert scans.din == "A9999211234563" and receipt_findings(order(), scans) == []

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from gateway.canonical.apply import apply_event
+from gateway.canonical.catalogue import spec_for
 from gateway.canonical.command import Command
 from gateway.canonical.order import Infusion, ScheduleRisk, TherapyOrder
 from gateway.errors import ConfigError
@@ -151,3 +153,14 @@ async def test_order_at_risk_is_published_when_the_state_changes_and_not_otherwi
         assert len(outcome.event_ids) == 2 and risk.id in outcome.event_ids
     actions = [a.action for a in store.committed.audit if a.action == "order.at_risk"]
     assert len(actions) == 4
+
+
+def test_a_couriers_expected_delivery_is_kept_on_the_shipment() -> None:
+    booked = order(
+        status="released", shipments=[{"shipment_id": "SH", "direction": "to_site", "courier": "c"}]
+    )
+    update = spec_for("shipment.in_transit").payload.model_validate(
+        {"shipment_id": "SH", "expected_delivery": T0 + 3 * DAY}
+    )
+    moved = apply_event(booked, "shipment.in_transit", update, T0)
+    assert moved.shipment("SH").expected_delivery == T0 + 3 * DAY  # type: ignore[union-attr]
