@@ -158,3 +158,23 @@ async def test_order_at_risk_goes_to_the_outbox_on_the_order(engine: AsyncEngine
     assert envelope.order_id == placed.order_id and envelope.envelope["id"] == outcome.event_ids[1]
     assert envelope.envelope["data"]["slack_s"] == -54 * 3600 and envelope.envelope["data"]["at_risk"] is True
     assert order is not None and order.schedule_risk is not None and order.schedule_risk.slack_s == -54 * 3600
+
+
+async def test_a_mismatch_in_a_message_of_several_commands_holds_the_order_and_applies_none_of_them(
+    engine: AsyncEngine,
+) -> None:
+    gate = intake(engine)
+    placed = await collected(send, gate, 1)
+    async with engine.connect() as conn:
+        before = await order_by_coi(conn, placed.coi or "")
+    accepted = event("order.accepted", coi(placed.coi or ""), accepted_by={"id": MAKER})
+    outcome = await send(gate, accepted, receipt(placed.coi or "", din=keyed("A999926009999")), partner=MAKER)
+    assert outcome.status == "quarantined" and outcome.error == "ReceiptMismatch"
+    async with engine.connect() as conn:
+        after = await order_by_coi(conn, placed.coi or "")
+        types = (
+            await conn.execute(select(t.events.c.type).where(t.events.c.order_id == placed.order_id))
+        ).scalars()
+    assert before is not None and after is not None
+    assert after.status.value == "on_hold" and after.version == before.version + 1  # the hold alone
+    assert "org.cgt.order.accepted" not in set(types)
