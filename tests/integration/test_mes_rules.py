@@ -5,11 +5,16 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.audit import verify
+from gateway.canonical.envelope import utcnow
+from gateway.service.desk import ReviewDesk
 from gateway.service.intake import Intake
+from gateway.service.review import ReviewConflict
+from gateway.service.transaction import Rules
 from gateway.store import tables as t
 from gateway.store.reads import order_by_coi
 from tests.support.builders import T0, coi, event
@@ -25,6 +30,8 @@ from tests.support.manufacturing import (
     receipt,
     released,
 )
+
+PASSWORDS = {"ana": "ana-password-123", "bo": "bo-password-4567"}
 
 
 def intake(engine: AsyncEngine) -> Intake:
@@ -178,3 +185,20 @@ async def test_a_mismatch_in_a_message_of_several_commands_holds_the_order_and_a
     assert before is not None and after is not None
     assert after.status.value == "on_hold" and after.version == before.version + 1  # the hold alone
     assert "org.cgt.order.accepted" not in set(types)
+
+
+async def test_a_receipt_mismatch_released_by_two_signatures_still_does_not_apply(
+    engine: AsyncEngine,
+) -> None:
+    gate = intake(engine)
+    desk = ReviewDesk(engine, Rules("A9999", AUTHORITY, utcnow), production=False)
+    await desk.add_user("ana", "operator", "Ana Example", PASSWORDS["ana"])
+    await desk.add_user("bo", "qa", "Bo Sample", PASSWORDS["bo"])
+    mine = await collected(send, gate, 1)
+    await collected(send, gate, 2)
+    await send(gate, receipt(mine.coi or "", din=keyed(din_of(2))), partner=MAKER)
+    [held] = await desk.held(reason="receipt_mismatch")
+    await desk.approve(held["quarantine_id"], "ana", PASSWORDS["ana"], "reviewed")
+    with pytest.raises(ReviewConflict, match="still does not reconcile"):  # not a reason to apply as is
+        await desk.approve(held["quarantine_id"], "bo", PASSWORDS["bo"], "confirmed")
+    assert [h["quarantine_id"] for h in await desk.held()] == [held["quarantine_id"]]
