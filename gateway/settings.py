@@ -33,6 +33,24 @@ class Settings(BaseSettings):
         default=ROOT / "mappings" / "mes" / "assignments.yaml",
         description="which manufacturer makes which product (who may act on an order)",
     )
+    release_tests_file: Path = Field(
+        default=ROOT / "mappings" / "mes" / "release_tests.yaml",
+        description="the QC tests each product must pass before `manufacturing.released` is applied",
+    )
+    schedule_file: Path = Field(
+        default=ROOT / "mappings" / "mes" / "schedule.yaml",
+        description="manufacturing time per product and outbound transit per manufacturer and site",
+    )
+    risk_margin_hours: float = Field(
+        default=48.0,
+        ge=0,
+        description="an order is at risk when its projected delivery passes infusion less this",
+    )
+    risk_slack_step_hours: float = Field(
+        default=12.0,
+        gt=0,
+        description="while at risk, `order.at_risk` is published again when slack moves this much",
+    )
     disclosure_dir: Path = Field(
         default=ROOT / "mappings" / "disclosure",
         description="what each destination may receive of an order: <kind>.yaml, partners/<id>.yaml",

@@ -106,6 +106,17 @@ class Collection(Canonical):
     collected_at: datetime | None = None
 
 
+class QcOutcome(StrEnum):
+    passed = "pass"
+    failed = "fail"
+    pending = "pending"
+
+
+def qc_test_name(test: str) -> str:
+    """One spelling of a QC test's name: 'CAR expression' and 'car-expression' are 'car_expression'."""
+    return "_".join(test.strip().lower().replace("-", " ").replace("/", " ").split())
+
+
 class Manufacturing(Canonical):
     manufacturer: Party | None = None
     slot_id: str | None = None
@@ -113,6 +124,13 @@ class Manufacturing(Canonical):
     batch_id: str | None = None
     started_at: datetime | None = None
     released_at: datetime | None = None
+    shipped_at: datetime | None = None
+    qc: dict[str, QcOutcome] = Field(
+        default_factory=dict, description="each QC test's latest result (a retest replaces the first)"
+    )
+    open_deviations: dict[str, str] = Field(
+        default_factory=dict, description="deviation id -> its severity ('' when not given), until closed"
+    )
 
 
 class ShipmentDirection(StrEnum):
@@ -138,6 +156,7 @@ class Shipment(Canonical):
     viability_deadline: datetime | None = None
     status: str = "booked"
     picked_up_at: datetime | None = None
+    expected_delivery: datetime | None = None
     delivered_at: datetime | None = None
 
     @property
@@ -150,6 +169,13 @@ class Shipment(Canonical):
 class Infusion(Canonical):
     planned_at: datetime | None = None
     infused_at: datetime | None = None
+
+
+class ScheduleRisk(Canonical):
+    """The schedule-risk state last published for the order (gateway.service.risk)."""
+
+    at_risk: bool
+    slack_s: int
 
 
 class OrderDetails(Canonical):
@@ -174,6 +200,7 @@ class TherapyOrder(OrderDetails):
     shipments: tuple[Shipment, ...] = ()
     status: OrderStatus = OrderStatus.ordered
     status_before_hold: OrderStatus | None = None
+    schedule_risk: ScheduleRisk | None = None
     version: int = 1
     created_at: datetime
     updated_at: datetime

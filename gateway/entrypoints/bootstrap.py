@@ -26,6 +26,7 @@ from gateway.registry import Adapter, HasTransport, Running, installed_adapters,
 from gateway.service.deliveries import StoreDeliveries
 from gateway.service.door import IntakeDoor
 from gateway.service.intake import Intake
+from gateway.service.mes_rules import load_manufacturing_rules
 from gateway.settings import Settings
 from gateway.store.db import create_engine, dispose
 from gateway.store.migrate import migrate
@@ -149,6 +150,7 @@ def bootstrap(settings: Settings | None = None) -> Gateway:
         authority=Authority(partners, assignments),
         on_commit=relay.wake if settings.relay == "embedded" else None,
         log_phi=settings.log_phi,
+        manufacturing=load_manufacturing_rules(settings),  # a bad file refuses to start
     )
     checkpointer = Checkpointer(
         engine,

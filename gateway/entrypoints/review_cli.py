@@ -39,6 +39,7 @@ def _desk_run(work: Callable[[Any], Awaitable[T]]) -> T:
     from gateway.identity.authorise import Authority, load_assignments
     from gateway.partners import load_partners
     from gateway.service.desk import ReviewDesk
+    from gateway.service.mes_rules import load_manufacturing_rules
     from gateway.service.transaction import Rules
     from gateway.settings import Settings
     from gateway.store.db import create_engine, dispose
@@ -50,7 +51,9 @@ def _desk_run(work: Callable[[Any], Awaitable[T]]) -> T:
         authority = Authority(partners, load_assignments(settings.assignments_file, partners))
         engine = create_engine(settings.database_url)
         try:
-            rules = Rules(settings.coi_facility, authority, utcnow)
+            rules = Rules(
+                settings.coi_facility, authority, utcnow, manufacturing=load_manufacturing_rules(settings)
+            )
             return await work(ReviewDesk(engine, rules, production=settings.env == "production"))
         finally:
             await dispose(engine)

@@ -43,6 +43,7 @@ from tests.fixtures.hl7v2.peers import Ehr, Engine, field_of
 from tests.integration.test_fhir_notify import SiteFhirServer, free_port
 from tests.support.builders import coi, envelope_json, event
 from tests.support.hl7 import SHIPPED
+from tests.support.manufacturing import TESTS
 
 FAMILY, GIVEN, MRN, BIRTH = "Discloza", "Dorothea", "MRN0555123", "19790315"
 PATIENT = (FAMILY, GIVEN, MRN, BIRTH, "1979-03-15")  # what only the site may receive (all of it)
@@ -212,8 +213,10 @@ async def test_every_outbound_payload_of_a_journey_carries_only_what_its_destina
         (hospital, event("shipment.booked", the_coi, shipment=to_maker)),
         (None, event("shipment.picked_up", the_coi, TRACKING, binds=(TRACKING,), shipment_id="SH-IN")),
         (None, event("shipment.delivered", the_coi, shipment_id="SH-IN")),
-        (maker, event("manufacturing.material_received", the_coi, din="A999914123458")),
+        (maker, event("manufacturing.material_received", the_coi, din="A999914123458J", scanned_coi=the_coi.value)),
         (maker, event("manufacturing.started", the_coi, batch_id="B-0917")),
+        *((maker, event("manufacturing.qc_result", the_coi, batch_id="B-0917", test=test, result="pass"))
+          for test in TESTS),
         (maker, event("manufacturing.released", the_coi, batch_id="B-0917")),
         (maker, event("shipment.booked", the_coi, shipment=to_site)),
         (None, event("shipment.picked_up", the_coi, shipment_id="SH-OUT")),
