@@ -29,6 +29,7 @@ from gateway.service.intake import Intake
 from gateway.settings import Settings
 from gateway.store.db import create_engine, dispose
 from gateway.store.migrate import migrate
+from gateway.store.polls import StorePolls
 from gateway.store.replays import StoreReplays
 from gateway.store.secrets import StoreSecrets
 from gateway.store.views import StoreViews
@@ -68,6 +69,10 @@ class Gateway:
     @cached_property
     def deliveries(self) -> Deliveries:
         return StoreDeliveries(self.engine)
+
+    @cached_property
+    def polls(self) -> StorePolls:
+        return StorePolls(self.engine)
 
     @property
     def relay_embedded(self) -> bool:
