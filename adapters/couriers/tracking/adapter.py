@@ -99,7 +99,8 @@ class CarrierTracking:
             return self.decoded(event.key, event, ctx.partner, profile)
         shape = SHAPES[profile.shape]
         if shape.webhook is None:
-            raise UnsupportedMessage(f"{profile.shape} tracking is polled by the gateway, not sent to it")
+            refused = UnsupportedMessage(f"{profile.shape} tracking is polled by the gateway, not sent to it")
+            return Decoded(error=refused)
         read = shape.webhook(document)
         if isinstance(read, NotOurs):
             return Decoded(error=read)
