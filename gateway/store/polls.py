@@ -22,18 +22,18 @@ from gateway.store.tables import crosswalk, orders, poll_schedule
 
 ps = poll_schedule
 _CLOSED = [s.value for s in TERMINAL]
-_FREE = or_(ps.c.claimed_until.is_(None), ps.c.claimed_until < bindparam("now"))
+_FREE = or_(ps.c.claimed_until.is_(None), ps.c.claimed_until < bindparam("p_now"))
 _DUE = (
     select(ps.c.id)
     .where(
-        ps.c.poller == bindparam("poller"),
-        ps.c.partner == bindparam("partner"),
+        ps.c.poller == bindparam("p_poller"),
+        ps.c.partner == bindparam("p_partner"),
         ps.c.done_at.is_(None),
-        ps.c.next_at <= bindparam("now"),
+        ps.c.next_at <= bindparam("p_now"),
         _FREE,
     )
     .order_by(ps.c.next_at)
-    .limit(bindparam("limit"))
+    .limit(bindparam("p_limit"))
     .with_for_update(skip_locked=True)
 )
 # The lease conditions again in the UPDATE itself: on PostgreSQL a row another replica claimed
@@ -41,18 +41,18 @@ _DUE = (
 _CLAIM = (
     update(ps)
     .where(ps.c.id.in_(_DUE.scalar_subquery()), ps.c.done_at.is_(None), _FREE)
-    .values(claim=bindparam("token"), claimed_until=bindparam("until"))
+    .values(claim=bindparam("p_token"), claimed_until=bindparam("p_until"))
     .returning(*ps.c)
 )
 _RETIRE = (
     update(ps)
     .where(
-        ps.c.poller == bindparam("poller"),
-        ps.c.partner == bindparam("partner"),
+        ps.c.poller == bindparam("p_poller"),
+        ps.c.partner == bindparam("p_partner"),
         ps.c.done_at.is_(None),
         ps.c.order_id.in_(select(orders.c.order_id).where(orders.c.status.in_(_CLOSED))),
     )
-    .values(done_at=bindparam("now"))
+    .values(done_at=bindparam("p_now"))
 )
 
 
@@ -106,13 +106,13 @@ class StorePolls:
         self, poller: str, partner: str, *, limit: int, lease_s: float, now: datetime
     ) -> list[PollState]:
         token = str(uuid.uuid4())
-        params = {"poller": poller, "partner": partner, "now": now}
+        params = {"p_poller": poller, "p_partner": partner, "p_now": now}
         try:
             async with self.engine.begin() as conn:
                 await conn.execute(_RETIRE, params)
                 until = now + timedelta(seconds=lease_s)
                 rows = (
-                    await conn.execute(_CLAIM, {**params, "limit": limit, "token": token, "until": until})
+                    await conn.execute(_CLAIM, {**params, "p_limit": limit, "p_token": token, "p_until": until})
                 ).all()
         except DBAPIError as exc:
             raise TransientError(detail=f"poll schedule: {type(exc).__name__}") from exc
