@@ -7,6 +7,7 @@ the vendor route. Signature refusals (bad, stale, future, replayed) are never st
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -17,7 +18,7 @@ import pytest
 from prometheus_client import REGISTRY
 from sqlalchemy import func, select
 
-from gateway.settings import Settings
+from gateway.settings import ROOT, Settings
 from gateway.store import tables as t
 from gateway.store.db import create_engine, dispose
 from tests.support.carriers import (
@@ -232,3 +233,34 @@ async def test_a_replayed_attempt_is_refused_and_either_live_secret_admits(
     )  # that very attempt
     assert replayed.status_code == 401
     assert await stored(settings) == kept
+
+
+# EasyPost's published vector (EasyPost/examples, official/fixtures: client-library-fixtures.json
+# `webhooks` and event-body.json): the body file without its trailing LF, the secret "sécret".
+EASYPOST_VECTOR = "hmac-sha256-hex=38f3f53c103713df81616a0a186d77141957323ec21d5fe9363db93840f527db"
+
+
+def samples_dir() -> Path:
+    """The shared samples (CGT_SAMPLES_DIR, else beside the repository, else /work/shared): the
+    test fails without them, never skips."""
+    candidates = [
+        os.environ.get("CGT_SAMPLES_DIR"),
+        ROOT.parent / "shared" / "samples",
+        "/work/shared/samples",
+    ]
+    for candidate in candidates:
+        if candidate and (Path(candidate) / "webhooks").is_dir():
+            return Path(candidate)
+    pytest.fail(f"the shared samples are not there (set CGT_SAMPLES_DIR): tried {candidates}")
+
+
+async def test_easypost_published_vector_verifies_through_the_vendor_route(http: httpx.AsyncClient) -> None:
+    body = (samples_dir() / "webhooks" / "easypost-event-body.json").read_bytes().removesuffix(b"\n")
+    headers = {"X-Hmac-Signature": EASYPOST_VECTOR, "Content-Type": "application/json"}
+    answer = await http.post("/couriers/test-easypost/tracking/vendor-hmac", content=body, headers=headers)
+    # authenticated, read (FedEx in transit), and held: no shipment has its tracking number here
+    assert answer.status_code == 202 and answer.json()["outcome"] == "quarantined", answer.text
+    with_lf = await http.post(
+        "/couriers/test-easypost/tracking/vendor-hmac", content=body + b"\n", headers=headers
+    )
+    assert with_lf.status_code == 401  # the vector signs the body without its trailing LF
