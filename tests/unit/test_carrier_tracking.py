@@ -147,3 +147,27 @@ def test_the_same_event_has_the_same_key_by_webhook_and_by_poll(
         InboundContext(partners.get("test-ups"), "http", utcnow()),
     )
     assert alert.message_id == "ups:1Z999AA10000000101:2026-11-10T13:50:04+00:00:D/FS/011"
+
+
+def test_retry_after_reads_seconds_and_http_dates() -> None:
+    from datetime import UTC, datetime
+
+    from adapters.couriers.tracking.fetch import retry_after
+
+    now = datetime(2026, 11, 9, 12, 0, tzinfo=UTC)
+    assert retry_after("120", now) == 120.0
+    assert retry_after("Mon, 09 Nov 2026 12:02:00 GMT", now) == 120.0
+    assert retry_after("Mon, 09 Nov 2026 11:00:00 GMT", now) == 0.0  # past: now
+    assert retry_after("soon", now) is None and retry_after(None, now) is None
+
+
+def test_a_request_names_the_tracking_number_escaped_and_is_conditional() -> None:
+    from adapters.couriers.tracking.fetch import request_for
+    from adapters.couriers.tracking.profile import PollApi
+
+    api = PollApi(url="https://c.test/t/{tracking_number}", method="POST", body='{"n": "{tracking_number}"}')
+    request = request_for(api, 'A/1"B', {"Key": "k"}, '"v1"', "Mon, 09 Nov 2026 12:00:00 GMT")
+    assert str(request.url) == "https://c.test/t/A%2F1%22B"
+    assert orjson.loads(request.content) == {"n": 'A/1"B'}
+    assert request.headers["if-none-match"] == '"v1"' and request.headers["key"] == "k"
+    assert request.headers["if-modified-since"] == "Mon, 09 Nov 2026 12:00:00 GMT"
