@@ -112,7 +112,9 @@ class StorePolls:
                 await conn.execute(_RETIRE, params)
                 until = now + timedelta(seconds=lease_s)
                 rows = (
-                    await conn.execute(_CLAIM, {**params, "p_limit": limit, "p_token": token, "p_until": until})
+                    await conn.execute(
+                        _CLAIM, {**params, "p_limit": limit, "p_token": token, "p_until": until}
+                    )
                 ).all()
         except DBAPIError as exc:
             raise TransientError(detail=f"poll schedule: {type(exc).__name__}") from exc
