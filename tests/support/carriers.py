@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from gateway.sdk.webhooks import StandardWebhooks
+from gateway.sdk import StandardWebhooks
 from gateway.settings import ROOT, Settings
 
 OLD_SECRET = "whsec_b2xkLXRyYWNraW5nLXNlY3JldC1vZi10aGUtY291cmllcg=="
