@@ -37,6 +37,7 @@ from adapters.couriers.tracking.profile import PollApi, TrackingProfile
 from adapters.couriers.tracking.shapes import SHAPES
 from gateway.sdk import (
     Adapter,
+    ConfigError,
     GatewayError,
     MalformedMessage,
     Partner,
@@ -100,8 +101,14 @@ class TrackingPoller:
         for partner in runtime.partners:
             profile = profiles.for_partner(partner) if partner.speaks(adapter.name) else None
             if profile is not None and profile.poll is not None:
-                secrets = {h: ref.resolve(production) or "" for h, ref in profile.poll.secret_headers.items()}
-                polled.append(Polled(partner, profile, profile.poll, secrets))
+                secrets = {h: ref.resolve(production) for h, ref in profile.poll.secret_headers.items()}
+                unset = sorted(h for h, value in secrets.items() if value is None)
+                if unset:
+                    raise ConfigError(
+                        f"{adapter.name}: {partner.id}'s poll headers {', '.join(unset)} are unset"
+                    )
+                given = {h: value for h, value in secrets.items() if value is not None}
+                polled.append(Polled(partner, profile, profile.poll, given))
         return cls(runtime, adapter, tables, polled)
 
     async def start(self) -> TrackingPoller:
@@ -125,6 +132,8 @@ class TrackingPoller:
                 await self.sweep()
             except TransientError as exc:
                 log.warning("carrier tracking poller: %s", exc.detail)
+            except Exception:  # a defect must not stop the polling of every other shipment
+                log.exception("carrier tracking poller: the sweep failed")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), self.settings.tick_s)
 
