@@ -171,3 +171,21 @@ def test_a_request_names_the_tracking_number_escaped_and_is_conditional() -> Non
     assert orjson.loads(request.content) == {"n": 'A/1"B'}
     assert request.headers["if-none-match"] == '"v1"' and request.headers["key"] == "k"
     assert request.headers["if-modified-since"] == "Mon, 09 Nov 2026 12:00:00 GMT"
+
+
+def test_a_poll_header_without_its_secret_refuses_to_start(
+    configured: tuple[CarrierTracking, Partners],
+) -> None:
+    from types import SimpleNamespace
+
+    from adapters.couriers.tracking.poller import TrackingPoller
+
+    tracking, partners = configured
+    production = Partners(tuple(partners), production=True)  # no demo defaults, no env: unset
+    runtime = SimpleNamespace(partners=production)
+    with pytest.raises(ConfigError, match="test-dhl's poll headers DHL-API-Key are unset"):
+        TrackingPoller.for_runtime(runtime, tracking, tracking.profiles, tracking.tables)
+    polled = TrackingPoller.for_runtime(
+        SimpleNamespace(partners=partners), tracking, tracking.profiles, tracking.tables
+    )
+    assert sorted(p.partner.id for p in polled.polled) == ["test-dhl", "test-fedex", "test-ups-api"]
