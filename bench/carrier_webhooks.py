@@ -13,7 +13,10 @@ Ceilings in the same run, on the same server and connection, interleaved round b
   HTTP, no signature, no replay row): the intake's commit one message at a time;
 - **decode alone**: the adapter's decode of one event (JSON, code table, command), in µs.
 
-    .venv/bin/python bench/carrier_webhooks.py [--n 1000] [--rounds 3] [--loop uvloop|asyncio]
+    .venv/bin/python bench/carrier_webhooks.py [--n 1000] [--rounds 3] [--relay embedded|separate]
+
+`--relay separate` runs the server (and the door-alone gateway) with `CGT_RELAY=separate` and no
+relay at all: the serving process's own cost, as when `cgt-gateway relay` publishes elsewhere.
 """
 
 from __future__ import annotations
@@ -193,7 +196,7 @@ async def main(n: int, rounds: int) -> None:
         f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, Python {platform.python_version()}, sum(range(1000)) {calibration:.1f} µs"
     )
     print(f"{n} webhooks a round, {rounds} rounds, one at a time on one keep-alive connection")
-    print(f"load average before: {os.getloadavg()[0]:.1f}\n")
+    print(f"relay {os.environ['CGT_RELAY']}, load average before: {os.getloadavg()[0]:.1f}\n")
     print("| variant | webhooks/s (median) | rounds | p50 | p99 |")
     print("|---|---:|---|---:|---:|")
     applied = 0.0
@@ -217,5 +220,7 @@ if __name__ == "__main__":
     parser.add_argument("--n", type=int, default=1000)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--loop", choices=loops.CHOICES, default="uvloop", help="the client's event loop")
+    parser.add_argument("--relay", choices=("embedded", "separate"), default="embedded")
     options = parser.parse_args()
+    os.environ["CGT_RELAY"] = options.relay
     loops.run(main(options.n, options.rounds))
