@@ -32,6 +32,7 @@ PROFILES: dict[str, dict[str, Any]] = {
     "test-ups": {"shape": "ups"},
     "test-easypost": {"shape": "easypost"},
     "test-aftership": {"shape": "aftership", "references": {"order_id": "coi"}},
+    "test-shippo": {"shape": "shippo", "references": {"metadata": "coi"}},
     "test-dhl": {
         "shape": "dhl",
         "references": {"customer-reference": "coi"},

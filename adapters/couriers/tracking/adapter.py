@@ -1,6 +1,7 @@
 """The carrier-tracking dialect: carriers' and aggregators' tracking events -> canonical shipment
 events, one dialect for every carrier shape, chosen per partner by its profile
-(mappings/couriers/tracking/<partner>.yaml, `shape`: ups, fedex, dhl, easypost, aftership).
+(mappings/couriers/tracking/<partner>.yaml, `shape`: ups, fedex, dhl, easypost, aftership,
+shippo).
 
 Webhooks: POST /couriers/{partner}/tracking (Standard Webhooks), and
 POST /couriers/{partner}/tracking/vendor-hmac for partners that sign with a vendor's HMAC header
@@ -55,7 +56,7 @@ POLL = "poll"  # the transport of polled events
 
 class CarrierTracking:
     name = "carrier-tracking"
-    dialect = "carrier tracking (UPS, FedEx, DHL, EasyPost, AfterShip)"
+    dialect = "carrier tracking (UPS, FedEx, DHL, EasyPost, AfterShip, Shippo)"
     content_type = "application/json"
     partner_kinds = (PartnerKind.courier,)
 

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from adapters.couriers.tracking import aftership, dhl, easypost, fedex, ups
+from adapters.couriers.tracking import aftership, dhl, easypost, fedex, shippo, ups
 from adapters.couriers.tracking.events import TrackEvent
 from gateway.sdk import NotOurs
 
@@ -36,5 +36,6 @@ SHAPES: dict[str, Shape] = {
         Shape("dhl", "dhl", poll=dhl.unified),
         Shape("easypost", "easypost", webhook=easypost.event),
         Shape("aftership", "aftership", webhook=aftership.webhook, poll=aftership.tracking),
+        Shape("shippo", "shippo", webhook=shippo.webhook, poll=shippo.track),
     )
 }
