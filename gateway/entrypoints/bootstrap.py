@@ -30,6 +30,7 @@ from gateway.service.mes_rules import load_manufacturing_rules
 from gateway.settings import Settings
 from gateway.store.db import create_engine, dispose
 from gateway.store.migrate import migrate
+from gateway.store.polls import StorePolls
 from gateway.store.replays import StoreReplays
 from gateway.store.secrets import StoreSecrets
 from gateway.store.views import StoreViews
@@ -69,6 +70,10 @@ class Gateway:
     @cached_property
     def deliveries(self) -> Deliveries:
         return StoreDeliveries(self.engine)
+
+    @cached_property
+    def polls(self) -> StorePolls:
+        return StorePolls(self.engine)
 
     @property
     def relay_embedded(self) -> bool:

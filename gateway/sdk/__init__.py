@@ -4,7 +4,7 @@ it in `make test`). Everything an adapter needs is here, by name:
 - the canonical model it maps to (commands, identifiers, the order, payloads, CloudEvents);
 - the error tree, whose classes decide what happens to a message;
 - the contract (`Adapter`: decode / answer / examples; `Decoded`; `InboundContext`), the ports a
-  transport gets (`Runtime`: `door`, `crosswalk`, `orders`, `secrets`), profiles as data (`Profiles`);
+  transport gets (`Runtime`: `door`, `crosswalk`, `orders`, `secrets`, `polls`), profiles as data (`Profiles`);
 - HTTP helpers for adapters that serve routes (one bounded body reader, refusal logging);
 - signed webhooks (`webhook_router`, `WebhookRoute`, the schemes) and inbound AMQP queues
   (`gateway.sdk.queues`).
@@ -82,6 +82,8 @@ from gateway.ports import (
     HasTransport,
     Orders,
     OrderView,
+    Polls,
+    PollState,
     Replays,
     Runtime,
     Secrets,
@@ -158,6 +160,8 @@ __all__ = [
     "PatientMerged",
     "PatientUpdated",
     "Payload",
+    "PollState",
+    "Polls",
     "Product",
     "Profiles",
     "RejectedMessage",

@@ -325,3 +325,37 @@ deadlines = Table(
 )
 Index("ux_deadlines_clock", deadlines.c.order_id, deadlines.c.shipment_id, deadlines.c.clock, unique=True)
 Index("ix_deadlines_due", deadlines.c.stopped_at, deadlines.c.due_at)
+
+# What a poller asks a partner's API about, and when: one row a (poller, partner, key), e.g. a
+# courier's tracking number. `seen` holds short digests of the events already handed to the door
+# (JSON list), so that no event is taken twice across restarts; `etag` / `last_modified` make the
+# next request conditional. Replicas claim rows with a lease (`claim`, `claimed_until`).
+poll_schedule = Table(
+    "poll_schedule",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("poller", String(100), nullable=False),
+    Column("partner", String(100), nullable=False),
+    Column("key", String(200), nullable=False),
+    Column("order_id", String(36)),
+    Column("next_at", Time, nullable=False),
+    Column("claim", String(36)),
+    Column("claimed_until", Time),
+    Column("etag", String(500)),
+    Column("last_modified", String(100)),
+    Column("seen", Text),
+    Column("last_event_at", Time),
+    Column("failures", Integer, nullable=False, server_default="0"),
+    Column("done_at", Time),
+    Column("created_at", Time, nullable=False),
+)
+Index(
+    "ux_poll_schedule_key", poll_schedule.c.poller, poll_schedule.c.partner, poll_schedule.c.key, unique=True
+)
+Index(
+    "ix_poll_schedule_due",
+    poll_schedule.c.poller,
+    poll_schedule.c.partner,
+    poll_schedule.c.done_at,
+    poll_schedule.c.next_at,
+)
