@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 
 import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, PrivateAttr, ValidationError
 
 from gateway.sdk import ROOT, ConfigError
 
@@ -39,9 +39,12 @@ FIELDS = frozenset(
 )
 
 
+_SEPARATORS = re.compile(r"[\s_/-]+")
+
+
 def word(value: str) -> str:
     """A word as compared: without case, spaces, '-', '_' or '/' ("QC Result" = "qc_result")."""
-    return re.sub(r"[\s_/-]+", "", value).lower()
+    return _SEPARATORS.sub("", value).lower()
 
 
 class B2mmlTable(BaseModel):
@@ -54,33 +57,32 @@ class B2mmlTable(BaseModel):
     results: dict[str, str]
     celsius: tuple[str, ...]
     completed_states: tuple[str, ...]
+    # each table by its words as compared, made once: a lookup is one dict access
+    _words: dict[str, dict[str, str]] = PrivateAttr(default_factory=dict)
+
+    def model_post_init(self, _context: object) -> None:
+        for name in ("categories", "properties", "qc_tests", "results"):
+            self._words[name] = {word(k): v for k, v in getattr(self, name).items()}
+        self._words["completed"] = {word(s): s for s in self.completed_states}
 
     def category(self, value: str) -> str | None:
-        return self._lookup(self.categories, value)
+        return self._words["categories"].get(word(value))
 
     def field(self, value: str) -> str | None:
-        return self._lookup(self.properties, value)
+        return self._words["properties"].get(word(value))
 
     def qc_test(self, value: str) -> str:
         """The gateway's name of a test; a test not in the table keeps the MES's name."""
-        return self._lookup(self.qc_tests, value) or value
+        return self._words["qc_tests"].get(word(value), value)
 
     def result(self, value: str) -> str | None:
-        return self._lookup(self.results, value)
+        return self._words["results"].get(word(value))
 
     def completed(self, state: str) -> bool:
-        return word(state) in {word(s) for s in self.completed_states}
+        return word(state) in self._words["completed"]
 
     def is_celsius(self, unit: str | None) -> bool:
         return unit is None or unit in self.celsius
-
-    @staticmethod
-    def _lookup(table: dict[str, str], value: str) -> str | None:
-        wanted = word(value)
-        for key, meaning in table.items():
-            if word(key) == wanted:
-                return meaning
-        return None
 
 
 def load_table(path: Path = TABLE_FILE, events: frozenset[str] = frozenset()) -> B2mmlTable:

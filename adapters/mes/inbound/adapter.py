@@ -50,6 +50,9 @@ class MesInbound:
     dialect = "MES events: CloudEvents JSON or ISA-95 B2MML XML, by content type"
     content_type = "application/json"
     partner_kinds = (PartnerKind.manufacturer,)
+    # Messages in flight on each queue: the door commits those that arrive together in one
+    # transaction, so a manufacturer's burst is taken many at a time (bench/results/mes.md).
+    prefetch = 20
 
     def decode(self, raw: bytes, ctx: InboundContext) -> Decoded:
         return dialect_of(None, raw).decode(raw, ctx)
@@ -74,7 +77,10 @@ class MesInbound:
         def choose(content_type: str | None, body: bytes) -> Adapter:
             return dialect_of(content_type, body, dialects)
 
-        return await InboundQueues(runtime, self, kind=KIND, partners=manufacturers, dialect=choose).start()
+        queues = InboundQueues(
+            runtime, self, kind=KIND, partners=manufacturers, dialect=choose, prefetch=self.prefetch
+        )
+        return await queues.start()
 
 
 adapter = MesInbound()
