@@ -35,6 +35,7 @@ from core_path import bare_publish, separate_relay
 from scratch import private_vhost
 
 from adapters.mes.inbound.adapter import adapter as mes
+from adapters.mes.inbound.dialects import dialect_of
 from gateway.bus.topology import consumer_queue_arguments
 from gateway.entrypoints.bootstrap import Gateway, bootstrap
 from gateway.sdk import InboundQueues
@@ -53,14 +54,16 @@ def cloud_events(orders: list[tuple[str, str]], n: int) -> list[bytes]:
         order_coi, batch = orders[i // PER_ORDER]
         if i % 2:
             out.append(
-                m.cloud_event("step_completed", order_coi, f"ce-{i}", batch_id=batch, step=f"step-{i}")
+                m.cloud_event(
+                    "step_completed", order_coi, f"ce-{order_coi}-{i}", batch_id=batch, step=f"step-{i}"
+                )
             )
         else:
             out.append(
                 m.cloud_event(
                     "qc_result",
                     order_coi,
-                    f"ce-{i}",
+                    f"ce-{order_coi}-{i}",
                     batch_id=batch,
                     test="viability",
                     result="pass",
@@ -78,7 +81,7 @@ def b2mml_events(orders: list[tuple[str, str]], n: int) -> list[bytes]:
         out.append(
             f"""<?xml version="1.0" encoding="UTF-8"?>
 <NotifyOperationsEvent xmlns="http://www.mesa.org/xml/B2MML">
-  <ApplicationArea><CreationDateTime>2026-11-12T08:00:00Z</CreationDateTime><BODID>bod-{i}</BODID></ApplicationArea>
+  <ApplicationArea><CreationDateTime>2026-11-12T08:00:00Z</CreationDateTime><BODID>bod-{order_coi}-{i}</BODID></ApplicationArea>
   <DataArea><Notify/><OperationsEvent><ID>OE-{i}</ID><EffectiveTimeStamp>2026-11-13T08:00:00Z</EffectiveTimeStamp>
     <Category>StepCompleted</Category>
     <OperationsEventProperty><ID>COI</ID><Value><ValueString>{order_coi}</ValueString></Value></OperationsEventProperty>
@@ -143,7 +146,25 @@ async def fill(amqp_url: str, queue: str, bodies: list[bytes], content_type: str
     await connection.close()
 
 
-async def through_the_gateway(gw: Gateway, amqp_url: str, bodies: list[bytes], content_type: str) -> float:
+async def straight_to_the_door(gw: Gateway, bodies: list[bytes], content_type: str, in_flight: int) -> None:
+    """The peer without AMQP in: the same messages handed to the door by `in_flight` callers."""
+    maker = gw.partners.get(DEMO)
+    dialect = dialect_of(content_type, bodies[0])
+    queue = iter(bodies)
+
+    async def caller() -> None:
+        for body in queue:
+            got, _ = await gw.door.accept(dialect, maker, body, transport="amqp", content_type=content_type)
+            assert got.status == "applied", got
+
+    await asyncio.gather(*(caller() for _ in range(in_flight)))
+
+
+async def through_the_gateway(
+    gw: Gateway, amqp_url: str, bodies: list[bytes], content_type: str, via_queue: bool = True
+) -> float:
+    """Events per second until the relay has published every canonical event; the MES messages
+    come through their queue (`via_queue`), or straight to the door."""
     connection = await aio_pika.connect(amqp_url)
     channel = await connection.channel()
     sink = await channel.declare_queue(
@@ -151,10 +172,13 @@ async def through_the_gateway(gw: Gateway, amqp_url: str, bodies: list[bytes], c
     )
     await sink.bind("cgt.events", "manufacturing.#")
     await sink.purge()
-    await fill(amqp_url, QUEUE, bodies, content_type)
+    if via_queue:
+        await fill(amqp_url, QUEUE, bodies, content_type)
     began = time.perf_counter()
     mes_queues = await mes.start_transport(gw)
     assert isinstance(mes_queues, InboundQueues)
+    if not via_queue:
+        await straight_to_the_door(gw, bodies, content_type, mes.prefetch)
     try:
         while True:
             declared = await channel.declare_queue(sink.name, passive=True)
@@ -228,6 +252,15 @@ async def measure(args: argparse.Namespace, relay: str, results: dict[str, list[
                         pstats.Stats(profiler).sort_stats("tottime").print_stats(25)
                     results[f"{dialect}, relay {relay}"].append(rate)
                     print(f"run {run + 1} {dialect}, relay {relay}: {rate:,.0f} events/s", flush=True)
+                    if dialect == "cloudevents":  # the same, without the queue: the door's own share
+                        orders = await prepare(gw, args.n // PER_ORDER, offset)
+                        offset += len(orders)
+                        await drained(gw)
+                        rate = await through_the_gateway(
+                            gw, amqp_url, build(orders, args.n), content_type, False
+                        )
+                        results[f"door only (cloudevents), relay {relay}"].append(rate)
+                        print(f"run {run + 1} door only, relay {relay}: {rate:,.0f} events/s", flush=True)
                 if relay == "embedded":  # the peers, once a run
                     bodies = cloud_events(orders, args.n)
                     results["bare consume + ack"].append(await bare_consume(amqp_url, bodies, args.prefetch))
@@ -248,7 +281,9 @@ async def measure(args: argparse.Namespace, relay: str, results: dict[str, list[
 async def main(args: argparse.Namespace) -> None:
     mes.prefetch = args.prefetch
     results: dict[str, list[float]] = {
-        f"{d}, relay {r}": [] for r in ("embedded", "separate") for d in ("cloudevents", "b2mml")
+        f"{d}, relay {r}": []
+        for r in ("embedded", "separate")
+        for d in ("cloudevents", "b2mml", "door only (cloudevents)")
     }
     results |= {"bare consume + ack": [], "bare confirmed publish": []}
     for relay in ("embedded", "separate") if args.relay == "both" else (args.relay,):

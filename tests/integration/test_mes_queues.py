@@ -7,24 +7,24 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import aio_pika
 import pytest
-from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
+from aio_pika.abc import AbstractChannel
 from sqlalchemy import func, select
 
 from adapters.mes.inbound.adapter import adapter as mes
 from gateway.entrypoints.bootstrap import Gateway, bootstrap
-from gateway.partners import Partner, Partners
+from gateway.partners import Partner
 from gateway.sdk import Adapter, Door, InboundQueues
 from gateway.sdk.queues import ERROR_HEADER, REASON_HEADER, inbound_queue_name
 from gateway.service.outcome import Outcome
-from gateway.settings import Settings
 from gateway.store import tables as t
+from tests.integration.test_inbound_queues import Flaky, dead_letter, until
 from tests.support import mes as m
 
 DEMO = "demo-manufacturer"
@@ -52,7 +52,7 @@ async def channel(amqp_url: str) -> AsyncIterator[AbstractChannel]:
 
 @dataclass
 class HeldDoor:
-    """The real door; for `held` partners, each message waits after its commit until released."""
+    """The real door (in a `Flaky` runtime); for `held` partners, each message waits after its commit until released."""
 
     door: Door
     held: set[str] = field(default_factory=set)
@@ -69,20 +69,6 @@ class HeldDoor:
         return found
 
 
-@dataclass
-class Held:
-    gateway: Gateway
-    door: HeldDoor
-
-    @property
-    def settings(self) -> Settings:
-        return self.gateway.settings
-
-    @property
-    def partners(self) -> Partners:
-        return self.gateway.partners
-
-
 async def publish(
     channel: AbstractChannel, body: bytes, content_type: str | None = CE, partner: str = DEMO
 ) -> None:
@@ -90,26 +76,10 @@ async def publish(
     await channel.default_exchange.publish(message, routing_key=inbound_queue_name("mes", partner))
 
 
-async def until(condition: Callable[[], bool], seconds: float = 20) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        await asyncio.sleep(0.05)
-
-
 async def events(gw: Gateway, name: str) -> int:
     query = select(func.count()).select_from(t.events).where(t.events.c.type == f"org.cgt.{name}")
     async with gw.engine.connect() as conn:
         return int((await conn.execute(query)).scalar_one())
-
-
-async def dead_letter(channel: AbstractChannel) -> AbstractIncomingMessage:
-    queue = await channel.get_queue("cgt.dead")
-    deadline = time.monotonic() + 20
-    while (found := await queue.get(fail=False, no_ack=True)) is None:
-        assert time.monotonic() < deadline, "no dead letter"
-        await asyncio.sleep(0.05)
-    return found
 
 
 async def test_both_dialects_on_one_queue_are_applied_and_acked(
@@ -140,7 +110,7 @@ async def test_a_message_is_acked_after_its_commit_and_a_redelivery_is_de_duplic
     gateway: Gateway, channel: AbstractChannel
 ) -> None:
     held = HeldDoor(gateway.door, held={DEMO})
-    first = await mes.start_transport(Held(gateway, held))  # type: ignore[arg-type]
+    first = await mes.start_transport(Flaky(gateway, held))  # type: ignore[arg-type]
     order = await m.collected_order(gateway.door, gateway.partners, 2)
     await publish(channel, m.received(order, "mes-q-2", m.din(2)))
     await until(lambda: len(held.committed) == 1)
@@ -193,7 +163,7 @@ async def test_one_manufacturers_stuck_queue_does_not_hold_up_another(
     gateway: Gateway, channel: AbstractChannel
 ) -> None:
     held = HeldDoor(gateway.door, held={DEMO})
-    queues = await mes.start_transport(Held(gateway, held))  # type: ignore[arg-type]
+    queues = await mes.start_transport(Flaky(gateway, held))  # type: ignore[arg-type]
     assert isinstance(queues, InboundQueues)
     try:
         theirs = await m.collected_order(gateway.door, gateway.partners, 3)
