@@ -174,7 +174,7 @@ async def through_the_gateway(
     await sink.purge()
     if via_queue:
         await fill(amqp_url, QUEUE, bodies, content_type)
-    began = time.perf_counter()
+    began, cpu = time.perf_counter(), time.process_time()
     mes_queues = await mes.start_transport(gw)
     assert isinstance(mes_queues, InboundQueues)
     if not via_queue:
@@ -187,6 +187,9 @@ async def through_the_gateway(
             assert mes_queues.dead_lettered == 0, "a bench message was refused"
             await asyncio.sleep(0.01)
         elapsed = time.perf_counter() - began
+        # how many cores this process kept busy: ~1 means its event loop (one thread holding the
+        # GIL) is the limit, whatever the broker and the database could take
+        print(f"  gateway process CPU: {(time.process_time() - cpu) / elapsed:.2f} cores", flush=True)
     finally:
         await mes_queues.stop()
     await sink.delete(if_unused=False, if_empty=False)
