@@ -134,3 +134,10 @@ async def test_the_answer_names_the_outcome_in_json(http: httpx.AsyncClient) -> 
     answered = await http.post(ROUTE, content=m.received(order, "h-4", m.din(3)), headers=DEMO)
     body = orjson.loads(answered.content)
     assert body["partner"] == "demo-manufacturer" and body["message_id"] == "h-4" and body["event_ids"]
+
+
+async def test_an_event_of_no_known_order_is_held_for_review(http: httpx.AsyncClient) -> None:
+    held = await http.post(ROUTE, content=m.received("CHA999926M99999", "h-5", m.din(99)), headers=DEMO)
+    assert held.status_code == 202
+    assert held.headers["content-type"] == "application/problem+json"
+    assert held.json()["outcome"] == "quarantined" and held.json()["title"] == "UnknownIdentity"
