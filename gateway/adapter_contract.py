@@ -16,7 +16,7 @@ conformance suite runs it as each), and load what it needs at start-up (`Configu
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal, Protocol, runtime_checkable
@@ -100,3 +100,12 @@ class Configurable(Protocol):
     refuses to start, naming the file and the field."""
 
     def configure(self, settings: Settings, partners: Partners) -> None: ...
+
+
+@runtime_checkable
+class HasContracts(Protocol):
+    """An adapter that publishes contracts of its own dialect (JSON Schemas its partners validate
+    against before they send): relative path under contracts/ -> the file's bytes. `cgt-gateway
+    contracts export` writes them beside the canonical ones and `contracts check` drift-checks them."""
+
+    def contracts(self) -> Mapping[str, bytes]: ...
