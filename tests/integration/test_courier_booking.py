@@ -30,6 +30,7 @@ from gateway.entrypoints.bootstrap import Gateway, bootstrap
 from gateway.entrypoints.http import create_app
 from gateway.settings import ROOT, Settings
 from tests.support.builders import coi, envelope_json, event, mrn, place
+from tests.support.manufacturing import TESTS
 
 API = "https://api.courier.test/v1"
 FAMILY, GIVEN, BIRTH = "Bookerly", "Beatrix", "1968-07-21"
@@ -202,7 +203,13 @@ async def test_both_legs_are_booked_once_with_only_what_the_courier_may_receive_
 
         # The outbound leg, when the product is released: from the manufacturer back to the site, cryogenic.
         await journey.send(MAKER, event("manufacturing.started", coi(journey.coi), batch_id="B-1"))
-        await journey.send(MAKER, event("manufacturing.released", coi(journey.coi), batch_id="B-1"))
+        for test in TESTS:  # the release is applied only once the product's QC tests passed
+            qc = event("manufacturing.qc_result", coi(journey.coi), batch_id="B-1", test=test, result="pass")
+            await journey.send(MAKER, qc)
+        released = await journey.send(
+            MAKER, event("manufacturing.released", coi(journey.coi), batch_id="B-1")
+        )
+        assert released.status_code in (200, 201), released.text
         await until(
             lambda: sum(e.routing_key == "shipment.booked" for e in published) >= 2, "the outbound booking"
         )

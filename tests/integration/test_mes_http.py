@@ -140,4 +140,5 @@ async def test_an_event_of_no_known_order_is_held_for_review(http: httpx.AsyncCl
     held = await http.post(ROUTE, content=m.received("CHA999926M99999", "h-5", m.din(99)), headers=DEMO)
     assert held.status_code == 202
     assert held.headers["content-type"] == "application/problem+json"
-    assert held.json()["outcome"] == "quarantined" and held.json()["title"] == "UnknownIdentity"
+    # a receipt whose identifiers do not reconcile is a receipt mismatch (docs/mes-rules.md)
+    assert held.json()["outcome"] == "quarantined" and held.json()["title"] == "ReceiptMismatch"
