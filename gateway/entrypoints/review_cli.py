@@ -38,7 +38,7 @@ def _desk_run(work: Callable[[Any], Awaitable[T]]) -> T:
     from gateway.canonical.envelope import utcnow
     from gateway.identity.authorise import Authority, load_assignments
     from gateway.partners import load_partners
-    from gateway.service.desk import ReviewDesk
+    from gateway.service.desk import Lockout, ReviewDesk
     from gateway.service.transaction import Rules
     from gateway.settings import Settings
     from gateway.store.db import create_engine, dispose
@@ -51,7 +51,9 @@ def _desk_run(work: Callable[[Any], Awaitable[T]]) -> T:
         engine = create_engine(settings.database_url)
         try:
             rules = Rules(settings.coi_facility, authority, utcnow)
-            return await work(ReviewDesk(engine, rules, production=settings.env == "production"))
+            production = settings.env == "production"
+            lockout = Lockout.of(settings)
+            return await work(ReviewDesk(engine, rules, production=production, lockout=lockout))
         finally:
             await dispose(engine)
 
@@ -83,6 +85,11 @@ def users_add(
 def users_demo() -> None:
     """Add the demo users of the README (development only; production refuses their passwords)."""
     from gateway.service.operators import DEMO_USERS
+    from gateway.settings import Settings
+
+    if Settings().env == "production":
+        typer.echo("refused: production has no demo users (their passwords are published)", err=True)
+        raise typer.Exit(1)
 
     async def add(desk: Any) -> None:
         for name, role, printed, password in DEMO_USERS:

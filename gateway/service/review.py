@@ -58,6 +58,11 @@ def viewed(uow: SqlUnitOfWork, quarantine_id: str, viewer: Operator, now: dateti
     uow.audit([_by(viewer, "quarantine.viewed", quarantine_id)], now)
 
 
+def shown(uow: SqlUnitOfWork, subject: str, viewer: Operator, now: datetime, action: str) -> None:
+    """Patient data of something else (an order's patient, in the console) was shown to `viewer`."""
+    uow.audit([_by(viewer, action, subject)], now)
+
+
 def approve(uow: SqlUnitOfWork, quarantine_id: str, signer: Operator, meaning: str, rules: Rules) -> Decision:
     signer.require("operator")
     now = rules.clock()
