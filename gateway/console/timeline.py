@@ -61,7 +61,9 @@ async def order_page(console: Console, session: Session, coi: str) -> dict[str, 
     ]
     return {
         "order": order,
-        "stages": _stages(order),
+        "stages": _stages(
+            order, next((e.occurred_at for e in found.events if e.type == "order.placed"), None)
+        ),
         "events": events,
         "custody": chain,
         "legs": legs,
@@ -71,12 +73,12 @@ async def order_page(console: Console, session: Session, coi: str) -> dict[str, 
     }
 
 
-def _stages(order: Any) -> list[tuple[str, Any]]:
+def _stages(order: Any, placed_at: Any) -> list[tuple[str, Any]]:
     inbound = [s for s in order.shipments if s.direction == "to_manufacturer"]
     outbound = [s for s in order.shipments if s.direction == "to_site"]
     m = order.manufacturing
     return [
-        ("Ordered", order.created_at),
+        ("Ordered", placed_at or order.created_at),
         ("Collected", order.collection.collected_at),
         ("Picked up for manufacturing", inbound[-1].picked_up_at if inbound else None),
         ("Delivered to manufacturer", inbound[-1].delivered_at if inbound else None),

@@ -9,9 +9,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import case, func, or_, select
+from sqlalchemy import String, case, cast, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from gateway.canonical.order import TherapyOrder
 from gateway.store import tables as t
 
 PREFIX = "org.cgt."
@@ -140,7 +141,9 @@ async def find(conn: AsyncConnection, value: str) -> list[dict[str, Any]]:
         conditions.append(o.c.order_id.in_(list(by_order)))
     if patients:
         conditions.append(o.c.patient_id.in_(list(patients)))
-    found = await conn.execute(query.where(or_(*conditions)).order_by(o.c.updated_at.desc()).limit(50))
+    found = list(await conn.execute(query.where(or_(*conditions)).order_by(o.c.updated_at.desc()).limit(50)))
+    if not found:
+        found, by_order = await _named_by_document(conn, query, value)
     return [
         {
             "order_id": r.order_id,
@@ -151,6 +154,34 @@ async def find(conn: AsyncConnection, value: str) -> list[dict[str, Any]]:
         }
         for r in found
     ]
+
+
+async def _named_by_document(
+    conn: AsyncConnection, query: Any, value: str
+) -> tuple[list[Any], dict[str, str]]:
+    """Orders whose own document names `value` as a DIN, batch, slot or shipment key, for the
+    identifiers a partner sent without binding them. A text scan, then each candidate checked
+    field by field (never a match on a patient's name)."""
+    o = t.orders
+    rows = await conn.execute(
+        select(o.c.order_id, o.c.document).where(cast(o.c.document, String).contains(value)).limit(50)
+    )
+    named: dict[str, str] = {}
+    for r in rows:
+        order = TherapyOrder.model_validate(r.document)
+        fields: dict[str, set[str | None]] = {
+            "isbt128:din": {order.collection.din},
+            "batch": {order.manufacturing.batch_id},
+            "slot": {order.manufacturing.slot_id},
+            "shipment": {k for s in order.shipments for k in s.keys},
+        }
+        field = next((name for name, values in fields.items() if value in values), None)
+        if field:
+            named[r.order_id] = field
+    if not named:
+        return [], named
+    found = await conn.execute(query.where(o.c.order_id.in_(list(named))))
+    return list(found), named
 
 
 async def patient_refs(conn: AsyncConnection, patient_id: str) -> list[dict[str, Any]]:

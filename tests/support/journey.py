@@ -99,8 +99,8 @@ async def _rows(engine: AsyncEngine, order_id: str) -> None:
         {"order_id": order_id, "shipment_id": "SH-IN-1", "clock": "viability", "starts_at": T0 + timedelta(hours=2),
          "due_at": T0 + timedelta(hours=38), "warned_pct": 0, "stopped_at": T0 + timedelta(hours=10.5)},
         {"order_id": order_id, "shipment_id": "SH-OUT-1", "clock": "dry_shipper_hold",
-         "starts_at": T0 + timedelta(hours=242), "due_at": T0 + timedelta(hours=242 + 240), "warned_pct": 0,
-         "stopped_at": None},
+         "starts_at": T0 + timedelta(hours=242), "due_at": T0 + timedelta(hours=242 + 240), "warned_pct": 90,
+         "stopped_at": T0 + timedelta(hours=264)},
     ]  # fmt: skip
     async with engine.begin() as conn:
         await conn.execute(insert(t.shipment_readings), readings[:-1])
