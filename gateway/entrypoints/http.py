@@ -27,7 +27,7 @@ from gateway.entrypoints.review_routes import review_routes
 from gateway.errors import GatewayError, NotAuthenticated, NotFound
 from gateway.http_body import bounded_body
 from gateway.partners import Partner, credential
-from gateway.registry import HasHttpRoutes
+from gateway.registry import HasHttpRoutes, rejection_notices
 from gateway.service.desk import Lockout, ReviewDesk
 from gateway.service.inbound import accept
 from gateway.service.journeys import Journeys
@@ -102,6 +102,7 @@ def create_app(gateway: Gateway | None = None, settings: Settings | None = None)
         production=running.settings.env == "production",
         on_commit=running.intake.on_commit,
         lockout=Lockout.of(running.settings),
+        notices=rejection_notices(running.adapters, running.partners),
     )
     app.include_router(
         review_routes(

@@ -53,7 +53,9 @@ def _desk_run(work: Callable[[Any], Awaitable[T]]) -> T:
             rules = Rules(settings.coi_facility, authority, utcnow)
             production = settings.env == "production"
             lockout = Lockout.of(settings)
-            return await work(ReviewDesk(engine, rules, production=production, lockout=lockout))
+            notices = _notices(settings, partners)
+            desk = ReviewDesk(engine, rules, production=production, lockout=lockout, notices=notices)
+            return await work(desk)
         finally:
             await dispose(engine)
 
@@ -62,6 +64,18 @@ def _desk_run(work: Callable[[Any], Awaitable[T]]) -> T:
     except GatewayError as exc:
         typer.echo(f"refused: {exc.public_message}", err=True)
         raise typer.Exit(1) from exc
+
+
+def _notices(settings: Any, partners: Any) -> Any:
+    """How each sender hears of a rejection: the enabled adapters, configured as `serve` does."""
+    from gateway.adapter_contract import Configurable
+    from gateway.registry import load_adapters, rejection_notices
+
+    adapters = load_adapters(settings.adapters)
+    for adapter in adapters.values():
+        if isinstance(adapter, Configurable):
+            adapter.configure(settings, partners)
+    return rejection_notices(adapters, partners)
 
 
 def _echo(value: Any) -> None:
@@ -150,4 +164,5 @@ def quarantine_reject(
     """Reject a held message (a QA user), with the reason."""
     password = _password(password_stdin)
     decision = _desk_run(lambda desk: desk.reject(quarantine_id, user, password, reason))
-    _echo({"quarantine_id": decision.quarantine_id, "status": decision.status})
+    told = {"told": decision.sender_told, "how": decision.sender_notice}
+    _echo({"quarantine_id": decision.quarantine_id, "status": decision.status, "sender": told})

@@ -26,6 +26,7 @@ from gateway.adapter_contract import (
     HasHttpRoutes,
     InboundContext,
     Running,
+    TellsRejection,
 )
 from gateway.canonical import payloads
 from gateway.canonical.base import Canonical
@@ -159,6 +160,7 @@ __all__ = [
     "Settings",
     "SignatureScheme",
     "StandardWebhooks",
+    "TellsRejection",
     "TherapyOrder",
     "TooLarge",
     "TransientError",

@@ -5,6 +5,9 @@ An adapter says what to send and how; the runner does the rest, the same for eve
     render(event, view, profile) -> request | None   pure: None when the destination hears nothing
     deliver(request)                                  the transport, one try; raises TransientError
                                                       to try again, any other GatewayError to give up
+    render_notice(event, profile) -> request | None  optional: an event of no order addressed to
+                                                      the destination's partner (`data.partner`),
+                                                      such as a held message of its rejected
 
 The runner subscribes a durable quorum queue (`cgt.consumer.<name>`) to the destination's event
 patterns, fetches the destination's disclosure-filtered view of the order (`Orders.view`: only
@@ -220,8 +223,11 @@ class OutboundRunner(Generic[P, R]):
         if settled:
             self.duplicates += 1
             return
-        # No view: no order, or not an order of this destination's: not its to hear about.
-        request = await self._render(event, view, delivery) if view is not None else None
+        # No view: no order, or not an order of this destination's: not its to hear about, unless
+        # the event is addressed to the partner itself (a notice).
+        request = (
+            await self._render(event, view, delivery) if view is not None else self._notice(event, delivery)
+        )
         if request is not None:
             await self._deliver(request, delivery)
             self.delivered += 1
@@ -265,6 +271,17 @@ class OutboundRunner(Generic[P, R]):
         except Exception as exc:  # a bug in a render: give up at once, with an alert
             log.exception("outbound %s: %s could not be rendered", d.name, event.id)
             raise _GiveUp(exc, delivery) from exc
+
+    def _notice(self, event: CloudEvent, delivery: int) -> R | None:
+        render = getattr(self.outbound, "render_notice", None)
+        if render is None or event.data.get("partner") != self.destination.partner.id:
+            return None
+        try:
+            notice: R | None = render(event, self.destination.profile)
+        except Exception as exc:  # a bug in a render: give up at once, with an alert
+            log.exception("outbound %s: notice %s could not be rendered", self.destination.name, event.id)
+            raise _GiveUp(exc, delivery) from exc
+        return notice
 
     async def _wait_for_earlier(self, event: CloudEvent, order_id: str) -> None:
         """Until the events of the order committed before this one are settled here. One this

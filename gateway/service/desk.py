@@ -31,7 +31,7 @@ from gateway.service.operators import (
     needs_rehash,
     parse_role,
 )
-from gateway.service.review import Decision, approve, reject, shown, viewed
+from gateway.service.review import Decision, Notices, approve, no_notice, reject, shown, viewed
 from gateway.service.transaction import Rules
 from gateway.settings import Settings
 from gateway.store import logins, reviews
@@ -64,11 +64,13 @@ class ReviewDesk:
         production: bool,
         on_commit: Callable[[], None] | None = None,
         lockout: Lockout | None = None,
+        notices: Notices = no_notice,
     ) -> None:
         self.engine = engine
         self.rules = rules
         self.production = production
         self.lockout = lockout or Lockout()
+        self.notices = notices
         self.transactions = SqlTransactions(engine, audit.append, pipelined=False)
         self.on_commit = on_commit or (lambda: None)
 
@@ -201,7 +203,14 @@ class ReviewDesk:
         signer = await self.login(name, password)
         reason = _stated(reason, "a rejection needs its reason")
         decision = await self.transactions.run(
-            partial(reject, quarantine_id=quarantine_id, signer=signer, reason=reason, rules=self.rules)
+            partial(
+                reject,
+                quarantine_id=quarantine_id,
+                signer=signer,
+                reason=reason,
+                rules=self.rules,
+                notices=self.notices,
+            )
         )
         self.on_commit()
         return decision
