@@ -74,15 +74,28 @@ async def logout(request: Request) -> Response:
 
 
 @router.get("/ui/search")
-async def search(request: Request, q: str = "") -> Response:
+async def search_form(request: Request) -> Response:
+    session = await console_of(request).sessions.current(request)
+    if session is None:
+        return to_login()
+    return page("search.html", session=session, q="", found=[], hidden=0)
+
+
+@router.post("/ui/search")
+async def search(request: Request) -> Response:
+    """A POST, so that the identifier searched for (an MRN, say) is in no URL and no access log."""
     console = console_of(request)
     session = await console.sessions.current(request)
     if session is None:
         return to_login()
+    try:
+        q = (await posted(request, session)).get("q", "").strip()[:200]
+    except GatewayError as exc:
+        return refused(session, exc)
     found, hidden = [], 0
-    if q.strip():
+    if q:
         async with console.journeys.engine.connect() as conn:
-            found = await journey.find(conn, q[:200])
+            found = await journey.find(conn, q)
         if not session.operator.may("operator"):  # a viewer does not look patients up
             hidden = sum(1 for f in found if f["matched"].endswith(PATIENT_NAMESPACE))
             found = [f for f in found if not f["matched"].endswith(PATIENT_NAMESPACE)]

@@ -67,6 +67,11 @@ class Console:
         page.fill("input[name=password]", password or USERS[name][2])
         page.click("button[type=submit]")
 
+    def search(self, page: Page, value: str) -> None:
+        page.goto(f"{self.base}/ui/search")
+        page.fill("input[name=q]", value)
+        page.click("form.search button")
+
     def logout(self, page: Page) -> None:
         page.click("form.logout button")
 

@@ -46,16 +46,14 @@ def test_search_finds_the_order_by_any_identifier(console: Console) -> None:
     page = console.page()
     console.login(page, "ana")
     for value in (console.coi, DIN, TRACKING.value, BATCH.value, "PO-000001", "MRN-000001"):
-        page.fill("input[name=q]", value)
-        page.click("form.search button")
+        console.search(page, value)
         expect(page.get_by_role("link", name=console.coi)).to_be_visible()
     shot(page, "search")
-    page.fill("input[name=q]", "NOTHING-KNOWN")
-    page.click("form.search button")
+    console.search(page, "NOTHING-KNOWN")
     expect(page.get_by_text("No order is known")).to_be_visible()
     console.logout(page)
     console.login(page, "vi")  # a viewer does not look a patient up by MRN
-    page.goto(f"{console.base}/ui/search?q=MRN-000001")
+    console.search(page, "MRN-000001")
     expect(page.get_by_text("need the operator role")).to_be_visible()
     expect(page.get_by_role("link", name=console.coi)).to_have_count(0)
 
@@ -63,7 +61,7 @@ def test_search_finds_the_order_by_any_identifier(console: Console) -> None:
 def test_the_timeline_shows_the_journey_custody_temperatures_and_clocks(console: Console) -> None:
     page = console.page()
     console.login(page, "ana")
-    page.goto(f"{console.base}/ui/search?q={DIN}")
+    console.search(page, DIN)
     page.get_by_role("link", name=console.coi).click()
     expect(page.locator("h1")).to_contain_text(console.coi)
     stages = page.locator("ol.stages li.done")
