@@ -8,8 +8,20 @@ from datetime import timedelta
 from fastapi import APIRouter, Request
 from starlette.responses import FileResponse, Response
 
+from gateway.console.sessions import Session
 from gateway.console.timeline import order_page
-from gateway.console.web import HERE, console_of, form, page, posted, redirect, refused, to_login
+from gateway.console.web import (
+    HERE,
+    Console,
+    as_user,
+    console_of,
+    form,
+    page,
+    posted,
+    redirect,
+    refused,
+    to_login,
+)
 from gateway.errors import GatewayError, NotAuthenticated
 from gateway.store import journey
 from gateway.store.reads import outbox_backlog
@@ -75,66 +87,54 @@ async def logout(request: Request) -> Response:
 
 @router.get("/ui/search")
 async def search_form(request: Request) -> Response:
-    session = await console_of(request).sessions.current(request)
-    if session is None:
-        return to_login()
-    return page("search.html", session=session, q="", found=[], hidden=0)
+    async def show(console: Console, session: Session) -> Response:
+        return page("search.html", session=session, q="", found=[], hidden=0)
+
+    return await as_user(request, show)
 
 
 @router.post("/ui/search")
 async def search(request: Request) -> Response:
     """A POST, so that the identifier searched for (an MRN, say) is in no URL and no access log."""
-    console = console_of(request)
-    session = await console.sessions.current(request)
-    if session is None:
-        return to_login()
-    try:
+
+    async def find(console: Console, session: Session) -> Response:
         q = (await posted(request, session)).get("q", "").strip()[:200]
-    except GatewayError as exc:
-        return refused(session, exc)
-    found, hidden = [], 0
-    if q:
-        async with console.journeys.engine.connect() as conn:
-            found = await journey.find(conn, q)
-        if not session.operator.may("operator"):  # a viewer does not look patients up
-            hidden = sum(1 for f in found if f["matched"].endswith(PATIENT_NAMESPACE))
-            found = [f for f in found if not f["matched"].endswith(PATIENT_NAMESPACE)]
-    return page("search.html", session=session, q=q, found=found, hidden=hidden)
+        found, hidden = [], 0
+        if q:
+            async with console.journeys.engine.connect() as conn:
+                found = await journey.find(conn, q)
+            if not session.operator.may("operator"):  # a viewer does not look patients up
+                hidden = sum(1 for f in found if f["matched"].endswith(PATIENT_NAMESPACE))
+                found = [f for f in found if not f["matched"].endswith(PATIENT_NAMESPACE)]
+        return page("search.html", session=session, q=q, found=found, hidden=hidden)
+
+    return await as_user(request, find)
 
 
 @router.get("/ui/orders/{coi}")
 async def order(request: Request, coi: str) -> Response:
-    console = console_of(request)
-    session = await console.sessions.current(request)
-    if session is None:
-        return to_login()
-    try:
-        values = await order_page(console, session, coi)
-    except GatewayError as exc:
-        return refused(session, exc)
-    return page("order.html", session=session, **values)
+    async def show(console: Console, session: Session) -> Response:
+        return page("order.html", session=session, **await order_page(console, session, coi))
+
+    return await as_user(request, show)
 
 
 @router.get("/ui/orders/{coi}/certificate.pdf")
 async def certificate(request: Request, coi: str) -> Response:
-    console = console_of(request)
-    session = await console.sessions.current(request)
-    if session is None:
-        return to_login()
-    try:
+    async def show(console: Console, session: Session) -> Response:
         chain, pdf = await console.journeys.certificate(coi, issuer=session.operator.printed_name)
-    except GatewayError as exc:
-        return refused(session, exc)
-    disposition = f'inline; filename="custody-{chain.coi}.pdf"'
-    return Response(pdf, media_type="application/pdf", headers={"Content-Disposition": disposition})
+        disposition = f'inline; filename="custody-{chain.coi}.pdf"'
+        return Response(pdf, media_type="application/pdf", headers={"Content-Disposition": disposition})
+
+    return await as_user(request, show)
 
 
 @router.get("/ui/partners")
 async def partners(request: Request) -> Response:
-    console = console_of(request)
-    session = await console.sessions.current(request)
-    if session is None:
-        return to_login()
+    return await as_user(request, _health)
+
+
+async def _health(console: Console, session: Session) -> Response:
     now = console.journeys.clock()
     async with console.journeys.engine.connect() as conn:
         health = await journey.partner_health(conn, now - timedelta(hours=24))

@@ -8,8 +8,8 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from gateway.console.web import console_of, page, posted, redirect, refused, to_login
-from gateway.errors import GatewayError
+from gateway.console.sessions import Session
+from gateway.console.web import Console, as_user, page, posted, redirect
 from gateway.service.review import APPROVALS_NEEDED
 
 router = APIRouter(include_in_schema=False)
@@ -17,55 +17,41 @@ router = APIRouter(include_in_schema=False)
 
 @router.get("/ui/quarantine")
 async def queue(request: Request) -> Response:
-    console = console_of(request)
-    session = await console.sessions.current(request)
-    if session is None:
-        return to_login()
-    items = await console.desk.held()
-    return page("quarantine.html", session=session, items=items)
+    async def show(console: Console, session: Session) -> Response:
+        return page("quarantine.html", session=session, items=await console.desk.held())
+
+    return await as_user(request, show)
 
 
 @router.get("/ui/quarantine/{quarantine_id}")
 async def item(request: Request, quarantine_id: str, done: str = "") -> Response:
-    console = console_of(request)
-    session = await console.sessions.current(request)
-    if session is None:
-        return to_login()
-    try:
+    async def show(console: Console, session: Session) -> Response:
         held = await console.desk.inspect(quarantine_id, session.operator)
-    except GatewayError as exc:
-        return refused(session, exc)
-    return page("item.html", session=session, held=held, needed=APPROVALS_NEEDED, done=done)
+        return page("item.html", session=session, held=held, needed=APPROVALS_NEEDED, done=done)
+
+    return await as_user(request, show)
 
 
 @router.post("/ui/quarantine/{quarantine_id}/approve")
 async def approve(request: Request, quarantine_id: str) -> Response:
-    console = console_of(request)
-    session = await console.sessions.current(request)
-    if session is None:
-        return to_login()
-    try:
+    """A signature of the user signed in, who states its meaning and re-enters the password."""
+
+    async def sign(console: Console, session: Session) -> Response:
         fields = await posted(request, session)
-        decision = await console.desk.approve(
-            quarantine_id, session.operator.name, fields.get("password", ""), fields.get("meaning", "")
-        )
-    except GatewayError as exc:
-        return refused(session, exc)
-    return redirect(f"/ui/quarantine/{quarantine_id}?done={decision.status}")
+        password, meaning = fields.get("password", ""), fields.get("meaning", "")
+        decision = await console.desk.approve(quarantine_id, session.operator.name, password, meaning)
+        return redirect(f"/ui/quarantine/{quarantine_id}?done={decision.status}")
+
+    return await as_user(request, sign)
 
 
 @router.post("/ui/quarantine/{quarantine_id}/reject")
 async def reject(request: Request, quarantine_id: str) -> Response:
-    console = console_of(request)
-    session = await console.sessions.current(request)
-    if session is None:
-        return to_login()
-    try:
+    async def decide(console: Console, session: Session) -> Response:
         fields = await posted(request, session)
         session.operator.require("qa")
-        decision = await console.desk.reject(
-            quarantine_id, session.operator.name, fields.get("password", ""), fields.get("reason", "")
-        )
-    except GatewayError as exc:
-        return refused(session, exc)
-    return redirect(f"/ui/quarantine/{quarantine_id}?done={decision.status}")
+        password, reason = fields.get("password", ""), fields.get("reason", "")
+        decision = await console.desk.reject(quarantine_id, session.operator.name, password, reason)
+        return redirect(f"/ui/quarantine/{quarantine_id}?done={decision.status}")
+
+    return await as_user(request, decide)

@@ -3,6 +3,7 @@ every POST, forms read through the bounded body reader, and the pages' security 
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -91,3 +92,15 @@ def allowed(session: Session, role: Role) -> bool:
 
 def redirect(url: str) -> Response:
     return RedirectResponse(url, status_code=303, headers=HEADERS)
+
+
+async def as_user(request: Request, work: Callable[[Console, Session], Awaitable[Response]]) -> Response:
+    """`work` for the user signed in (else to the login page); a refusal becomes a page."""
+    console = console_of(request)
+    session = await console.sessions.current(request)
+    if session is None:
+        return to_login()
+    try:
+        return await work(console, session)
+    except GatewayError as exc:
+        return refused(session, exc)

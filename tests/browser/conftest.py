@@ -15,7 +15,6 @@ import pytest
 from playwright.sync_api import BrowserContext, Locator, Page, sync_playwright
 from sqlalchemy import select
 
-from gateway.canonical.command import Command
 from gateway.canonical.envelope import utcnow
 from gateway.service.desk import ReviewDesk
 from gateway.service.intake import Intake
@@ -24,7 +23,8 @@ from gateway.settings import ROOT, Settings
 from gateway.store import tables as t
 from gateway.store.db import create_engine, dispose
 from gateway.store.migrate import migrate
-from tests.support.builders import place, placer
+from tests.integration.test_quarantine_review import cancel_with_other_birth_date
+from tests.support.builders import place
 from tests.support.drive import AUTHORITY, send
 from tests.support.journey import journey
 from tests.support.served import served
@@ -86,18 +86,6 @@ def shot(page: Page, name: str, part: Locator | None = None) -> None:
         page.screenshot(path=str(SHOTS / f"{name}.png"))
 
 
-def mismatched_cancel(n: int) -> Command:
-    """A cancellation of a known order that claims a patient born on another day: held."""
-    return Command.model_validate(
-        {
-            "event": "order.cancelled",
-            "refs": [placer(f"PO-{n:06d}").model_dump()],
-            "patient": {"family_name": "Testpatient", "given_name": "Alpha", "birth_date": "1981-02-03"},
-            "payload": {},
-        }
-    )
-
-
 async def _seed(database_url: str) -> tuple[str, list[str]]:
     engine = create_engine(database_url)
     try:
@@ -107,7 +95,7 @@ async def _seed(database_url: str) -> tuple[str, list[str]]:
         held = []
         for n in (2, 3, 4):
             assert (await send(intake, place(n))).status == "applied"
-            outcome = await send(intake, mismatched_cancel(n))
+            outcome = await send(intake, cancel_with_other_birth_date(n))
             assert outcome.status == "quarantined", outcome
             async with engine.connect() as conn:
                 q = t.quarantine
