@@ -169,11 +169,7 @@ class _Walk:
                 self._gap(sent, f"{frm} handed over, but the chain last had it with {self.holder}")
             elif fixed_from is not None and self.holder != fixed_from:
                 self._gap(sent, f"starts from {fixed_from}, but the chain last had it with {self.holder}")
-        step = (
-            "check"
-            if to == self.holder and said_from is None and kind != "collection.completed"
-            else "handoff"
-        )
+        step = "check" if frm == to == self.holder else "handoff"
         self.handoffs.append(
             Handoff(
                 at=sent.occurred_at,
