@@ -107,17 +107,17 @@ class ReviewDesk:
         try:
             operator = authenticate(found, password, production=self.production)
         except NotAuthenticated:
-            async with self.engine.begin() as conn:
-                locked = await logins.failed(conn, name, now, self.lockout.failures, self.lockout.period)
+            lockout = self.lockout
+            locked = await self.transactions.run(
+                lambda uow: logins.failed(uow.conn, name, now, lockout.failures, lockout.period)
+            )
             if locked:
                 raise LockedOut(detail=f"{name} locked after {self.lockout.failures} failures") from None
             raise
         assert found is not None
         if failures or needs_rehash(found[1]):
-            async with self.engine.begin() as conn:
-                await logins.succeeded(conn, name)
-                if needs_rehash(found[1]):
-                    await logins.rehashed(conn, name, hash_password(password))
+            rehashed = hash_password(password) if needs_rehash(found[1]) else None
+            await self.transactions.run(lambda uow: logins.succeeded(uow.conn, name, rehashed))
         return operator
 
     # -- reads ----------------------------------------------------------------------------------

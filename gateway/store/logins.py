@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import Connection, delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.store import tables as t
@@ -21,29 +21,30 @@ async def failures_of(conn: AsyncConnection, name: str) -> dict[str, Any] | None
     return dict(row._mapping) if row else None
 
 
-async def failed(conn: AsyncConnection, name: str, now: datetime, limit: int, lock_for: timedelta) -> bool:
+# The lock-out's writes run on the writer (gateway.store.unit_of_work), whose BEGIN takes the write
+# lock: a read-then-write in a deferred SQLite transaction could find its snapshot stale.
+def failed(conn: Connection, name: str, now: datetime, limit: int, lock_for: timedelta) -> bool:
     """One more failure in a row for `name`; True when it now locks the name. Failures further
     apart than the lock-out period do not add up."""
-    row = (await conn.execute(select(_f).where(_f.c.name == name))).first()
+    row = conn.execute(select(_f).where(_f.c.name == name)).first()
     recent = row is not None and row.last_failed_at >= now - lock_for
     failures = (row.failures if row and recent else 0) + 1
     locked = now + lock_for if failures >= limit else None
     values = {"failures": 0 if locked else failures, "last_failed_at": now, "locked_until": locked}
     if row is None:
-        await conn.execute(insert(_f).values(name=name, **values))
+        conn.execute(insert(_f).values(name=name, **values))
     else:
-        await conn.execute(update(_f).where(_f.c.name == name).values(**values))
+        conn.execute(update(_f).where(_f.c.name == name).values(**values))
     return locked is not None
 
 
-async def succeeded(conn: AsyncConnection, name: str) -> None:
-    await conn.execute(delete(_f).where(_f.c.name == name))
-
-
-async def rehashed(conn: AsyncConnection, name: str, password_hash: str) -> None:
-    await conn.execute(
-        update(t.operators).where(t.operators.c.name == name).values(password_hash=password_hash)
-    )
+def succeeded(conn: Connection, name: str, password_hash: str | None) -> None:
+    """A good login: the failures in a row forgotten, and the password's hash replaced if given."""
+    conn.execute(delete(_f).where(_f.c.name == name))
+    if password_hash is not None:
+        conn.execute(
+            update(t.operators).where(t.operators.c.name == name).values(password_hash=password_hash)
+        )
 
 
 # -- console sessions ---------------------------------------------------------------------------
