@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
@@ -36,7 +37,7 @@ templates = Environment(
     trim_blocks=True,
     lstrip_blocks=True,
 )
-templates.filters["when"] = lambda at: at.strftime("%Y-%m-%d %H:%M UTC") if at else "-"
+templates.filters["when"] = lambda at: at.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC") if at else "-"
 
 
 class CsrfRefused(NotPermitted):

@@ -7,7 +7,7 @@ of it). No patient data: the order is named by its COI.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 
 from fpdf import FPDF
 from fpdf.enums import XPos, YPos
@@ -141,4 +141,4 @@ def _latin(text: str) -> str:
 
 
 def _at(when: datetime | None) -> str:
-    return when.strftime("%Y-%m-%d %H:%M UTC") if when else "-"
+    return when.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC") if when else "-"
