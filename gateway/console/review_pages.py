@@ -24,10 +24,10 @@ async def queue(request: Request) -> Response:
 
 
 @router.get("/ui/quarantine/{quarantine_id}")
-async def item(request: Request, quarantine_id: str, done: str = "") -> Response:
+async def item(request: Request, quarantine_id: str, done: str = "", told: str = "") -> Response:
     async def show(console: Console, session: Session) -> Response:
         held = await console.desk.inspect(quarantine_id, session.operator)
-        return page("item.html", session=session, held=held, needed=APPROVALS_NEEDED, done=done)
+        return page("item.html", session=session, held=held, needed=APPROVALS_NEEDED, done=done, told=told)
 
     return await as_user(request, show)
 
@@ -52,6 +52,7 @@ async def reject(request: Request, quarantine_id: str) -> Response:
         session.operator.require("qa")
         password, reason = fields.get("password", ""), fields.get("reason", "")
         decision = await console.desk.reject(quarantine_id, session.operator.name, password, reason)
-        return redirect(f"/ui/quarantine/{quarantine_id}?done={decision.status}")
+        told = "yes" if decision.sender_told else "no"
+        return redirect(f"/ui/quarantine/{quarantine_id}?done={decision.status}&told={told}")
 
     return await as_user(request, decide)

@@ -146,6 +146,7 @@ def test_qa_rejects_with_a_reason(console: Console) -> None:
     form.locator("input[name=password]").fill("bo-password-4567")
     form.locator("button").click()
     expect(page.get_by_role("status")).to_contain_text("rejected")
+    expect(page.get_by_role("status")).to_contain_text("tell the sender yourself")  # canonical JSON
     assert ("operator:bo", "quarantine.rejected", item) in audit_actions(console.database_url)
 
 

@@ -5,6 +5,7 @@ users in production."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import os
@@ -90,6 +91,25 @@ async def test_logout_ends_the_session_on_the_server(app: tuple[object, Gateway]
         again = await http.get("/ui/search")
         assert again.status_code == 303 and again.headers["location"] == "/ui/login"
         assert (await http.get("/ui/quarantine")).status_code == 303
+
+
+async def test_a_session_unused_for_its_idle_time_ends(database_url: str, amqp_url: str) -> None:
+    settings = Settings(
+        env="test", database_url=database_url, amqp_url=amqp_url, mllp_port=0, console_session_minutes=0.05
+    )
+    gateway = bootstrap(settings)
+    await gateway.start()
+    try:
+        application = create_app(gateway)
+        await application.state.desk.add_user("ana", "operator", "Ana Example", PASSWORD)
+        async with client(application) as http:
+            await log_in(http)
+            assert (await http.get("/ui/search")).status_code == 200
+            await asyncio.sleep(3.5)  # 3 s unused
+            gone = await http.get("/ui/search")
+            assert gone.status_code == 303 and gone.headers["location"] == "/ui/login"
+    finally:
+        await gateway.stop()
 
 
 async def test_an_scrypt_hash_verifies_once_and_is_replaced_by_argon2id(app: tuple[object, Gateway]) -> None:
