@@ -95,6 +95,16 @@ class HasHttpRoutes(Protocol):
 
 
 @runtime_checkable
+class TellsRejection(Protocol):
+    """An adapter that can tell a sender, after its answer, that a held message of its was
+    rejected on review (HL7 v2: an application reject on the site's outbound link; FHIR: a Task
+    set to `rejected`). Its outbound side renders the notice from `identity.resolved` (see
+    gateway.sdk.outbound `render_notice`); this says how, for this partner, or None when it cannot."""
+
+    def rejection_notice(self, partner: Partner) -> str | None: ...
+
+
+@runtime_checkable
 class Configurable(Protocol):
     """An adapter with data to load and check when the gateway starts (its profiles): a ConfigError
     refuses to start, naming the file and the field."""

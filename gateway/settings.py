@@ -111,6 +111,15 @@ class Settings(BaseSettings):
     mllp_unknown_window_seconds: float = Field(default=3600.0, gt=0)
     mllp_offload_bytes: int = Field(default=65_536, ge=0)
     mllp_offload: Literal["process", "thread"] = "process"
+    login_lockout_failures: int = Field(
+        default=5, ge=1, description="wrong passwords in a row that lock an operator's user name"
+    )
+    login_lockout_minutes: float = Field(
+        default=15.0, gt=0, description="how long a locked name stays locked"
+    )
+    console_session_minutes: float = Field(
+        default=30.0, gt=0, description="an operator console session ends after this long unused"
+    )
     log_phi: bool = Field(
         default=False, description="never true in production: lets payloads into debug logs"
     )

@@ -304,6 +304,11 @@ class IdentityMismatch(Payload):
 class IdentityResolved(Payload):
     quarantine_id: str
     decision: str
+    # On a rejection, the held message's sender and its own id: its dialect's outbound side tells
+    # it (an HL7 application reject naming the message, a FHIR Task set to rejected).
+    partner: str | None = Field(default=None, max_length=100)
+    adapter: str | None = Field(default=None, max_length=100)
+    message_id: str | None = Field(default=None, max_length=200)
 
 
 # -- the gateway's own deliveries -------------------------------------------------------------

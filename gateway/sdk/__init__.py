@@ -27,6 +27,7 @@ from gateway.adapter_contract import (
     HasHttpRoutes,
     InboundContext,
     Running,
+    TellsRejection,
 )
 from gateway.canonical import payloads
 from gateway.canonical.base import Canonical
@@ -178,6 +179,7 @@ __all__ = [
     "ShipmentDirection",
     "SignatureScheme",
     "StandardWebhooks",
+    "TellsRejection",
     "TemperatureClass",
     "TherapyOrder",
     "TooLarge",

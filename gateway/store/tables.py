@@ -359,3 +359,28 @@ Index(
     poll_schedule.c.done_at,
     poll_schedule.c.next_at,
 )
+
+# The operator console's sessions, kept server-side: the cookie carries a random token, the row
+# its SHA-256 (a copy of the table opens no session), the operator, and the session's CSRF token.
+console_sessions = Table(
+    "console_sessions",
+    metadata,
+    Column("token_sha256", String(64), primary_key=True),
+    Column("operator", String(100), nullable=False),
+    Column("csrf", String(64), nullable=False),
+    Column("created_at", Time, nullable=False),
+    Column("seen_at", Time, nullable=False),
+    Column("expires_at", Time, nullable=False),
+)
+Index("ix_console_sessions_expires", console_sessions.c.expires_at)
+
+# Failed logins in a row by user name (known or not): past the limit the name is locked for a
+# while, whatever password comes next. A good password resets the count.
+login_failures = Table(
+    "login_failures",
+    metadata,
+    Column("name", String(100), primary_key=True),
+    Column("failures", Integer, nullable=False),
+    Column("last_failed_at", Time, nullable=False),
+    Column("locked_until", Time),
+)
