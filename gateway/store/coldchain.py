@@ -27,8 +27,12 @@ _INSERT_READINGS = {
         postgresql.insert(_r).values(_values).on_conflict_do_nothing(index_elements=_unique)
     ),
 }
+# Locked: two transactions evaluating the same shipment's readings take turns (on PostgreSQL;
+# SQLite's one writer does so anyway), so that neither writes back a state the other moved on.
 _STATE = Prepared(
-    select(_s.c.state).where(_s.c.order_id == bindparam("oid"), _s.c.shipment_id == bindparam("sid"))
+    select(_s.c.state)
+    .where(_s.c.order_id == bindparam("oid"), _s.c.shipment_id == bindparam("sid"))
+    .with_for_update()
 )
 _INSERT_STATE = Prepared(
     insert(_s).values(

@@ -57,6 +57,8 @@ def settings_for(database_url: str, amqp_url: str, directory: Path, **more: Any)
         amqp_url=amqp_url,
         mllp_port=0,
         partners_file=partners_file(directory),
+        # the test's own: beside a PostgreSQL database the default is the repository's var/
+        audit_checkpoints_file=directory / "audit-checkpoints.jsonl",
         **more,
     )
 
