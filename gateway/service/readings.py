@@ -11,6 +11,7 @@ from the start, in time order; what was published is not published again.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from gateway.audit import AuditEntry
@@ -22,6 +23,7 @@ from gateway.coldchain.excursions import ColdState, Evaluation, Sample
 from gateway.errors import IllegalTransition
 from gateway.identity import Resolution
 from gateway.service.auditing import entry
+from gateway.service.clocks import SILENCE
 from gateway.service.effects import Context, Effect
 
 GATEWAY_SOURCE = source_of("gateway", "cold-chain")
@@ -109,7 +111,11 @@ def report_readings(
             battery_low_pct=chain.battery_low_pct,
             summary_hours=chain.summary_hours,
         )
-        rows.save_state(oid, sid, evaluation.run(samples).to_json(), ctx.now, new=stored is None)
+        state = evaluation.run(samples)
+        rows.save_state(oid, sid, state.to_json(), ctx.now, new=stored is None)
+        if state.last_at is not None:  # the logger's silence is counted from its latest reading
+            latest = datetime.fromtimestamp(state.last_at, UTC)
+            rows.set_clock(oid, sid, SILENCE, latest, latest + timedelta(minutes=chain.no_data_minutes))
         for finding in evaluation.findings:
             event = order_event(finding.event, order, finding.payload, source=GATEWAY_SOURCE, time=ctx.now)
             audit = AuditEntry(
