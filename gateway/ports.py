@@ -5,6 +5,7 @@ no table): the core implements these, tests may fake them.
     Crosswalk   read-only: are these identifiers known?
     Orders      read-only: a partner's view of the orders it is a party to
     Replays     a memory shared by replicas: has this (signed attempt) been seen before?
+    Refusals    refused requests of known partners, kept raw within a cap
     Deliveries  the outbound runner's ledger: what a destination has settled, and its alerts
     Secrets     keys the gateway makes for itself, and a replay memory (both shared by replicas)
     Polls       a poller's persisted schedule: what to ask a partner's API about, and when
@@ -161,6 +162,9 @@ class Runtime(Protocol):
     def replays(self) -> Replays: ...
 
     @property
+    def refusals(self) -> Refusals: ...
+
+    @property
     def secrets(self) -> Secrets: ...
 
     @property
@@ -168,6 +172,16 @@ class Runtime(Protocol):
 
     @property
     def polls(self) -> Polls: ...
+
+
+class Refusals(Protocol):
+    """Refused requests of known partners, kept raw within a cap (signed webhooks' 401s)."""
+
+    async def keep(
+        self, partner: str, adapter: str, transport: str, raw: bytes, content_type: str | None, reason: str
+    ) -> bool:
+        """Keep the raw request (False: over the partner's cap, counted only)."""
+        ...
 
 
 class Replays(Protocol):

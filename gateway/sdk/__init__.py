@@ -86,6 +86,7 @@ from gateway.ports import (
     OrderView,
     Polls,
     PollState,
+    Refusals,
     Replays,
     Runtime,
     Secrets,
@@ -95,16 +96,16 @@ from gateway.sdk.examples import examples_in
 from gateway.sdk.outbound import Destination, Outbound, OutboundRunner, OutboundRuntime, Retry, retrying
 from gateway.sdk.profiles import Profiles
 from gateway.sdk.queues import InboundQueues, inbound_queue_name
-from gateway.sdk.webhooks import (
+from gateway.sdk.signatures import (
     EASYPOST,
+    ApiKey,
     CgtHmac,
     HeaderHmac,
     SignatureScheme,
     StandardWebhooks,
     Verified,
-    WebhookRoute,
-    webhook_router,
 )
+from gateway.sdk.webhooks import WebhookRoute, webhook_router
 from gateway.service.decoding import mapping_failure
 from gateway.settings import ROOT, Settings
 
@@ -113,6 +114,7 @@ __all__ = [
     "EASYPOST",
     "ROOT",
     "Adapter",
+    "ApiKey",
     "Assignments",
     "Canonical",
     "CgtHmac",
@@ -167,6 +169,7 @@ __all__ = [
     "Polls",
     "Product",
     "Profiles",
+    "Refusals",
     "RejectedMessage",
     "Replays",
     "Retry",

@@ -10,7 +10,6 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from datetime import datetime
 
 from gateway.audit import AuditEntry
 from gateway.canonical.apply import apply_event
@@ -30,40 +29,15 @@ from gateway.canonical.payloads import (
 )
 from gateway.errors import IdentityProblem, UnsupportedMessage
 from gateway.identity import Resolution, reconcile
-from gateway.identity.authorise import Authority, check_patient, check_sender
+from gateway.identity.authorise import check_patient, check_sender
 from gateway.identity.reconcile import review_identity_change
-from gateway.partners import Partner
 from gateway.service import risk
 from gateway.service.auditing import entry
-from gateway.service.mes_rules import ManufacturingRules, check_release, configured_rules
-from gateway.service.ports import UnitOfWork
+from gateway.service.clocks import move_clocks
+from gateway.service.effects import Context, Effect
+from gateway.service.mes_rules import check_release
+from gateway.service.readings import report_readings
 from gateway.service.receipt import check_receipt, escalated
-from gateway.store.records import InboundRecord
-
-
-@dataclass(frozen=True)
-class Context:
-    """What a handler is given beside its command: the transaction, the message, the rules."""
-
-    uow: UnitOfWork
-    record: InboundRecord
-    inbound_id: str
-    now: datetime
-    sender: Partner
-    authority: Authority
-    coi_facility: str
-    # Quarantine reasons two operators decided to apply the message despite (a release from
-    # review, gateway.service.review): "apply as is".
-    waived: frozenset[str] = frozenset()
-    manufacturing: ManufacturingRules = field(default_factory=configured_rules)
-
-
-@dataclass(frozen=True)
-class Effect:
-    event: CloudEvent
-    entry: AuditEntry
-    order: TherapyOrder | None = None  # None: a patient's event
-    follow: tuple[Effect, ...] = ()  # what the gateway itself publishes because of it (at risk)
 
 
 @dataclass
@@ -96,10 +70,13 @@ def apply_all(ctx: Context, commands: list[Command]) -> Applied:
         except IdentityProblem as exc:
             raise escalated(ctx, command, bindings, exc) from exc  # a receipt's is critical
         effect = handler_for(command)(ctx, command, resolution, patients)
-        for done in (effect, *effect.follow):
-            applied.envelopes.append(done.event)
-            applied.audit.append(done.entry)
-            applied.order_ids.append(done.order.order_id if done.order else None)
+        applied.envelopes.append(effect.event)
+        applied.audit.append(effect.entry)
+        applied.order_ids.append(effect.order.order_id if effect.order else None)
+        for event, audit in effect.derived:
+            applied.envelopes.append(event)
+            applied.audit.append(audit)
+            applied.order_ids.append(effect.order.order_id if effect.order else None)
         if effect.order:
             applied.order = effect.order
     return applied
@@ -155,12 +132,13 @@ def advance_order(
     if at_risk is not None:
         order = risk.remembered(order, at_risk)
     ctx.uow.update_order(order)
+    move_clocks(ctx.uow.cold_chain, ctx.cold_chain, command, order, ctx.now)
     ctx.uow.bind(resolution.new_bindings, order.patient_id, order.order_id, ctx.now, ctx.inbound_id)
     effect = _order_effect(ctx, command, resolution, order, before)
     if at_risk is None:
         return effect
     notice = risk.notice(ctx.record, ctx.inbound_id, ctx.now, order, at_risk)
-    return replace(effect, follow=(Effect(*notice, order),))
+    return replace(effect, derived=(*effect.derived, notice))
 
 
 Check = Callable[[Context, Command, TherapyOrder], None]
@@ -289,3 +267,5 @@ HANDLERS: dict[str, Handler] = {
     "patient.merged": merge_patients,
 }
 BY_SCOPE: dict[Scope, Handler] = {Scope.order: advance_order}
+
+HANDLERS["shipment.readings_reported"] = report_readings

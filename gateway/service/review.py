@@ -24,7 +24,8 @@ from gateway.canonical.envelope import CloudEvent
 from gateway.canonical.events import envelope
 from gateway.canonical.payloads import IdentityResolved
 from gateway.errors import GatewayError, IdentityProblem, NotFound
-from gateway.service.handlers import Context, apply_all
+from gateway.service.effects import Context
+from gateway.service.handlers import apply_all
 from gateway.service.operators import Operator
 from gateway.service.transaction import Rules
 from gateway.store import reviews
@@ -162,7 +163,8 @@ def _release(
         rules.authority,
         rules.coi_facility,
         waived,
-        rules.manufacturing,
+        manufacturing=rules.manufacturing,
+        cold_chain=rules.cold_chain,
     )
     try:
         applied = apply_all(ctx, commands)

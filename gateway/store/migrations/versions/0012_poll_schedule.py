@@ -1,7 +1,7 @@
 """poll schedule: what pollers ask partners' APIs about, when, with which validators and cursor
 
 Revision ID: 0012
-Revises: 0007
+Revises: 0008
 Create Date: 2026-11-30
 """
 
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0012"
-down_revision: str | None = "0007"
+down_revision: str | None = "0008"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
