@@ -21,13 +21,14 @@ from gateway.errors import ConfigError, TransientError
 from gateway.identity.authorise import Authority, load_assignments
 from gateway.identity.disclosure import load_disclosure
 from gateway.partners import Partners, load_partners
-from gateway.ports import Crosswalk, Deliveries, Orders
+from gateway.ports import Crosswalk, Deliveries, Messages, Orders
 from gateway.registry import Adapter, HasTransport, Running, installed_adapters, load_adapters
 from gateway.service.deliveries import StoreDeliveries
 from gateway.service.door import IntakeDoor
 from gateway.service.intake import Intake
 from gateway.settings import Settings
 from gateway.store.db import create_engine, dispose
+from gateway.store.kept import StoreMessages
 from gateway.store.migrate import migrate
 from gateway.store.replays import StoreReplays
 from gateway.store.secrets import StoreSecrets
@@ -68,6 +69,10 @@ class Gateway:
     @cached_property
     def deliveries(self) -> Deliveries:
         return StoreDeliveries(self.engine)
+
+    @cached_property
+    def messages(self) -> Messages:
+        return StoreMessages(self.engine)
 
     @property
     def relay_embedded(self) -> bool:

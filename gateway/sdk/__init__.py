@@ -4,7 +4,7 @@ it in `make test`). Everything an adapter needs is here, by name:
 - the canonical model it maps to (commands, identifiers, the order, payloads, CloudEvents);
 - the error tree, whose classes decide what happens to a message;
 - the contract (`Adapter`: decode / answer / examples; `Decoded`; `InboundContext`), the ports a
-  transport gets (`Runtime`: `door`, `crosswalk`, `orders`, `secrets`), profiles as data (`Profiles`);
+  transport gets (`Runtime`: `door`, `crosswalk`, `orders`, `secrets`, `messages`), profiles as data (`Profiles`);
 - HTTP helpers for adapters that serve routes (one bounded body reader, refusal logging);
 - signed webhooks (`webhook_router`, `WebhookRoute`, the schemes) and inbound AMQP queues
   (`gateway.sdk.queues`).
@@ -70,6 +70,8 @@ from gateway.ports import (
     Deliveries,
     Door,
     HasTransport,
+    KeptMessage,
+    Messages,
     Orders,
     OrderView,
     Replays,
@@ -89,6 +91,7 @@ from gateway.sdk.webhooks import (
     StandardWebhooks,
     Verified,
     WebhookRoute,
+    authenticate,
     webhook_router,
 )
 from gateway.service.decoding import mapping_failure
@@ -122,8 +125,10 @@ __all__ = [
     "InboundContext",
     "InboundQueues",
     "InfusionScheduled",
+    "KeptMessage",
     "MalformedMessage",
     "MappingError",
+    "Messages",
     "NotAuthenticated",
     "NotFound",
     "NotOurs",
@@ -167,6 +172,7 @@ __all__ = [
     "WebhookRoute",
     "WithReason",
     "__version__",
+    "authenticate",
     "bounded_body",
     "credential",
     "errors",

@@ -34,7 +34,8 @@ from starlette.responses import Response
 from gateway.entrypoints.problems import PROBLEM, problem
 from gateway.errors import ConfigError, NotAuthenticated
 from gateway.http_body import bounded_body, refuse
-from gateway.partners import check_cgt_signature, credential
+from gateway.outcome import Outcome
+from gateway.partners import Partner, check_cgt_signature, credential
 
 if TYPE_CHECKING:
     from gateway.adapter_contract import Adapter
@@ -173,12 +174,20 @@ EASYPOST = HeaderHmac()
 @dataclass(frozen=True)
 class WebhookRoute:
     """An adapter's webhook: POST `path` (which names `{partner}`), signed with `scheme`, for the
-    partners of this adapter that have secrets for it (or only those in `partners`)."""
+    partners of this adapter that have secrets for it (or only those in `partners`).
+
+    A dialect with HTTP conventions of its own (EPCIS capture: 202 and a Location, its own problem
+    types, request headers that change what the body means) says so with three optional hooks:
+    `request_view` (what `decode` gets as `InboundContext.request`), `respond` (the response from
+    the outcome and the rendered answer) and `refusal` (a 401 before the door, in its words)."""
 
     path: str
     scheme: SignatureScheme
     partners: frozenset[str] | None = None
     transport: str = "http"
+    request_view: Callable[[Request], object] | None = None
+    respond: Callable[[Outcome, bytes | None], Response] | None = None
+    refusal: Callable[[NotAuthenticated], Response] | None = None
 
 
 def webhook_router(adapter: Adapter, *routes: WebhookRoute) -> APIRouter:
@@ -195,10 +204,39 @@ def webhook_router(adapter: Adapter, *routes: WebhookRoute) -> APIRouter:
     return router
 
 
-def _refused(request: Request, reason: str, exc: NotAuthenticated) -> Response:
-    """A 401 in problem+json, recorded by the door with `reason` (a metric label: a small set)."""
-    refuse(request, reason, exc.detail)
-    return problem(exc.http_status, type(exc).__name__, exc.public_message)
+async def authenticate(request: Request, adapter: Adapter, route: WebhookRoute, raw: bytes) -> Partner:
+    """The partner named in the path, once its signature of `raw` holds and the attempt is not a
+    replay; otherwise NotAuthenticated, the refusal already recorded by reason (not_authenticated:
+    no such partner on this route; bad_signature; replayed). An adapter's own signed routes (a GET
+    beside its webhook) call it too."""
+    runtime: Runtime = request.app.state.gateway
+    partner = request.path_params.get("partner", "")
+    try:
+        sender = runtime.partners.get(partner)
+        secrets = runtime.partners.signing_secrets(sender, route.scheme.name)
+        if (
+            not sender.speaks(adapter.name)
+            or not secrets
+            or (route.partners and partner not in route.partners)
+        ):
+            raise NotAuthenticated(detail=f"{partner} does not sign {route.path} with {route.scheme.name}")
+    except NotAuthenticated as exc:
+        refuse(request, "not_authenticated", exc.detail)
+        raise
+    try:
+        verified = route.scheme.verify(request.headers, raw, secrets, time.time())
+    except NotAuthenticated as exc:
+        refuse(request, "bad_signature", exc.detail)
+        raise
+    if verified.replay_key is not None:
+        until = datetime.fromtimestamp(verified.fresh_until or time.time() + TOLERANCE_S, UTC)
+        if not await runtime.replays.first_use(f"webhook:{sender.id}", verified.replay_key, until):
+            replayed = NotAuthenticated(
+                "this signed request was received before", detail=f"{sender.id}: replay"
+            )
+            refuse(request, "replayed", replayed.detail)
+            raise replayed
+    return sender
 
 
 def _receiver(adapter: Adapter, route: WebhookRoute) -> Callable[[Request, str], Awaitable[Response]]:
@@ -206,32 +244,23 @@ def _receiver(adapter: Adapter, route: WebhookRoute) -> Callable[[Request, str],
         runtime: Runtime = request.app.state.gateway
         raw = await bounded_body(request, runtime.settings.max_body_bytes)
         try:
-            sender = runtime.partners.get(partner)
-            secrets = runtime.partners.signing_secrets(sender, route.scheme.name)
-            if (
-                not sender.speaks(adapter.name)
-                or not secrets
-                or (route.partners and partner not in route.partners)
-            ):
-                raise NotAuthenticated(
-                    detail=f"{partner} does not sign {route.path} with {route.scheme.name}"
-                )
-        except NotAuthenticated as exc:
-            return _refused(request, "not_authenticated", exc)
-        try:
-            verified = route.scheme.verify(request.headers, raw, secrets, time.time())
-        except NotAuthenticated as exc:
-            return _refused(request, "bad_signature", exc)
-        if verified.replay_key is not None:
-            until = datetime.fromtimestamp(verified.fresh_until or time.time() + TOLERANCE_S, UTC)
-            if not await runtime.replays.first_use(f"webhook:{sender.id}", verified.replay_key, until):
-                replayed = NotAuthenticated(
-                    "this signed request was received before", detail=f"{sender.id}: replay"
-                )
-                return _refused(request, "replayed", replayed)
+            sender = await authenticate(request, adapter, route, raw)
+        except NotAuthenticated as exc:  # a 401 in problem+json, or in the dialect's words
+            return (
+                route.refusal(exc)
+                if route.refusal
+                else problem(exc.http_status, type(exc).__name__, exc.public_message)
+            )
         outcome, rendered = await runtime.door.accept(
-            adapter, sender, raw, transport=route.transport, content_type=request.headers.get("content-type")
+            adapter,
+            sender,
+            raw,
+            transport=route.transport,
+            content_type=request.headers.get("content-type"),
+            request=route.request_view(request) if route.request_view else None,
         )
+        if route.respond is not None:
+            return route.respond(outcome, rendered)
         media = adapter.content_type if outcome.status in ("applied", "ignored") else PROBLEM
         if outcome.duplicate:  # the first answer again, byte for byte; the header says it is one
             headers = {"Idempotent-Replayed": "true"}

@@ -1,0 +1,1 @@
+"""Courier dialects: each an adapter of its own (adapters/couriers/<name>/)."""
