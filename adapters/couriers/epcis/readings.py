@@ -53,7 +53,7 @@ def _reading(
         return payloads.Reading(at=at, until=until, probe=(kind or "sensor")[:50], alarm=alarm)
     measured = (report.value, report.min_value, report.max_value, report.mean_value)
     if all(v is None for v in measured):
-        return payloads.Reading(at=at, until=until, probe=report.device_id, alarm=alarm)
+        return payloads.Reading(at=at, until=until, probe=_probe(report), alarm=alarm)
     unit = vocabulary.temperature_units.get(report.uom or "")
     if unit is None:
         raise ValueError(f"a temperature in {report.uom or 'no unit'!s}: CEL, FAR or KEL expected")
@@ -61,7 +61,7 @@ def _reading(
     return payloads.Reading(
         at=at,
         until=until,
-        probe=report.device_id,
+        probe=_probe(report),
         temperature_c=value,
         min_c=low,
         max_c=high,
@@ -72,3 +72,8 @@ def _reading(
 
 def _utc(moment: datetime) -> datetime:
     return moment.astimezone(UTC)
+
+
+def _probe(report: SensorReport) -> str | None:
+    """A report's own sensor (one logger, several probes); its last 50 characters."""
+    return report.device_id[-50:] if report.device_id else None
