@@ -69,8 +69,10 @@ def identify(event: Event, vocabulary: Vocabulary, courier: str) -> Identified |
         and vocabulary.term("transaction_types", t.type) == vocabulary.tracking_transaction
     ]
     epcs = [*event.epc_list, *event.child_epcs, *([event.parent_id] if event.parent_id else [])]
-    ssccs = [s for e in epcs if (s := sscc(e)) is not None]
-    loggers = [m.device_id for e in event.sensors if (m := e.sensor_metadata) and m.device_id]
+    ssccs = list(dict.fromkeys(s for e in epcs if (s := sscc(e)) is not None))
+    loggers = list(
+        dict.fromkeys(m.device_id for e in event.sensors if (m := e.sensor_metadata) and m.device_id)
+    )
     own = [
         *(ExternalRef(namespace=f"courier:{courier}:tracking", value=v) for v in tracking if v),
         *(ExternalRef(namespace=SSCC_NAMESPACE, value=v) for v in ssccs),
