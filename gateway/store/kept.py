@@ -18,14 +18,18 @@ class StoreMessages:
 
     async def kept(self, partner: str, inbound_id: str) -> KeptMessage | None:
         m, k = inbound_messages.c, idempotency_keys.c
-        query = (
-            select(m.id, m.adapter, m.received_at, m.outcome, m.reason, m.raw, k.rendered)
-            .select_from(inbound_messages.outerjoin(idempotency_keys, k.inbound_id == m.id))
-            .where(m.id == inbound_id, m.partner == partner)
+        message = select(m.id, m.adapter, m.message_id, m.received_at, m.outcome, m.reason, m.raw).where(
+            m.id == inbound_id, m.partner == partner
         )
         try:
             async with self.engine.connect() as conn:
-                row = (await conn.execute(query)).first()
+                row = (await conn.execute(message)).first()
+                answer = None
+                if row is not None and row.message_id is not None:  # by the key's primary key
+                    answered = select(k.rendered).where(
+                        k.partner == partner, k.message_id == row.message_id, k.inbound_id == inbound_id
+                    )
+                    answer = (await conn.execute(answered)).scalar_one_or_none()
         except DBAPIError as exc:
             raise TransientError(detail=f"kept messages: {type(exc).__name__}") from exc
         if row is None:
@@ -37,5 +41,5 @@ class StoreMessages:
             status=row.outcome,
             error=row.reason,
             raw=row.raw,
-            answer=row.rendered,
+            answer=answer,
         )
