@@ -246,6 +246,13 @@ async def test_the_binding_headers_and_problems(http: httpx.AsyncClient, setting
     odd = await capture(http, document(shipping()), "msg_b", **{"GS1-Capture-Error-Behaviour": "all"})
     assert odd.status_code == 400 and "rollback or proceed" in odd.json()["title"]
 
+    stored = await count(settings, t.inbound_messages)
+    warehouse = shipping(epcList=["urn:epc:id:sgtin:4012345.011111.1"], bizTransactionList=[])
+    ignored = await capture(http, document(warehouse), "msg_n")  # names no shipment: not ours
+    assert ignored.status_code == 202 and "location" not in ignored.headers
+    assert ignored.json()["success"] is True and ignored.json()["captureID"] is None
+    assert await count(settings, t.inbound_messages) == stored  # acknowledged, stored nowhere
+
 
 async def test_an_echoed_coi_that_does_not_match_holds_the_document(
     http: httpx.AsyncClient, settings: Settings
