@@ -23,7 +23,7 @@ from gateway.settings import Settings
 from gateway.store import tables as t
 from gateway.store.db import create_engine, dispose
 from tests.support.builders import coi, envelope_json, event, place
-from tests.support.served import served
+from tests.support.served import client, on_sqlite
 
 SECRET = "whsec_dGVzdC1lcGNpcy1jb3VyaWVyLXNpZ25pbmctc2VjcmV0"
 OTHER_SECRET = "whsec_b3RoZXItZXBjaXMtY291cmllci1zZWNyZXQ="
@@ -57,21 +57,13 @@ def partner_file(directory: Path) -> Path:
 
 @pytest.fixture
 def settings(tmp_path: Path, amqp_url: str) -> Settings:
-    return Settings(
-        env="test",
-        database_url=f"sqlite+aiosqlite:///{tmp_path}/gw.db",
-        amqp_url=amqp_url,
-        mllp_port=0,
-        adapters="canonical-json,epcis",
-        partners_file=partner_file(tmp_path),
-    )
+    return on_sqlite(tmp_path, amqp_url, "canonical-json,epcis", partner_file(tmp_path))
 
 
 @pytest.fixture
 async def http(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    with served(settings) as port:
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
-            yield client
+    async with client(settings) as http:
+        yield http
 
 
 def document(*events: dict[str, Any]) -> bytes:
