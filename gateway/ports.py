@@ -179,6 +179,9 @@ class Runtime(Protocol):
     def replays(self) -> Replays: ...
 
     @property
+    def refusals(self) -> Refusals: ...
+
+    @property
     def secrets(self) -> Secrets: ...
 
     @property
@@ -186,6 +189,16 @@ class Runtime(Protocol):
 
     @property
     def messages(self) -> Messages: ...
+
+
+class Refusals(Protocol):
+    """Refused requests of known partners, kept raw within a cap (signed webhooks' 401s)."""
+
+    async def keep(
+        self, partner: str, adapter: str, transport: str, raw: bytes, content_type: str | None, reason: str
+    ) -> bool:
+        """Keep the raw request (False: over the partner's cap, counted only)."""
+        ...
 
 
 class Replays(Protocol):

@@ -10,7 +10,6 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
 
 from gateway.audit import AuditEntry
 from gateway.canonical.apply import apply_event
@@ -30,35 +29,12 @@ from gateway.canonical.payloads import (
 )
 from gateway.errors import IdentityProblem, UnsupportedMessage
 from gateway.identity import Resolution, reconcile
-from gateway.identity.authorise import Authority, check_patient, check_sender
+from gateway.identity.authorise import check_patient, check_sender
 from gateway.identity.reconcile import review_identity_change
-from gateway.partners import Partner
 from gateway.service.auditing import entry
-from gateway.service.ports import UnitOfWork
-from gateway.store.records import InboundRecord
-
-
-@dataclass(frozen=True)
-class Context:
-    """What a handler is given beside its command: the transaction, the message, the rules."""
-
-    uow: UnitOfWork
-    record: InboundRecord
-    inbound_id: str
-    now: datetime
-    sender: Partner
-    authority: Authority
-    coi_facility: str
-    # Quarantine reasons two operators decided to apply the message despite (a release from
-    # review, gateway.service.review): "apply as is".
-    waived: frozenset[str] = frozenset()
-
-
-@dataclass(frozen=True)
-class Effect:
-    event: CloudEvent
-    entry: AuditEntry
-    order: TherapyOrder | None = None  # None: a patient's event
+from gateway.service.clocks import move_clocks
+from gateway.service.effects import Context, Effect
+from gateway.service.readings import report_readings
 
 
 @dataclass
@@ -91,6 +67,10 @@ def apply_all(ctx: Context, commands: list[Command]) -> Applied:
         applied.envelopes.append(effect.event)
         applied.audit.append(effect.entry)
         applied.order_ids.append(effect.order.order_id if effect.order else None)
+        for event, audit in effect.derived:
+            applied.envelopes.append(event)
+            applied.audit.append(audit)
+            applied.order_ids.append(effect.order.order_id if effect.order else None)
         if effect.order:
             applied.order = effect.order
     return applied
@@ -143,6 +123,7 @@ def advance_order(
     ctx.authority.check_order(ctx.sender, before, command)
     order = apply_event(before, command.event, command.payload, ctx.now)
     ctx.uow.update_order(order)
+    move_clocks(ctx.uow.cold_chain, ctx.cold_chain, command, order, ctx.now)
     ctx.uow.bind(resolution.new_bindings, order.patient_id, order.order_id, ctx.now, ctx.inbound_id)
     return _order_effect(ctx, command, resolution, order, before)
 
@@ -252,3 +233,5 @@ HANDLERS: dict[str, Handler] = {
     "patient.merged": merge_patients,
 }
 BY_SCOPE: dict[Scope, Handler] = {Scope.order: advance_order}
+
+HANDLERS["shipment.readings_reported"] = report_readings

@@ -23,7 +23,8 @@ from gateway.canonical.envelope import CloudEvent
 from gateway.canonical.events import envelope
 from gateway.canonical.payloads import IdentityResolved
 from gateway.errors import GatewayError, IdentityProblem, NotFound
-from gateway.service.handlers import Context, apply_all
+from gateway.service.effects import Context
+from gateway.service.handlers import apply_all
 from gateway.service.operators import Operator
 from gateway.service.transaction import Rules
 from gateway.store import reviews
@@ -113,7 +114,17 @@ def _release(
     commands = [Command.model_validate(c) for c in held["command"]["commands"]]
     waived = frozenset({held["reason"]}) & WAIVABLE
     sender = rules.authority.sender(record.partner)
-    ctx = Context(uow, record, held["inbound_id"], now, sender, rules.authority, rules.coi_facility, waived)
+    ctx = Context(
+        uow,
+        record,
+        held["inbound_id"],
+        now,
+        sender,
+        rules.authority,
+        rules.coi_facility,
+        waived,
+        cold_chain=rules.cold_chain,
+    )
     try:
         applied = apply_all(ctx, commands)
     except IdentityProblem as exc:  # the whole transaction rolls back: the item stays held

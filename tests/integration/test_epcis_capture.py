@@ -18,7 +18,7 @@ import yaml
 from sqlalchemy import func, select
 
 from gateway.canonical.ids import ExternalRef
-from gateway.sdk.webhooks import StandardWebhooks
+from gateway.sdk import StandardWebhooks
 from gateway.settings import Settings
 from gateway.store import tables as t
 from gateway.store.db import create_engine, dispose
@@ -198,13 +198,13 @@ async def test_a_capture_is_stored_applied_and_its_job_read_back(
     assert again.headers["idempotent-replayed"] == "true"
     assert await count(settings, t.inbound_messages) == 3  # two of the site's, one capture
 
-    # readings by the logger: one quiet event on the timeline, the logger now bound to the order
+    # readings by the logger: one quiet event on the timeline, the readings stored once each
     sensed = await capture(http, document(readings(4.0, 4.5, 5.0)), "msg_2")
     assert sensed.status_code == 202, sensed.text
     timeline = (await order(http, order_coi))["timeline"]
     (reported,) = [e for e in timeline if e["type"].endswith("shipment.readings_reported")]
     assert [r["temperature_c"] for r in reported["data"]["readings"]] == [4.0, 4.5, 5.0]
-    assert await count(settings, t.crosswalk, namespace=f"courier:{COURIER}:logger", value=LOGGER) == 1
+    assert await count(settings, t.shipment_readings, device_id=LOGGER, shipment_id="SH-1") == 3
 
 
 async def test_the_binding_headers_and_problems(http: httpx.AsyncClient, settings: Settings) -> None:
@@ -273,4 +273,6 @@ async def test_only_the_courier_that_captured_reads_its_job(
         f"/couriers/{COURIER}/epcis/capture", content=document(shipping()), headers=signed(b"{}", "msg_f")
     )
     assert forged.status_code == 401 and forged.json()["type"] == "epcisException:SecurityException"
-    assert await count(settings, t.inbound_messages) == 3  # a refused signature is never stored
+    # the forged capture is kept raw as refused (a known partner's); the unsigned GET, nothing
+    assert await count(settings, t.inbound_messages, outcome="refused") == 1
+    assert await count(settings, t.inbound_messages) == 4

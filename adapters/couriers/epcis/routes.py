@@ -84,7 +84,7 @@ def routes(adapter: Adapter) -> APIRouter:
         runtime: Runtime = request.app.state.gateway
         raw = await bounded_body(request, runtime.settings.max_body_bytes)
         try:
-            sender = await authenticate(request, adapter, get, raw)
+            sender = await authenticate(request, adapter, get, raw, keep_refused=False)
         except NotAuthenticated as exc:
             return refusal(exc)
         kept = await runtime.messages.kept(sender.id, capture_id[:36])
