@@ -42,27 +42,26 @@ def _reading(
 ) -> payloads.Reading | None:
     kind = vocabulary.report_type(report.type)
     alarm = vocabulary.sensor_exceptions.get(report.exception) if report.exception else None
-    interval = meta.start_time is not None and any(
-        v is not None for v in (report.min_value, report.max_value, report.mean_value)
-    )
+    temperature = kind in vocabulary.temperature_types
+    if not temperature and alarm is None:
+        return None  # humidity, light, speed...: not the cold chain's, unless alarmed
+    statistics = (report.min_value, report.max_value, report.mean_value)
+    interval = meta.start_time is not None and statistics != (None, None, None)
     at = _utc((meta.start_time if interval else None) or report.time or meta.time or event.event_time)
     until = _utc(meta.end_time) if interval and meta.end_time else None
-    if kind not in vocabulary.temperature_types:
-        if alarm is None:
-            return None  # humidity, light, speed...: not the cold chain's, unless alarmed
+    if not temperature:
         return payloads.Reading(at=at, until=until, probe=(kind or "sensor")[:50], alarm=alarm)
-    measured = (report.value, report.min_value, report.max_value, report.mean_value)
-    if all(v is None for v in measured):
+    if report.value is None and statistics == (None, None, None):
         return payloads.Reading(at=at, until=until, probe=_probe(report), alarm=alarm)
     unit = vocabulary.temperature_units.get(report.uom or "")
     if unit is None:
         raise ValueError(f"a temperature in {report.uom or 'no unit'!s}: CEL, FAR or KEL expected")
-    value, low, high, mean = (None if v is None else unit.celsius(v) for v in measured)
+    low, high, mean = (None if v is None else unit.celsius(v) for v in statistics)
     return payloads.Reading(
         at=at,
         until=until,
         probe=_probe(report),
-        temperature_c=value,
+        temperature_c=None if report.value is None else unit.celsius(report.value),
         min_c=low,
         max_c=high,
         mean_c=mean,

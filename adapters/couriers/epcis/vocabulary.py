@@ -8,6 +8,7 @@ of another authority is a partner's own vocabulary: it passes, and means nothing
 
 from __future__ import annotations
 
+from functools import lru_cache
 from pathlib import Path
 
 import yaml
@@ -79,11 +80,14 @@ class Vocabulary(BaseModel):
 
     def report_type(self, value: str | None) -> str | None:
         """A sensor report's measurement type, as a short name (`gs1:Temperature` -> Temperature)."""
-        if value is None:
-            return None
-        for prefix in ("gs1:", "https://gs1.org/voc/", "https://ref.gs1.org/voc/"):
-            value = value.removeprefix(prefix)
-        return value
+        return None if value is None else _short_type(value)
+
+
+@lru_cache(maxsize=256)
+def _short_type(value: str) -> str:
+    for prefix in ("gs1:", "https://gs1.org/voc/", "https://ref.gs1.org/voc/"):
+        value = value.removeprefix(prefix)
+    return value
 
 
 def _label(kind: str) -> str:
