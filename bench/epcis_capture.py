@@ -6,6 +6,8 @@ and evaluate excursions, when the core's handler does), commit, answer 202 + Loc
 publishes to a private RabbitMQ vhost behind the intake, as in production.
 
 In the same run, interleaved:
+- **canonical**: the same readings as the canonical-json `shipment.readings_reported` commands
+  the adapter makes, on `/api/messages` (X-CGT HMAC, no replay memory): the core path alone;
 - **ceiling**: JSON parse of the same documents + a SQLite batch insert of the same readings (one
   executemany a document, in one transaction, WAL, synchronous=FULL, the readings table's index);
 - **decode**: the adapter's decode alone (parse, check, map), for the split.
@@ -18,6 +20,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
+import hmac
 import json
 import platform
 import sqlite3
@@ -53,6 +57,7 @@ from gateway.store import tables as t
 
 COURIER = "bench-courier"
 SECRET = "whsec_YmVuY2gtZXBjaXMtY291cmllci1zZWNyZXQ="  # noqa: S105 - the bench's own
+HMAC_SECRET = "bench-courier-hmac"  # noqa: S105 - the bench's own
 HOSPITAL = {"X-API-Key": "demo-hospital-key", "Content-Type": "application/json"}
 READINGS = 100
 SHIPMENTS = 8
@@ -108,9 +113,13 @@ def partners_file(directory: Path) -> Path:
         {
             "id": COURIER,
             "kind": "courier",
-            "adapter": "epcis",
+            "adapter": "canonical-json",
+            "dialects": ["epcis"],
             "demo": True,
-            "auth": {"standard_webhooks": {"secrets": [{"env": "CGT_BENCH_EPCIS", "demo_default": SECRET}]}},
+            "auth": {
+                "standard_webhooks": {"secrets": [{"env": "CGT_BENCH_EPCIS", "demo_default": SECRET}]},
+                "hmac_secret": {"env": "CGT_BENCH_HMAC", "demo_default": HMAC_SECRET},
+            },
         }
     )
     path = directory / "partners.yaml"
@@ -174,6 +183,32 @@ async def book(http: httpx.AsyncClient) -> None:
         assert booked.status_code == 201, booked.text
 
 
+def canonical(bodies: list[bytes]) -> list[bytes]:
+    """The canonical-json envelopes of what the adapter makes of each document."""
+    from gateway.partners import Partner
+
+    ctx = InboundContext(
+        Partner(id=COURIER, kind="courier", adapter="epcis"), "bench", utcnow(), CaptureRequest()
+    )
+    out = []
+    for n, body in enumerate(bodies):
+        decoded = adapter.decode(body, ctx)
+        commands = [c.model_dump(mode="json") for c in decoded.commands]
+        out.append(orjson.dumps({"message_id": f"canonical-{n}", "commands": commands}))
+    return out
+
+
+def hmac_signed(body: bytes) -> dict[str, str]:
+    stamp = str(int(time.time()))
+    digest = hmac.new(HMAC_SECRET.encode(), stamp.encode() + b"." + body, hashlib.sha256).hexdigest()
+    return {
+        "X-CGT-Partner": COURIER,
+        "X-CGT-Timestamp": stamp,
+        "X-CGT-Signature": f"sha256={digest}",
+        "Content-Type": "application/json",
+    }
+
+
 def signed(body: bytes, n: int) -> dict[str, str]:
     stamp = int(time.time())
     return {
@@ -185,8 +220,11 @@ def signed(body: bytes, n: int) -> dict[str, str]:
     }
 
 
-async def capture_rate(amqp_url: str, bodies: list[bytes], clients: int) -> dict[str, float]:
-    """Documents/s through the app on a fresh SQLite database; each request in its own task."""
+async def capture_rate(
+    amqp_url: str, bodies: list[bytes], clients: int, *, core_only: bool = False
+) -> dict[str, float]:
+    """Documents/s through the app on a fresh SQLite database; each request in its own task.
+    `core_only`: the bodies are canonical-json envelopes, POSTed to /api/messages."""
     with tempfile.TemporaryDirectory() as tmp:
         settings = Settings(
             env="test",
@@ -206,7 +244,14 @@ async def capture_rate(amqp_url: str, bodies: list[bytes], clients: int) -> dict
                 warm = document(10_000_000)
                 first = await http.post(url, content=warm, headers=signed(warm, 10_000_000))
                 assert first.status_code == 202 and "applied" not in first.text, first.text
-                requests = [(body, signed(body, i)) for i, body in enumerate(bodies)]  # signed before timing
+                if core_only:
+                    url, expected = "/api/messages", 201
+                    requests = [(body, hmac_signed(body)) for body in bodies]
+                else:
+                    expected = 202
+                    requests = [
+                        (body, signed(body, i)) for i, body in enumerate(bodies)
+                    ]  # signed before timing
                 statuses: list[int] = []
 
                 async def client() -> None:
@@ -216,7 +261,7 @@ async def capture_rate(amqp_url: str, bodies: list[bytes], clients: int) -> dict
                         response = await asyncio.create_task(http.post(url, content=body, headers=headers))
                         latencies.append(time.perf_counter() - started)
                         statuses.append(response.status_code)
-                        assert response.status_code == 202, response.text
+                        assert response.status_code == expected, response.text
 
                 started = time.perf_counter()
                 await asyncio.gather(*(client() for _ in range(clients)))
@@ -320,11 +365,13 @@ async def main() -> None:
     start = 0
     with private_vhost() as amqp_url:
         for _ in range(args.rounds):
-            for kind in ("capture_clients1", "capture_clients4", "ceiling"):
+            for kind in ("capture_clients1", "canonical_clients1", "capture_clients4", "ceiling"):
                 bodies = [document(start + i) for i in range(args.n)]
                 start += args.n
                 if kind == "ceiling":
                     rate = ceiling_rate(bodies)
+                elif kind.startswith("canonical"):
+                    rate = await capture_rate(amqp_url, canonical(bodies), 1, core_only=True)
                 else:
                     rate = await capture_rate(amqp_url, bodies, 1 if kind.endswith("1") else 4)
                 runs.setdefault(kind, []).append(rate)
@@ -332,7 +379,7 @@ async def main() -> None:
         results[name] = {key: round(statistics.median(r[key] for r in rates), 2) for key in rates[0]}
         results[name]["readings_per_s_all"] = [round(r["readings_per_s"], 1) for r in rates]
     ceiling = results["ceiling"]["readings_per_s"]
-    for kind in ("capture_clients1", "capture_clients4"):
+    for kind in ("capture_clients1", "canonical_clients1", "capture_clients4"):
         rate = results[kind]["readings_per_s"]
         results[kind]["us_per_reading"] = round(1e6 / rate, 1)
         results[kind]["ratio_to_ceiling"] = round(rate / ceiling, 3)
