@@ -115,20 +115,20 @@ def signed(
     }
 
 
-async def booked_order(http: httpx.AsyncClient) -> str:
-    placed = await http.post("/api/messages", content=envelope_json("site-1", place(1)), headers=HOSPITAL)
+async def booked_order(http: httpx.AsyncClient, n: int = 1, sscc_value: str = SSCC) -> str:
+    placed = await http.post("/api/messages", content=envelope_json(f"site-{n}a", place(n)), headers=HOSPITAL)
     order_coi: str = placed.json()["coi"]
     shipment = {
-        "shipment_id": "SH-1",
+        "shipment_id": f"SH-{n}",
         "direction": "to_manufacturer",
         "courier": COURIER,
-        "tracking_number": "1Z999AA10123456784",
-        "sscc": SSCC,
-        "logger_id": LOGGER,
+        "tracking_number": f"1Z999AA1012345678{3 + n}",  # n=1: the BOL of the documents
+        "sscc": sscc_value,
+        "logger_id": f"{LOGGER}-{n}",
     }
-    sscc = ExternalRef(namespace="gs1:sscc", value=SSCC)
+    sscc = ExternalRef(namespace="gs1:sscc", value=sscc_value)
     follow = envelope_json(
-        "site-2",
+        f"site-{n}b",
         event("collection.completed", coi(order_coi), collected_at="2026-11-09T07:00:00Z"),
         event("shipment.booked", coi(order_coi), sscc, binds=(sscc,), shipment=shipment),
     )
@@ -257,6 +257,17 @@ async def test_an_echoed_coi_that_does_not_match_holds_the_document(
     assert read["success"] is False and read["errors"][-1]["outcome"] == "quarantined"
     assert (await order(http, order_coi))["order"]["status"] == "collected"
     assert await count(settings, t.quarantine) == 1
+    assert await count(settings, t.outbox, routing_key="identity.mismatch") == 1
+
+    # the COI of another of the courier's orders, on this shipment's SSCC: held too
+    other_coi = await booked_order(http, 2, "340123450000000024")
+    crossed = await capture(
+        http, document(shipping(bizTransactionList=[], **{"cgt:coi": other_coi})), "msg_x"
+    )
+    assert crossed.status_code == 202 and crossed.json()["success"] is False, crossed.text
+    assert await count(settings, t.quarantine) == 2
+    for held in (order_coi, other_coi):
+        assert (await order(http, held))["order"]["status"] == "collected"
 
 
 async def test_only_the_courier_that_captured_reads_its_job(
