@@ -25,7 +25,7 @@ from adapters.couriers.epcis.capture import (
 )
 from adapters.couriers.epcis.capture import answer as capture_answer
 from adapters.couriers.epcis.mapping import map_document
-from adapters.couriers.epcis.routes import CAPTURE, routes
+from adapters.couriers.epcis.routes import routes
 from adapters.couriers.epcis.vocabulary import Vocabulary, load_vocabulary
 from adapters.couriers.epcis.wire import Document
 from gateway.sdk import (
@@ -112,8 +112,5 @@ class Epcis:
 
     def http_routes(self) -> APIRouter:
         return routes(self)
-
-
-__all__ = ["CAPTURE", "Epcis", "adapter"]
 
 adapter = Epcis(load_vocabulary())
