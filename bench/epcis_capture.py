@@ -18,17 +18,13 @@ In the same run, interleaved:
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
-import platform
 import sqlite3
 import statistics
 import sys
 import tempfile
 import time
-import timeit
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -173,21 +169,10 @@ def decode_ms(body: bytes, repeat: int = 50) -> float:
 
 
 async def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--n", type=int, default=200)
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--json", action="store_true")
-    parser.add_argument(
-        "--loop", choices=loops.CHOICES, default="uvloop", help="the event loop (serve: uvloop)"
-    )
-    args = parser.parse_args()
-    calibration = min(timeit.repeat("sum(range(1000))", number=10_000, repeat=5)) / 10_000 * 1e6
+    args = loops.rounds_arguments(200)
     sample = document(0)
     results: dict[str, Any] = {
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "python": platform.python_version(),
-        "loop": args.loop,
-        "calibration_sum_range_1000_us": round(calibration, 1),
+        **loops.machine(args),
         "document_bytes": len(sample),
         "readings_per_document": READINGS,
         "decode_ms_per_document": round(decode_ms(sample), 3),
