@@ -113,4 +113,5 @@ class Epcis:
     def http_routes(self) -> APIRouter:
         return routes(self)
 
+
 adapter = Epcis(load_vocabulary())
