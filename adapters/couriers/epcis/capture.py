@@ -143,3 +143,16 @@ def answer(outcome: Outcome, capture: Capture | None) -> bytes:
             job(outcome.inbound_id, received, behaviour, success=False, errors=[*listed, held])
         )
     return orjson.dumps(job(outcome.inbound_id, received, behaviour, success=not listed, errors=listed))
+
+
+def as_decided(answered: bytes, status: str) -> bytes:
+    """A held document's job once its review is decided: released (the message now `applied`),
+    its events applied; rejected, refused. Any other job as it was answered."""
+    job_ = orjson.loads(answered)
+    errors = job_.get("errors") or []
+    if status == "quarantined" or not any(e.get("outcome") == "quarantined" for e in errors):
+        return answered
+    kept = [e for e in errors if e.get("outcome") != "quarantined"]
+    if status != "applied":
+        kept.append({"type": VALIDATION, "title": "rejected in review", "status": 400, "outcome": "rejected"})
+    return orjson.dumps({**job_, "success": not kept, "errors": kept})

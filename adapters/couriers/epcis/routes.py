@@ -98,11 +98,11 @@ def routes(adapter: Adapter) -> APIRouter:
 
 
 def job_of(adapter: Adapter, kept: KeptMessage, partner: Partner) -> bytes:
-    """The job as answered when the answer is kept (applied or quarantined); a refused document's
-    again from its kept bytes (decoding is pure): its events' errors, or the error it was refused
-    with (the version header, say, is not kept)."""
-    if kept.answer is not None and kept.status != "rejected":
-        return kept.answer
+    """The job as answered when the answer is kept (applied or quarantined; a held document's as
+    its review decided since); a refused document's again from its kept bytes (decoding is pure):
+    its events' errors, or the error it was refused with (the version header, say, is not kept)."""
+    if kept.answer is not None:
+        return binding.as_decided(kept.answer, kept.status)
     errors: list[dict[str, Any]] = []
     if kept.status != "applied":
         content = adapter.decode(kept.raw, InboundContext(partner, "http", kept.received_at)).content
