@@ -13,11 +13,54 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated
 
-from gateway.sdk import COI_NAMESPACE, Command, ExternalRef, payloads, validate_coi, validate_din
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from gateway.sdk import (
+    COI_NAMESPACE,
+    ROOT,
+    Command,
+    ConfigError,
+    ExternalRef,
+    payloads,
+    validate_coi,
+    validate_din,
+)
 
 SSCC_NAMESPACE = "gs1:sscc"
 DIN_NAMESPACE = "isbt128:din"
+ALARMS_FILE = ROOT / "mappings" / "couriers" / "logger_alarms.yaml"
+UNKNOWN_ALARM = "unknown_alarm"
+
+AlarmCode = Annotated[str, Field(pattern=r"^[a-z0-9_]+$", max_length=50)]
+
+
+class AlarmTable(BaseModel):
+    """logger_alarms.yaml: each logger family's words for its alarms -> the reading's `alarm`."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    shipper_states: dict[str, AlarmCode | None]
+    milesight: dict[str, AlarmCode | None]
+
+    def alarm(self, table: str, said: str) -> str | None:
+        """The canonical alarm for what the logger said; a word the table lacks is kept as unknown."""
+        words: dict[str, str | None] = getattr(self, table)
+        return words.get(said, UNKNOWN_ALARM)
+
+
+def load_alarms(path: Path = ALARMS_FILE) -> AlarmTable:
+    """Read when the adapters load, at start-up: a bad table refuses to start, naming the file."""
+    try:
+        return AlarmTable.model_validate(yaml.safe_load(path.read_text(encoding="utf-8")))
+    except (OSError, yaml.YAMLError, ValidationError) as exc:
+        raise ConfigError(f"logger alarms {path}: {exc}") from exc
+
+
+ALARMS = load_alarms()
 
 
 def is_sscc(value: str) -> bool:

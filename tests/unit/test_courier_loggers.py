@@ -8,17 +8,21 @@ from __future__ import annotations
 import base64
 import os
 from pathlib import Path
+from typing import get_args
 
 import orjson
 import pytest
+import yaml
 
-from adapters.couriers.loggers import ShipmentKeys, is_sscc, readings_commands
+from adapters.couriers.loggers import ALARMS, ShipmentKeys, is_sscc, load_alarms, readings_commands
 from adapters.couriers.lorawan import milesight
 from adapters.couriers.lorawan.adapter import adapter as lorawan
 from adapters.couriers.lorawan.adapter import parse, unix_ms
 from adapters.couriers.tive.adapter import adapter as tive
+from adapters.couriers.tive.wire import ShipperState
 from gateway.canonical.envelope import utcnow
 from gateway.canonical.payloads import Reading
+from gateway.errors import ConfigError
 from gateway.partners import load_partners
 from gateway.sdk import InboundContext
 from gateway.settings import ROOT, Settings
@@ -128,3 +132,24 @@ def test_one_command_per_shipment_and_logger_readings_in_time_order() -> None:
     )
     assert [c.payload.device_id for c in commands] == ["L1", "L2"]  # type: ignore[attr-defined]
     assert [r.at for r in commands[0].payload.readings] == [first, second]  # type: ignore[attr-defined]
+
+
+ALARM_CASES = yaml.safe_load((ROOT / "mappings" / "couriers" / "logger_alarms_test.yaml").read_text())[
+    "cases"
+]
+
+
+@pytest.mark.parametrize("case", ALARM_CASES, ids=lambda c: f"{c['table']}:{c['said']}")
+def test_logger_alarm_words_map_as_their_cases_say(case: dict[str, str]) -> None:
+    assert ALARMS.alarm(case["table"], case["said"]) == case["alarm"]
+
+
+def test_every_shipper_state_the_wire_allows_is_in_the_table() -> None:
+    assert set(get_args(ShipperState)) == set(ALARMS.shipper_states)
+
+
+def test_a_bad_alarm_table_refuses_to_start(tmp_path: Path) -> None:
+    bad = tmp_path / "alarms.yaml"
+    bad.write_text("shipper_states: {Low: 'LN2 LOW!'}\nmilesight: {}\n")
+    with pytest.raises(ConfigError, match=r"alarms\.yaml"):
+        load_alarms(bad)

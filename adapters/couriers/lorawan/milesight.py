@@ -5,7 +5,8 @@ what each frame is as a reading.
 The payload is a run of channels, each `channel id, channel type, value`; integers little-endian,
 temperatures int16 in tenths of a degree. The current frame is stamped with the time the network
 received it; each history record (0x20 0xCE) carries its own Unix time. A channel we do not know
-is refused, never skipped: its length is unknown, so nothing after it could be trusted.
+is refused, never skipped: its length is unknown, so nothing after it could be trusted. The
+vendor's alarm words become canonical alarms through mappings/couriers/logger_alarms.yaml.
 """
 
 from __future__ import annotations
@@ -13,24 +14,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-ALARMS = {0: "Threshold Alarm Release", 1: "Threshold Alarm", 2: "Mutation Alarm"}
+from adapters.couriers.loggers import ALARMS
+
+ALARM_TYPES = {0: "Threshold Alarm Release", 1: "Threshold Alarm", 2: "Mutation Alarm"}
 ERRORS = {0: "Read Error", 1: "Overload"}
 HISTORY_EVENTS = {0: "", 1: "Periodic", 2: "Alarm(Threshold or Mutation)", 3: "Alarm Release"}
 READ_STATUS = {0: "Success", 1: "Read Error", 2: "Overload"}
-
-# The vendor's words -> the canonical reading's `alarm` (None: nothing to raise)
-ALARM_CODES: dict[str, str | None] = {
-    "Threshold Alarm": "threshold_alarm",
-    "Threshold Alarm Release": "threshold_alarm_release",
-    "Mutation Alarm": "mutation_alarm",
-    "Read Error": "sensor_read_error",
-    "Overload": "sensor_overload",
-    "Alarm(Threshold or Mutation)": "threshold_or_mutation_alarm",
-    "Alarm Release": "alarm_release",
-    "Periodic": None,
-    "": None,
-    "Unknown": "unknown_alarm",
-}
 
 # (channel id, channel type) -> length of its value, for the channels that only describe the device
 DEVICE_INFO = {(0xFF, 0x01): 1, (0xFF, 0x09): 2, (0xFF, 0x0A): 2, (0xFF, 0x0F): 1, (0xFF, 0x16): 8}
@@ -92,12 +81,12 @@ def decode(data: bytes, received_ms: int) -> list[Frame]:
         elif channel == (0x83, 0x67):
             i = _take(data, at, 3)
             now.values["temperature"] = _celsius(data, at)
-            now.values["temperature_alarm"] = ALARMS.get(data[at + 2], "Unknown")
+            now.values["temperature_alarm"] = ALARM_TYPES.get(data[at + 2], "Unknown")
         elif channel == (0x93, 0x67):
             i = _take(data, at, 5)
             now.values["temperature"] = _celsius(data, at)
             now.values["temperature_mutation"] = int.from_bytes(data[at + 2 : at + 4], "little") / 10
-            now.values["temperature_alarm"] = ALARMS.get(data[at + 4], "Unknown")
+            now.values["temperature_alarm"] = ALARM_TYPES.get(data[at + 4], "Unknown")
         elif channel == (0xB3, 0x67):
             i = _take(data, at, 1)
             now.values["temperature_error"] = ERRORS.get(data[at], "Unknown")
@@ -131,7 +120,7 @@ def measured(frame: Frame) -> Measured | None:
     temperature = None if failed or "temperature_error" in v else v.get("temperature")
     said = v.get("temperature_error") or (v["read_status"] if failed else None)
     said = said or v.get("temperature_alarm") or v.get("event_type")
-    alarm = ALARM_CODES.get(said or "", "unknown_alarm")
+    alarm = ALARMS.alarm("milesight", said or "")
     battery = v.get("battery")
     if temperature is None and battery is None and alarm is None:
         return None

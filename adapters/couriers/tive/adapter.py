@@ -19,8 +19,8 @@ import orjson
 from fastapi import APIRouter
 from pydantic import TypeAdapter, ValidationError
 
-from adapters.couriers.loggers import ShipmentKeys, batch_id, is_sscc, readings_commands
-from adapters.couriers.tive.wire import Entry, ShipperState
+from adapters.couriers.loggers import ALARMS, ShipmentKeys, batch_id, is_sscc, readings_commands
+from adapters.couriers.tive.wire import Entry
 from gateway.sdk import (
     Decoded,
     Example,
@@ -41,12 +41,6 @@ from gateway.sdk import (
 EXAMPLES = Path(__file__).parent / "examples"
 MAX_ENTRIES = 2_000  # a batch of more is refused: the sender splits it
 LIGHT_LUX = 5.0  # above this, the box has been opened (a closed shipper reads 0-1 lux)
-SHIPPER_ALARMS: dict[ShipperState, str | None] = {
-    "Charged": None,
-    "Low": "ln2_low",
-    "Depleted": "ln2_depleted",
-    "Unknown": "shipper_state_unknown",
-}
 ENTRIES = TypeAdapter(list[Entry])
 
 
@@ -91,7 +85,7 @@ def readings_of(entry: Entry) -> Iterator[payloads.Reading]:
         "light": entry.Light.Lux > LIGHT_LUX if entry.Light and entry.Light.Lux is not None else None,
         "shock_g": entry.Accelerometer.G if entry.Accelerometer else None,
         "ln2_level_pct": shipper.Ln2LevelPercentage if shipper else None,
-        "alarm": SHIPPER_ALARMS[shipper.State] if shipper and shipper.State else None,
+        "alarm": ALARMS.alarm("shipper_states", shipper.State) if shipper and shipper.State else None,
     }
     yield payloads.Reading(probe="device", temperature_c=entry.Temperature.Celsius, **common)
     probe = entry.ProbeTemperature
