@@ -37,6 +37,19 @@ class Settings(BaseSettings):
         default=ROOT / "mappings" / "disclosure",
         description="what each destination may receive of an order: <kind>.yaml, partners/<id>.yaml",
     )
+    temperature_classes_file: Path = Field(
+        default=ROOT / "mappings" / "couriers" / "temperature_classes.yaml",
+        description="temperature classes, and the class and viability window of each product's legs",
+    )
+    clock_sweep_seconds: float = Field(
+        default=30.0, gt=0, description="how often the serving process sweeps the shipments' clocks"
+    )
+    webhook_refused_kept_per_hour: int = Field(
+        default=100, ge=0, description="refused webhook requests kept (raw) per known partner per hour"
+    )
+    webhook_refused_kept_bytes_per_hour: int = Field(
+        default=10_485_760, ge=0, description="and at most these bytes of them; beyond either, counted only"
+    )
     coi_facility: str = Field(
         default="A9999",
         pattern=r"^[A-NP-Z1-9][A-Z0-9]{4}$",

@@ -22,6 +22,7 @@ from gateway.entrypoints.bootstrap import Gateway, bootstrap
 from gateway.entrypoints.limits import Door
 from gateway.entrypoints.problems import PROBLEM, gateway_error, http_error, validation_error
 from gateway.entrypoints.review_routes import review_routes
+from gateway.entrypoints.shipments_routes import shipment_routes
 from gateway.errors import GatewayError, NotAuthenticated, NotFound
 from gateway.http_body import bounded_body
 from gateway.partners import Partner, credential
@@ -106,6 +107,9 @@ def create_app(gateway: Gateway | None = None, settings: Settings | None = None)
             lambda request: gw(request).settings.max_body_bytes,
         )
     )
+
+    # Shipments declared by the ordering site or an operator (gateway.entrypoints.shipments_routes).
+    app.include_router(shipment_routes(operator_key_ok, gw))
 
     @app.get("/health")
     async def health(request: Request) -> Response:

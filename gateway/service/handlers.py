@@ -28,12 +28,14 @@ from gateway.canonical.payloads import (
     PatientsMerged,
     PatientUpdated,
 )
+from gateway.coldchain.classes import ColdChain, default_cold_chain
 from gateway.errors import IdentityProblem, UnsupportedMessage
 from gateway.identity import Resolution, reconcile
 from gateway.identity.authorise import Authority, check_patient, check_sender
 from gateway.identity.reconcile import review_identity_change
 from gateway.partners import Partner
 from gateway.service.auditing import entry
+from gateway.service.clocks import move_clocks
 from gateway.service.ports import UnitOfWork
 from gateway.store.records import InboundRecord
 
@@ -52,6 +54,7 @@ class Context:
     # Quarantine reasons two operators decided to apply the message despite (a release from
     # review, gateway.service.review): "apply as is".
     waived: frozenset[str] = frozenset()
+    cold_chain: ColdChain = field(default_factory=default_cold_chain)
 
 
 @dataclass(frozen=True)
@@ -59,6 +62,8 @@ class Effect:
     event: CloudEvent
     entry: AuditEntry
     order: TherapyOrder | None = None  # None: a patient's event
+    # What the gateway itself publishes because of it (an excursion, a logger fault), same order.
+    derived: tuple[tuple[CloudEvent, AuditEntry], ...] = ()
 
 
 @dataclass
@@ -91,6 +96,10 @@ def apply_all(ctx: Context, commands: list[Command]) -> Applied:
         applied.envelopes.append(effect.event)
         applied.audit.append(effect.entry)
         applied.order_ids.append(effect.order.order_id if effect.order else None)
+        for event, audit in effect.derived:
+            applied.envelopes.append(event)
+            applied.audit.append(audit)
+            applied.order_ids.append(effect.order.order_id if effect.order else None)
         if effect.order:
             applied.order = effect.order
     return applied
@@ -143,6 +152,7 @@ def advance_order(
     ctx.authority.check_order(ctx.sender, before, command)
     order = apply_event(before, command.event, command.payload, ctx.now)
     ctx.uow.update_order(order)
+    move_clocks(ctx.uow.cold_chain, ctx.cold_chain, command, order, ctx.now)
     ctx.uow.bind(resolution.new_bindings, order.patient_id, order.order_id, ctx.now, ctx.inbound_id)
     return _order_effect(ctx, command, resolution, order, before)
 
@@ -252,3 +262,8 @@ HANDLERS: dict[str, Handler] = {
     "patient.merged": merge_patients,
 }
 BY_SCOPE: dict[Scope, Handler] = {Scope.order: advance_order}
+
+# Below the table it joins: the readings handler is built on this module's Context and Effect.
+from gateway.service.readings import report_readings  # noqa: E402
+
+HANDLERS["shipment.readings_reported"] = report_readings

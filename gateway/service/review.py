@@ -113,7 +113,17 @@ def _release(
     commands = [Command.model_validate(c) for c in held["command"]["commands"]]
     waived = frozenset({held["reason"]}) & WAIVABLE
     sender = rules.authority.sender(record.partner)
-    ctx = Context(uow, record, held["inbound_id"], now, sender, rules.authority, rules.coi_facility, waived)
+    ctx = Context(
+        uow,
+        record,
+        held["inbound_id"],
+        now,
+        sender,
+        rules.authority,
+        rules.coi_facility,
+        waived,
+        cold_chain=rules.cold_chain,
+    )
     try:
         applied = apply_all(ctx, commands)
     except IdentityProblem as exc:  # the whole transaction rolls back: the item stays held

@@ -10,10 +10,11 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from gateway.canonical.command import Command
+from gateway.coldchain.classes import ColdChain, default_cold_chain
 from gateway.errors import GatewayError, IdentityProblem, NotOurs, TransientError
 from gateway.identity.authorise import Authority
 from gateway.outcome import Outcome
@@ -44,6 +45,7 @@ class Rules:
     authority: Authority
     clock: Callable[[], datetime]
     log_phi: bool = False
+    cold_chain: ColdChain = field(default_factory=default_cold_chain)  # temperature classes, clocks
 
 
 def run_batch(uow: UnitOfWork, batch: list[Job], rules: Rules) -> list[Answered]:
@@ -119,7 +121,16 @@ def _process(
             raise commands
         taken = commands
         sender = rules.authority.sender(record.partner)
-        ctx = Context(uow, record, inbound_id, now, sender, rules.authority, rules.coi_facility)
+        ctx = Context(
+            uow,
+            record,
+            inbound_id,
+            now,
+            sender,
+            rules.authority,
+            rules.coi_facility,
+            cold_chain=rules.cold_chain,
+        )
         applied: Applied
         if len(taken) == 1:
             applied = apply_all(ctx, taken)  # raises before it writes: no savepoint needed

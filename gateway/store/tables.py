@@ -325,3 +325,14 @@ deadlines = Table(
 )
 Index("ux_deadlines_clock", deadlines.c.order_id, deadlines.c.shipment_id, deadlines.c.clock, unique=True)
 Index("ix_deadlines_due", deadlines.c.stopped_at, deadlines.c.due_at)
+
+# What a shipment's readings meant so far (gateway.coldchain.excursions.ColdState, as JSON): read
+# and written once for each batch of readings, so that no reading is read again to evaluate the next.
+cold_chain_states = Table(
+    "cold_chain_states",
+    metadata,
+    Column("order_id", String(36), primary_key=True),
+    Column("shipment_id", String(100), primary_key=True),
+    Column("state", JSON, nullable=False),
+    Column("updated_at", Time, nullable=False),
+)
