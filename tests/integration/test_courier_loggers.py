@@ -22,7 +22,7 @@ from gateway.sdk.webhooks import StandardWebhooks
 from gateway.settings import Settings
 from gateway.store import tables as t
 from gateway.store.db import create_engine, dispose
-from tests.support.builders import coi, envelope_json, event, place
+from tests.support.builders import envelope_json, place
 from tests.support.served import served
 
 DEMO_COURIER_SECRET = "whsec_ZGVtby1jb3VyaWVyLXNlY3JldA=="  # published: the base64 of demo-courier-secret
@@ -78,8 +78,10 @@ async def http(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
             yield client
 
 
-def signed(body: bytes, message_id: str, *, secret: str = DEMO_COURIER_SECRET) -> dict[str, str]:
-    stamp = int(time.time())
+def signed(
+    body: bytes, message_id: str, *, secret: str = DEMO_COURIER_SECRET, later_s: int = 0
+) -> dict[str, str]:
+    stamp = int(time.time()) + later_s
     return {
         "webhook-id": message_id,
         "webhook-timestamp": str(stamp),
@@ -115,26 +117,18 @@ def uplink(correlation: str, payload: bytes, **extra: Any) -> bytes:
     )
 
 
-async def declared_shipment(http: httpx.AsyncClient) -> str:
-    """An order placed and collected by the demo hospital, its inbound fresh shipment declared
-    with the demo courier (tracking number, shipper SSCC and logger id)."""
-    placed = await http.post("/api/messages", content=envelope_json("site-1", place(1)), headers=HOSPITAL)
+async def declared_shipment(http: httpx.AsyncClient, n: int = 1, **keys: str | None) -> str:
+    """An order placed by the demo hospital (its product travels fresh, 2-8 °C, to the
+    manufacturer), its inbound leg declared with the demo courier: tracking number, shipper SSCC
+    and logger id unless `keys` says otherwise. Returns the order's COI."""
+    placed = await http.post("/api/messages", content=envelope_json(f"site-{n}", place(n)), headers=HOSPITAL)
     order_coi: str = placed.json()["coi"]
-    shipment = {
-        "shipment_id": "DC-SHIP-1",
-        "direction": "to_manufacturer",
-        "courier": "demo-courier",
-        "tracking_number": TRACKING,
-        "sscc": SSCC,
-        "logger_id": LOGGER,
-        "temperature_class": "2-8C",
-    }
-    follow = envelope_json(
-        "site-2",
-        event("collection.completed", coi(order_coi), collected_at="2026-11-10T07:00:00Z"),
-        event("shipment.booked", coi(order_coi), shipment=shipment),
+    declared = {"leg": "inbound", "courier": "demo-courier", "tracking_number": TRACKING}
+    declared |= {"sscc": SSCC, "logger_id": LOGGER, "temperature_class": "2-8C"} | keys
+    declared = {k: v for k, v in declared.items() if v is not None}
+    answer = await http.post(
+        f"/api/orders/{order_coi}/shipments", content=orjson.dumps(declared), headers=HOSPITAL
     )
-    answer = await http.post("/api/messages", content=follow, headers=HOSPITAL)
     assert answer.status_code == 201, answer.text
     return order_coi
 
@@ -202,6 +196,65 @@ async def test_an_unknown_logger_is_quarantined_not_applied(
     await declared_shipment(http)
     body = orjson.dumps([{**entry(0, 4.5), "DeviceId": "359999999999999", "Shipment": None}])
     answer = await http.post("/couriers/demo-courier/telemetry", content=body, headers=signed(body, "msg_u"))
+    assert answer.status_code == 202, answer.text
+    assert answer.json()["outcome"] == "quarantined"
+    assert await count(settings, t.shipment_readings) == 0
+
+
+async def test_a_batch_for_a_declared_shipment_is_applied_and_its_readings_stored(
+    http: httpx.AsyncClient, settings: Settings
+) -> None:
+    order_coi = await declared_shipment(http)
+    body = orjson.dumps([entry(0, 4.5, ProbeTemperature={"Celsius": 5.0}), entry(15, 5.5)])
+    answer = await http.post("/couriers/demo-courier/telemetry", content=body, headers=signed(body, "msg_1"))
+    assert answer.status_code == 201, answer.text
+    assert answer.json()["status"] == "applied" and answer.json()["coi"] == order_coi
+    assert await count(settings, t.shipment_readings) == 3  # device and probe at 0, device at 15
+
+    # the courier's retry, signed again under the same webhook id: the first answer, nothing stored twice
+    retry = signed(body, "msg_1", later_s=1)
+    again = await http.post("/couriers/demo-courier/telemetry", content=body, headers=retry)
+    assert again.status_code == 200 and again.headers["idempotent-replayed"] == "true"
+    assert await count(settings, t.shipment_readings) == 3
+
+
+async def test_a_lorawan_uplink_of_a_declared_logger_is_applied(
+    http: httpx.AsyncClient, settings: Settings
+) -> None:
+    await declared_shipment(http, logger_id="A1B2C3D4E5F60001")
+    body = uplink("01JUPLINK1", bytes([0x01, 0x75, 0x5F, 0x03, 0x67, 0x2E, 0x00]))  # battery 95 %, 4.6 °C
+    answer = await http.post(
+        "/couriers/demo-courier/telemetry/lorawan", content=body, headers=signed(body, "msg_l")
+    )
+    assert answer.status_code == 201, answer.text
+    assert await count(settings, t.shipment_readings) == 1
+
+
+async def test_another_courier_cannot_report_on_this_couriers_shipment(
+    http: httpx.AsyncClient, settings: Settings
+) -> None:
+    await declared_shipment(http)
+    # the other courier's own logger, riding (it says) in the dry shipper declared with the demo courier
+    body = orjson.dumps(
+        [{**entry(0, 4.5), "DeviceId": "359999999999999", "Shipment": None, "Shipper": {"Serial": SSCC}}]
+    )
+    answer = await http.post(
+        "/couriers/other-courier/telemetry", content=body, headers=signed(body, "msg_o", secret=OTHER_SECRET)
+    )
+    assert answer.status_code == 403, answer.text
+    assert answer.json()["error"] == "NotPermitted"
+    assert await count(settings, t.shipment_readings) == 0
+
+
+async def test_a_label_of_another_order_is_a_mismatch_and_nothing_is_applied(
+    http: httpx.AsyncClient, settings: Settings
+) -> None:
+    await declared_shipment(http)
+    other_coi = await declared_shipment(
+        http, 2, tracking_number="DC000000002", sscc=None, logger_id="350000000000025"
+    )
+    body = orjson.dumps([entry(0, 4.5, Shipment={"TrackingNumber": TRACKING, "Label": {"Coi": other_coi}})])
+    answer = await http.post("/couriers/demo-courier/telemetry", content=body, headers=signed(body, "msg_x"))
     assert answer.status_code == 202, answer.text
     assert answer.json()["outcome"] == "quarantined"
     assert await count(settings, t.shipment_readings) == 0

@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from gateway.settings import ROOT, Settings
-from tests.integration.test_courier_loggers import DEMO_COURIER_SECRET, partner_file
+from tests.integration.test_courier_loggers import DEMO_COURIER_SECRET, declared_shipment, partner_file
 from tests.support.served import served
 from tests.unit.test_courier_loggers import samples_dir
 
@@ -72,9 +72,10 @@ async def http(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
 
 
 async def test_the_readme_example_request_is_taken(http: httpx.AsyncClient) -> None:
+    order_coi = await declared_shipment(http)  # the example's logger and tracking number
     headers = headers_from(EXAMPLE.as_posix(), "--secret", DEMO_COURIER_SECRET, "--id", "msg_0001")
     answer = await http.post(
         "/couriers/demo-courier/telemetry", content=EXAMPLE.read_bytes(), headers=headers
     )
-    assert 200 <= answer.status_code < 300, answer.text
-    assert answer.json()["partner"] == "demo-courier"
+    assert answer.status_code == 201, answer.text
+    assert answer.json()["status"] == "applied" and answer.json()["coi"] == order_coi
