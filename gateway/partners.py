@@ -113,10 +113,10 @@ class PartnerAuth(_Model):
     hmac_secret: SecretRef | None = None
     mllp: MllpAuth | None = None
     standard_webhooks: SigningSecrets | None = None  # webhook-id/-timestamp/-signature, whsec_ secrets
-    header_hmac: SigningSecrets | None = None  # a vendor's own signature header (gateway.sdk.webhooks)
+    header_hmac: SigningSecrets | None = None  # a vendor's own signature header (gateway.sdk.signatures)
 
     def signing(self) -> dict[str, tuple[SecretRef, ...]]:
-        """Secret references by signature scheme (the names gateway.sdk.webhooks's schemes use)."""
+        """Secret references by signature scheme (the names gateway.sdk.signatures's schemes use)."""
         refs = {
             "cgt-hmac": (self.hmac_secret,) if self.hmac_secret else (),
             "standard-webhooks": self.standard_webhooks.secrets if self.standard_webhooks else (),
@@ -196,7 +196,10 @@ class Partners:
             raise NotAuthenticated(detail=f"unknown partner {partner_id!r}") from None
 
     def signing_secrets(self, partner: Partner, scheme: str) -> tuple[str, ...]:
-        """The partner's live secrets for a signature scheme (none: it does not sign that way)."""
+        """The partner's live secrets for a signature scheme (none: it does not sign that way);
+        for `api-key`, the SHA-256 of its API keys."""
+        if scheme == "api-key":
+            return partner.auth.api_key_sha256
         return self._signing.get((partner.id, scheme), ())
 
     def by_api_key(self, key: str | None) -> Partner:

@@ -157,10 +157,23 @@ class Runtime(Protocol):
     def replays(self) -> Replays: ...
 
     @property
+    def refusals(self) -> Refusals: ...
+
+    @property
     def secrets(self) -> Secrets: ...
 
     @property
     def deliveries(self) -> Deliveries: ...
+
+
+class Refusals(Protocol):
+    """Refused requests of known partners, kept raw within a cap (signed webhooks' 401s)."""
+
+    async def keep(
+        self, partner: str, adapter: str, transport: str, raw: bytes, content_type: str | None, reason: str
+    ) -> bool:
+        """Keep the raw request (False: over the partner's cap, counted only)."""
+        ...
 
 
 class Replays(Protocol):

@@ -34,6 +34,7 @@ from gateway.service.sweep import ClockSweeper
 from gateway.settings import Settings
 from gateway.store.db import create_engine, dispose
 from gateway.store.migrate import migrate
+from gateway.store.refusals import StoreRefusals
 from gateway.store.replays import StoreReplays
 from gateway.store.secrets import StoreSecrets
 from gateway.store.unit_of_work import SqlTransactions
@@ -71,6 +72,14 @@ class Gateway:
     @cached_property
     def replays(self) -> StoreReplays:
         return StoreReplays(self.engine)
+
+    @cached_property
+    def refusals(self) -> StoreRefusals:
+        return StoreRefusals(
+            self.engine,
+            per_hour=self.settings.webhook_refused_kept_per_hour,
+            bytes_per_hour=self.settings.webhook_refused_kept_bytes_per_hour,
+        )
 
     @cached_property
     def deliveries(self) -> Deliveries:

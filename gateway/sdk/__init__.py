@@ -72,6 +72,7 @@ from gateway.ports import (
     HasTransport,
     Orders,
     OrderView,
+    Refusals,
     Replays,
     Runtime,
     Secrets,
@@ -81,16 +82,16 @@ from gateway.sdk.examples import examples_in
 from gateway.sdk.outbound import Destination, Outbound, OutboundRunner, OutboundRuntime, Retry, retrying
 from gateway.sdk.profiles import Profiles
 from gateway.sdk.queues import InboundQueues, inbound_queue_name
-from gateway.sdk.webhooks import (
+from gateway.sdk.signatures import (
     EASYPOST,
+    ApiKey,
     CgtHmac,
     HeaderHmac,
     SignatureScheme,
     StandardWebhooks,
     Verified,
-    WebhookRoute,
-    webhook_router,
 )
+from gateway.sdk.webhooks import WebhookRoute, webhook_router
 from gateway.service.decoding import mapping_failure
 from gateway.settings import ROOT, Settings
 
@@ -99,6 +100,7 @@ __all__ = [
     "EASYPOST",
     "ROOT",
     "Adapter",
+    "ApiKey",
     "Canonical",
     "CgtHmac",
     "CloudEvent",
@@ -149,6 +151,7 @@ __all__ = [
     "Payload",
     "Product",
     "Profiles",
+    "Refusals",
     "RejectedMessage",
     "Replays",
     "Retry",

@@ -10,7 +10,6 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
 
 from gateway.audit import AuditEntry
 from gateway.canonical.apply import apply_event
@@ -28,42 +27,14 @@ from gateway.canonical.payloads import (
     PatientsMerged,
     PatientUpdated,
 )
-from gateway.coldchain.classes import ColdChain, default_cold_chain
 from gateway.errors import IdentityProblem, UnsupportedMessage
 from gateway.identity import Resolution, reconcile
-from gateway.identity.authorise import Authority, check_patient, check_sender
+from gateway.identity.authorise import check_patient, check_sender
 from gateway.identity.reconcile import review_identity_change
-from gateway.partners import Partner
 from gateway.service.auditing import entry
 from gateway.service.clocks import move_clocks
-from gateway.service.ports import UnitOfWork
-from gateway.store.records import InboundRecord
-
-
-@dataclass(frozen=True)
-class Context:
-    """What a handler is given beside its command: the transaction, the message, the rules."""
-
-    uow: UnitOfWork
-    record: InboundRecord
-    inbound_id: str
-    now: datetime
-    sender: Partner
-    authority: Authority
-    coi_facility: str
-    # Quarantine reasons two operators decided to apply the message despite (a release from
-    # review, gateway.service.review): "apply as is".
-    waived: frozenset[str] = frozenset()
-    cold_chain: ColdChain = field(default_factory=default_cold_chain)
-
-
-@dataclass(frozen=True)
-class Effect:
-    event: CloudEvent
-    entry: AuditEntry
-    order: TherapyOrder | None = None  # None: a patient's event
-    # What the gateway itself publishes because of it (an excursion, a logger fault), same order.
-    derived: tuple[tuple[CloudEvent, AuditEntry], ...] = ()
+from gateway.service.effects import Context, Effect
+from gateway.service.readings import report_readings
 
 
 @dataclass
@@ -262,8 +233,5 @@ HANDLERS: dict[str, Handler] = {
     "patient.merged": merge_patients,
 }
 BY_SCOPE: dict[Scope, Handler] = {Scope.order: advance_order}
-
-# Below the table it joins: the readings handler is built on this module's Context and Effect.
-from gateway.service.readings import report_readings  # noqa: E402
 
 HANDLERS["shipment.readings_reported"] = report_readings

@@ -21,7 +21,7 @@ from gateway.coldchain.excursions import ColdState, Evaluation, Sample
 from gateway.errors import IllegalTransition
 from gateway.identity import Resolution
 from gateway.service.auditing import entry
-from gateway.service.handlers import Context, Effect
+from gateway.service.effects import Context, Effect
 
 GATEWAY_SOURCE = source_of("gateway", "cold-chain")
 _EXTRA = ("ln2_level_pct", "battery_pct", "light", "shock_g", "alarm")

@@ -23,7 +23,8 @@ from gateway.canonical.envelope import CloudEvent
 from gateway.canonical.events import envelope
 from gateway.canonical.payloads import IdentityResolved
 from gateway.errors import GatewayError, IdentityProblem, NotFound
-from gateway.service.handlers import Context, apply_all
+from gateway.service.effects import Context
+from gateway.service.handlers import apply_all
 from gateway.service.operators import Operator
 from gateway.service.transaction import Rules
 from gateway.store import reviews

@@ -20,7 +20,8 @@ from gateway.identity.authorise import Authority
 from gateway.outcome import Outcome
 from gateway.service.auditing import entry, reprocessed
 from gateway.service.decoding import Decode, Render, decoded
-from gateway.service.handlers import Applied, Context, apply_all, wants_patients
+from gateway.service.effects import Context
+from gateway.service.handlers import Applied, apply_all, wants_patients
 from gateway.service.idempotency import Answers, repeat, reused
 from gateway.service.ports import UnitOfWork
 from gateway.service.quarantine import Result, quarantine

@@ -7,8 +7,9 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, bindparam, insert, select, update
+from sqlalchemy import Connection, and_, bindparam, insert, select, type_coerce, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.types import NullType
 
 from gateway.store import tables as t
 from gateway.store.prepared import Prepared
@@ -42,8 +43,11 @@ _UPDATE_STATE = Prepared(
     .where(_s.c.order_id == bindparam("oid"), _s.c.shipment_id == bindparam("sid"))
     .values(state=bindparam("state"), updated_at=bindparam("at"))
 )
+# The drivers' floats as they come: psycopg's Float result processor wants a type code that a
+# statement run on the bare cursor does not give.
+_floats = [type_coerce(c, NullType()) for c in (_r.c.temperature_c, _r.c.min_c, _r.c.max_c, _r.c.mean_c)]
 _READINGS_OF = Prepared(
-    select(_r.c.at, _r.c.until, _r.c.temperature_c, _r.c.min_c, _r.c.max_c, _r.c.mean_c, _r.c.extra)
+    select(_r.c.at, _r.c.until, *_floats, _r.c.extra)
     .where(_r.c.order_id == bindparam("oid"), _r.c.shipment_id == bindparam("sid"))
     .order_by(_r.c.at, _r.c.id)
 )

@@ -7,6 +7,7 @@ acknowledged and ignored; another courier cannot report readings on this one's s
 from __future__ import annotations
 
 import base64
+import hashlib
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -18,7 +19,7 @@ import pytest
 import yaml
 from sqlalchemy import func, select
 
-from gateway.sdk.webhooks import StandardWebhooks
+from gateway.sdk.signatures import StandardWebhooks
 from gateway.settings import Settings
 from gateway.store import tables as t
 from gateway.store.db import create_engine, dispose
@@ -27,6 +28,7 @@ from tests.support.served import served
 
 DEMO_COURIER_SECRET = "whsec_ZGVtby1jb3VyaWVyLXNlY3JldA=="  # published: the base64 of demo-courier-secret
 OTHER_SECRET = "whsec_b3RoZXItY291cmllci1zZWNyZXQ="
+OTHER_API_KEY = "other-courier-network-server-key"  # what its The Things Stack webhook sends
 HOSPITAL = {"X-API-Key": "demo-hospital-key", "Content-Type": "application/json"}
 LOGGER, TRACKING, SSCC = "350000000000017", "DC000000001", "306141410000001232"
 T0_MS = 1_794_297_600_000  # 2026-11-10T08:00:00Z
@@ -34,14 +36,10 @@ SW = StandardWebhooks()
 
 
 def partner_file(directory: Path) -> Path:
-    """The demo partners (the demo courier signing with its published Standard Webhooks secret),
-    and a second courier that speaks the same logger dialects."""
+    """The demo partners (the demo courier signs with its published Standard Webhooks secret),
+    and a second courier that speaks the same logger dialects (Standard Webhooks, or an API key
+    as its LoRaWAN network server sends)."""
     document = yaml.safe_load(Settings().partners_file.read_text(encoding="utf-8"))
-    for partner in document["partners"]:
-        if partner["id"] == "demo-courier":
-            partner.setdefault("dialects", ["tive-telemetry", "tts-lorawan"])
-            secrets = [{"env": "CGT_TEST_DEMO_COURIER_SW", "demo_default": DEMO_COURIER_SECRET}]
-            partner["auth"].setdefault("standard_webhooks", {"secrets": secrets})
     document["partners"].append(
         {
             "id": "other-courier",
@@ -50,7 +48,10 @@ def partner_file(directory: Path) -> Path:
             "dialects": ["tive-telemetry", "tts-lorawan"],
             "demo": True,
             "auth": {
-                "standard_webhooks": {"secrets": [{"env": "CGT_TEST_OTHER_SW", "demo_default": OTHER_SECRET}]}
+                "standard_webhooks": {
+                    "secrets": [{"env": "CGT_TEST_OTHER_SW", "demo_default": OTHER_SECRET}]
+                },
+                "api_key_sha256": [hashlib.sha256(OTHER_API_KEY.encode()).hexdigest()],
             },
         }
     )
@@ -142,6 +143,15 @@ async def count(settings: Settings, table: Any) -> int:
         await dispose(engine)
 
 
+async def outcomes(settings: Settings) -> list[str]:
+    engine = create_engine(settings.database_url)
+    try:
+        async with engine.connect() as conn:
+            return list((await conn.execute(select(t.inbound_messages.c.outcome))).scalars())
+    finally:
+        await dispose(engine)
+
+
 @pytest.mark.parametrize(
     ("partner", "secret", "tamper"),
     [
@@ -150,7 +160,7 @@ async def count(settings: Settings, table: Any) -> int:
         ("demo-lab-courier", DEMO_COURIER_SECRET, False),  # a partner that does not speak the dialect
     ],
 )
-async def test_a_bad_signature_is_refused_and_not_stored(
+async def test_a_bad_signature_is_refused_and_nothing_applied(
     http: httpx.AsyncClient, settings: Settings, partner: str, secret: str, tamper: bool
 ) -> None:
     body = orjson.dumps([entry(0, 4.5)])
@@ -160,7 +170,7 @@ async def test_a_bad_signature_is_refused_and_not_stored(
         answer = await http.post(f"/couriers/{partner}/{path}", content=sent, headers=headers)
         assert answer.status_code == 401, answer.text
         assert answer.headers["content-type"] == "application/problem+json"
-    assert await count(settings, t.inbound_messages) == 0
+    assert await outcomes(settings) == ["refused", "refused"]  # a known partner's: kept raw, to look into
 
 
 async def test_an_unsigned_batch_is_refused(http: httpx.AsyncClient) -> None:
@@ -258,3 +268,16 @@ async def test_a_label_of_another_order_is_a_mismatch_and_nothing_is_applied(
     assert answer.status_code == 202, answer.text
     assert answer.json()["outcome"] == "quarantined"
     assert await count(settings, t.shipment_readings) == 0
+
+
+async def test_the_things_stack_authenticates_with_an_api_key(
+    http: httpx.AsyncClient, settings: Settings
+) -> None:
+    await declared_shipment(http, courier="other-courier", sscc=None, logger_id="A1B2C3D4E5F60001")
+    body = uplink("01JUPLINK2", bytes([0x03, 0x67, 0x2E, 0x00]))  # 4.6 °C
+    url = "/couriers/other-courier/telemetry/lorawan"
+    refused = await http.post(url, content=body, headers={"Authorization": "Bearer not-the-key"})
+    assert refused.status_code == 401
+    answer = await http.post(url, content=body, headers={"Authorization": f"Bearer {OTHER_API_KEY}"})
+    assert answer.status_code == 201, answer.text
+    assert await count(settings, t.shipment_readings) == 1

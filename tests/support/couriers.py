@@ -8,7 +8,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +18,7 @@ import yaml
 
 from gateway.canonical.command import Command
 from gateway.canonical.envelope import utcnow
+from gateway.canonical.ids import ExternalRef
 from gateway.entrypoints.bootstrap import Gateway, bootstrap
 from gateway.entrypoints.http import create_app
 from gateway.settings import Settings
@@ -114,3 +115,29 @@ async def order_of(http: httpx.AsyncClient, coi: str) -> dict[str, Any]:
     assert response.status_code == 200, response.text
     found: dict[str, Any] = response.json()
     return found
+
+
+def readings(
+    logger: str,
+    start: datetime,
+    values: list[float],
+    *,
+    every_s: int = 60,
+    courier: str = "demo-courier",
+    **more: Any,
+) -> Command:
+    """A logger's `shipment.readings_reported`, one reading every `every_s` from `start`."""
+    return Command.model_validate(
+        {
+            "event": "shipment.readings_reported",
+            "refs": [ExternalRef(namespace=f"courier:{courier}:logger", value=logger)],
+            "payload": {
+                "shipment_id": logger,
+                "device_id": logger,
+                "readings": [
+                    {"at": start + timedelta(seconds=i * every_s), "temperature_c": v, **more}
+                    for i, v in enumerate(values)
+                ],
+            },
+        }
+    )

@@ -1,5 +1,6 @@
 """The `tts-lorawan` dialect: The Things Stack v3 webhook of a LoRaWAN temperature logger
-(Milesight TS201, EM300-TH), POSTed to `/couriers/{partner}/telemetry/lorawan`.
+(Milesight TS201, EM300-TH), POSTed to `/couriers/{partner}/telemetry/lorawan` with an API key
+(`Authorization: Bearer`, a header configured on the webhook) or signed with Standard Webhooks.
 
 decode: the uplink -> its `frm_payload` (base64) -> Milesight frames (milesight.py) -> readings
 -> one `shipment.readings_reported` command for the logger's shipment, named by the logger's
@@ -23,6 +24,7 @@ from adapters.couriers.loggers import ShipmentKeys, readings_commands
 from adapters.couriers.lorawan import milesight
 from adapters.couriers.lorawan.wire import Webhook
 from gateway.sdk import (
+    ApiKey,
     Decoded,
     Example,
     InboundContext,
@@ -123,7 +125,10 @@ class TtsLorawan:
         return examples_in(EXAMPLES, "*.json")
 
     def http_routes(self) -> APIRouter:
-        return webhook_router(self, WebhookRoute("/couriers/{partner}/telemetry/lorawan", StandardWebhooks()))
+        # The Things Stack sends the headers configured on its webhook and signs nothing: an API
+        # key (Authorization: Bearer), or Standard Webhooks from a relay that can sign.
+        route = WebhookRoute("/couriers/{partner}/telemetry/lorawan", ApiKey(), StandardWebhooks())
+        return webhook_router(self, route)
 
 
 adapter = TtsLorawan()
