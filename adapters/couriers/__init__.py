@@ -1,1 +1,1 @@
-"""Couriers' dialects, one package each (docs/couriers-loggers.md, couriers-tracking.md, couriers-epcis.md)."""
+"""Couriers' dialects, one package a dialect (DESIGN §2: `adapters/couriers/<name>/`)."""
