@@ -5,6 +5,7 @@ no table): the core implements these, tests may fake them.
     Crosswalk   read-only: are these identifiers known?
     Orders      read-only: a partner's view of the orders it is a party to
     Replays     a memory shared by replicas: has this (signed attempt) been seen before?
+    Refusals    refused requests of known partners, kept raw within a cap
     Deliveries  the outbound runner's ledger: what a destination has settled, and its alerts
     Secrets     keys the gateway makes for itself, and a replay memory (both shared by replicas)
 """

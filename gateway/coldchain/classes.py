@@ -64,6 +64,7 @@ class ColdChain(_Model):
     """The whole file."""
 
     battery_low_pct: float = Field(default=20, ge=0, le=100)
+    no_data_minutes: float = Field(default=60, gt=0)
     summary_hours: float = Field(default=4, gt=0)
     classes: dict[str, ClassLimits] = Field(min_length=1)
     products: tuple[ProductLegs, ...] = ()

@@ -8,6 +8,10 @@ transaction that applies them; the sweep (gateway.service.sweep) warns as they r
     promised_delivery  any shipment update carrying `expected_delivery` (moved by the next one);
                        stopped by that shipment's delivery
 
+    logger_silence     a shipment's latest reading + the file's `no_data_minutes` (moved by
+                       every batch of readings); at its deadline, a `no_data` logger fault;
+                       stopped by the shipment's delivery
+
 An order cancelled or failed stops every clock it has.
 """
 
@@ -21,7 +25,8 @@ from gateway.canonical.payloads import CollectionCompleted, ShipmentUpdate
 from gateway.coldchain.classes import ColdChain
 from gateway.service.ports import ColdChainRows
 
-VIABILITY, HOLD_TIME, PROMISED = "viability", "hold_time", "promised_delivery"
+VIABILITY, HOLD_TIME, PROMISED, SILENCE = "viability", "hold_time", "promised_delivery", "logger_silence"
+SHIPMENT_CLOCKS = (HOLD_TIME, PROMISED, SILENCE)
 ORDER_WIDE = ""  # the shipment_id of a clock that is the order's (viability: before any shipment)
 _ENDS_ORDER = frozenset({"order.cancelled", "order.rejected", "manufacturing.failed"})
 
@@ -48,8 +53,8 @@ def move_clocks(
     if event in _ENDS_ORDER:
         rows.stop_clock(oid, ORDER_WIDE, VIABILITY, now)
         for s in order.shipments:
-            rows.stop_clock(oid, s.shipment_id, HOLD_TIME, now)
-            rows.stop_clock(oid, s.shipment_id, PROMISED, now)
+            for clock in SHIPMENT_CLOCKS:
+                rows.stop_clock(oid, s.shipment_id, clock, now)
         return
     if not isinstance(payload, ShipmentUpdate):
         return
@@ -58,8 +63,8 @@ def move_clocks(
         return
     sid, at = shipment.shipment_id, payload.occurred_at or now
     if event == "shipment.delivered":
-        rows.stop_clock(oid, sid, HOLD_TIME, at)
-        rows.stop_clock(oid, sid, PROMISED, at)
+        for clock in SHIPMENT_CLOCKS:
+            rows.stop_clock(oid, sid, clock, at)
         if shipment.direction is ShipmentDirection.to_manufacturer:
             rows.stop_clock(oid, ORDER_WIDE, VIABILITY, at)
         return

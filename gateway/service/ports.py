@@ -30,8 +30,9 @@ T = TypeVar("T")
 class ColdChainRows(Protocol):
     """A shipment's readings, its evaluator state and its clocks, read and written at once."""
 
-    def insert_readings(self, rows: Iterable[Mapping[str, Any]]) -> None:
-        """One batch; a reading already stored (same device, time and probe) is kept once."""
+    def insert_readings(self, rows: Iterable[Mapping[str, Any]]) -> Callable[[], int | None]:
+        """One batch; a reading already stored (same device, time and probe) is kept once.
+        Returns how to ask, after the next read, how many were new (None: not known)."""
         ...
 
     def state(self, order_id: str, shipment_id: str) -> dict[str, Any] | None: ...

@@ -4,12 +4,14 @@ mean published; the readings themselves never are (the event is quiet: timeline 
 Cheap by design, whatever the batch's size: one batched insert (a reading sent again is kept
 once), one read and one write of the shipment's compact state, no query for each reading, and
 the order itself left untouched (no new version: readings never race the order's own updates).
-Readings earlier than the latest evaluated (late, or sent again) make the shipment's stored
-readings be evaluated again from the start, in time order; what was published is not again.
+A batch whose readings were all stored before (a retry) is not evaluated; one with readings
+earlier than the latest evaluated (late) makes the shipment's stored readings be evaluated again
+from the start, in time order; what was published is not published again.
 """
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from gateway.audit import AuditEntry
@@ -21,6 +23,7 @@ from gateway.coldchain.excursions import ColdState, Evaluation, Sample
 from gateway.errors import IllegalTransition
 from gateway.identity import Resolution
 from gateway.service.auditing import entry
+from gateway.service.clocks import SILENCE
 from gateway.service.effects import Context, Effect
 
 GATEWAY_SOURCE = source_of("gateway", "cold-chain")
@@ -83,13 +86,16 @@ def report_readings(
             detail="readings for an undeclared shipment",
         )
     oid, sid, rows = order.order_id, shipment.shipment_id, ctx.uow.cold_chain
-    rows.insert_readings(_row(oid, sid, payload.device_id, ctx.inbound_id, r) for r in payload.readings)
+    inserted = rows.insert_readings(
+        _row(oid, sid, payload.device_id, ctx.inbound_id, r) for r in payload.readings
+    )
 
     derived: list[tuple[Any, AuditEntry]] = []
     chain = ctx.cold_chain
     code = shipment.temperature_class or chain.for_leg(order.product, shipment.direction)
-    if code is not None:
-        stored = rows.state(oid, sid)
+    stored = rows.state(oid, sid) if code is not None else None
+    # Every reading was stored before (a courier's retry): nothing new to evaluate.
+    if code is not None and inserted() != 0:
         state = ColdState.from_json(stored)
         samples = sorted((sample(r) for r in payload.readings), key=lambda s: s.at)
         if state.last_at is not None and samples[0].at.timestamp() <= state.last_at:
@@ -105,7 +111,11 @@ def report_readings(
             battery_low_pct=chain.battery_low_pct,
             summary_hours=chain.summary_hours,
         )
-        rows.save_state(oid, sid, evaluation.run(samples).to_json(), ctx.now, new=stored is None)
+        state = evaluation.run(samples)
+        rows.save_state(oid, sid, state.to_json(), ctx.now, new=stored is None)
+        if state.last_at is not None:  # the logger's silence is counted from its latest reading
+            latest = datetime.fromtimestamp(state.last_at, UTC)
+            rows.set_clock(oid, sid, SILENCE, latest, latest + timedelta(minutes=chain.no_data_minutes))
         for finding in evaluation.findings:
             event = order_event(finding.event, order, finding.payload, source=GATEWAY_SOURCE, time=ctx.now)
             audit = AuditEntry(

@@ -1,6 +1,7 @@
 """The clocks' sweep: every running clock (gateway.service.clocks) that passed 75 %, 90 % or its
 deadline since it last warned is published as `shipment.delayed` (the clock, its deadline, the
-percentage elapsed and the time left, negative once past), audited, from the outbox.
+percentage elapsed and the time left, negative once past), audited, from the outbox; a logger's
+silence past its deadline as `shipment.logger_fault` (`no_data`).
 
 The clocks live in the database, so a restart loses none: the first sweep after it warns of what
 passed meanwhile (the highest step only). Several replicas sweep the same table: a warning is
@@ -22,8 +23,9 @@ from sqlalchemy import bindparam, select, update
 from gateway.audit import AuditEntry
 from gateway.canonical.events import order_event, source_of
 from gateway.canonical.order import ShipmentDirection, TherapyOrder
-from gateway.canonical.payloads import ShipmentDelayed
+from gateway.canonical.payloads import LoggerFault, Payload, ShipmentDelayed
 from gateway.errors import TransientError
+from gateway.service.clocks import SILENCE
 from gateway.store import tables as t
 from gateway.store.prepared import Prepared
 from gateway.store.unit_of_work import SqlTransactions, SqlUnitOfWork
@@ -60,6 +62,37 @@ def _shipment_named(order: TherapyOrder, shipment_id: str) -> str:
     return inbound.shipment_id if inbound else order.coi
 
 
+def _finding(
+    order: TherapyOrder,
+    shipment_id: str,
+    clock: str,
+    span: tuple[datetime, datetime],
+    now: datetime,
+    pct: int,
+) -> tuple[str, Payload]:
+    """What a clock at a step means: a delay warning, or (a logger's silence) a logger fault."""
+    named, (starts_at, due_at) = _shipment_named(order, shipment_id), span
+    if clock == SILENCE:
+        shipment = order.shipment(shipment_id)
+        minutes = int((now - starts_at).total_seconds() // 60)
+        return "shipment.logger_fault", LoggerFault(
+            occurred_at=now,
+            shipment_id=named,
+            device_id=(shipment.logger_id if shipment else None) or named,
+            fault="no_data",
+            detail=f"no reading for {minutes} minutes",
+        )
+    delayed = ShipmentDelayed(
+        occurred_at=now,
+        shipment_id=named,
+        clock=clock,
+        deadline=due_at,
+        elapsed_pct=max(0, pct),
+        time_left_s=int((due_at - now).total_seconds()),
+    )
+    return "shipment.delayed", delayed
+
+
 def sweep_once(uow: SqlUnitOfWork, now: datetime) -> int:
     """One sweep on one transaction; the number of warnings published."""
     warned = 0
@@ -68,18 +101,13 @@ def sweep_once(uow: SqlUnitOfWork, now: datetime) -> int:
         if reached is None:
             continue
         step, pct = reached
+        if clock == SILENCE and step < 100:
+            continue  # a logger's silence is a fault at its deadline only
         if _CLAIM.execute(uow.conn, {"cid": cid, "step": step}).rowcount != 1:
             continue  # another replica warned first
         order = uow.order(order_id)
-        payload = ShipmentDelayed(
-            occurred_at=now,
-            shipment_id=_shipment_named(order, shipment_id),
-            clock=clock,
-            deadline=due_at,
-            elapsed_pct=max(0, pct),
-            time_left_s=int((due_at - now).total_seconds()),
-        )
-        event = order_event("shipment.delayed", order, payload, source=SOURCE, time=now)
+        name, payload = _finding(order, shipment_id, clock, (starts_at, due_at), now, pct)
+        event = order_event(name, order, payload, source=SOURCE, time=now)
         uow.events([event], order_id, None)
         detail = {"event_id": event.id, "order_id": order_id, "clock": clock, "step": step}
         uow.audit(

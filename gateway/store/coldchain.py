@@ -3,7 +3,7 @@ that keeps a reading sent twice once), its evaluator state, and its clocks (`dea
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -27,8 +27,12 @@ _INSERT_READINGS = {
         postgresql.insert(_r).values(_values).on_conflict_do_nothing(index_elements=_unique)
     ),
 }
+# Locked: two transactions evaluating the same shipment's readings take turns (on PostgreSQL;
+# SQLite's one writer does so anyway), so that neither writes back a state the other moved on.
 _STATE = Prepared(
-    select(_s.c.state).where(_s.c.order_id == bindparam("oid"), _s.c.shipment_id == bindparam("sid"))
+    select(_s.c.state)
+    .where(_s.c.order_id == bindparam("oid"), _s.c.shipment_id == bindparam("sid"))
+    .with_for_update()
 )
 _INSERT_STATE = Prepared(
     insert(_s).values(
@@ -79,8 +83,16 @@ class SqlColdChain:
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
 
-    def insert_readings(self, rows: Iterable[Mapping[str, Any]]) -> None:
-        _INSERT_READINGS[self.conn.dialect.name].execute_many(self.conn, rows)
+    def insert_readings(self, rows: Iterable[Mapping[str, Any]]) -> Callable[[], int | None]:
+        """Insert; returns how to ask, later, how many rows were new (None: the driver cannot say).
+        Asked after the next read: in a PostgreSQL pipeline the count is known only then."""
+        cursor = _INSERT_READINGS[self.conn.dialect.name].execute_many(self.conn, rows)
+
+        def inserted() -> int | None:
+            count = getattr(cursor, "rowcount", -1) if cursor is not None else 0
+            return count if isinstance(count, int) and count >= 0 else None
+
+        return inserted
 
     def state(self, order_id: str, shipment_id: str) -> dict[str, Any] | None:
         found = _STATE.first(self.conn, {"oid": order_id, "sid": shipment_id})

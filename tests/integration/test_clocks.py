@@ -20,7 +20,7 @@ from gateway.service.sweep import ClockSweeper
 from gateway.store import tables as t
 from gateway.store.unit_of_work import SqlTransactions
 from tests.support.builders import coi, envelope_json, event
-from tests.support.couriers import HOSPITAL, declare, from_courier, placed, running, settings_for
+from tests.support.couriers import HOSPITAL, declare, from_courier, placed, readings, running, settings_for
 
 NOW = datetime(2026, 11, 4, 12, 0, tzinfo=UTC)
 
@@ -143,3 +143,34 @@ async def test_delivery_stops_the_clocks_and_a_promised_window_moves(
         async with gw.engine.connect() as conn:
             stopped = (await conn.execute(select(t.deadlines.c.stopped_at))).all()
         assert all(s is not None for (s,) in stopped)
+
+
+async def test_a_silent_logger_is_a_fault_once(database_url: str, amqp_url: str, tmp_path: Path) -> None:
+    settings = settings_for(database_url, amqp_url, tmp_path)
+    clock = Clock(NOW)
+    async with running(settings, clock) as (gw, http):
+        order_coi = await placed(http)
+        assert (await declare(http, order_coi, logger_id="LOG-S")).status_code == 201
+        batch = readings("LOG-S", NOW - timedelta(minutes=50), [5.0] * 10)  # the latest at NOW - 41 min
+        assert (await from_courier(http, "demo-courier", batch)).status_code == 201
+        assert await gw.sweeper.sweep() == 0  # 41 of the 60 minutes tolerated: no warning steps
+        clock.now = NOW + timedelta(minutes=20)
+        assert await gw.sweeper.sweep() == 1
+        assert await gw.sweeper.sweep() == 0
+        async with gw.engine.connect() as conn:
+            bodies = (
+                await conn.execute(
+                    select(t.outbox.c.body).where(t.outbox.c.routing_key == "shipment.logger_fault")
+                )
+            ).all()
+        (fault,) = [orjson.loads(b)["data"] for (b,) in bodies]
+        assert (
+            fault["fault"] == "no_data"
+            and fault["device_id"] == "LOG-S"
+            and fault["detail"] == "no reading for 61 minutes"
+        )
+        assert await _delayed(gw.engine) == []
+        # the logger speaks again: its silence counts from its new latest reading
+        again = readings("LOG-S", clock.now - timedelta(minutes=1), [5.0])
+        assert (await from_courier(http, "demo-courier", again)).status_code == 201
+        assert await gw.sweeper.sweep() == 0

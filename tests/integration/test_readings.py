@@ -34,6 +34,11 @@ async def _count(engine: AsyncEngine) -> int:
         return int((await conn.execute(select(func.count()).select_from(t.shipment_readings))).scalar_one())
 
 
+async def _state_written(engine: AsyncEngine) -> object:
+    async with engine.connect() as conn:
+        return (await conn.execute(select(t.cold_chain_states.c.updated_at))).scalar_one()
+
+
 async def _published(engine: AsyncEngine) -> list[dict[str, Any]]:
     async with engine.connect() as conn:
         rows = (await conn.execute(select(t.outbox.c.body).order_by(t.outbox.c.id))).all()
@@ -55,8 +60,10 @@ async def test_readings_are_stored_once_and_never_published(
     batch = readings("LOG-1", T0, [5.0] * 100)
     assert (await from_courier(http, "demo-courier", batch)).status_code == 201
     assert await _count(gw.engine) == 100
+    evaluated = await _state_written(gw.engine)
     again = await from_courier(http, "demo-courier", batch)  # the same readings, another message
     assert again.status_code == 201 and await _count(gw.engine) == 100
+    assert await _state_written(gw.engine) == evaluated  # nothing new: not evaluated again
     types = [e["type"] for e in await _published(gw.engine)]
     assert "org.cgt.shipment.readings_reported" not in types
     assert not [x for x in types if "excursion" in x or "summary" in x]

@@ -57,7 +57,9 @@ def settings_for(database_url: str, amqp_url: str, directory: Path, **more: Any)
         amqp_url=amqp_url,
         mllp_port=0,
         partners_file=partners_file(directory),
-        **more,
+        # the test's own: beside a PostgreSQL database the default is the repository's var/
+        audit_checkpoints_file=directory / "audit-checkpoints.jsonl",
+        **{"clock_sweep_seconds": 3600.0, **more},  # swept when a test says so (gateway.sweeper.sweep)
     )
 
 

@@ -52,9 +52,12 @@ class FakeColdChain:
     def __init__(self, state: State) -> None:
         self._held = state
 
-    def insert_readings(self, rows: Iterable[Mapping[str, Any]]) -> None:
+    def insert_readings(self, rows: Iterable[Mapping[str, Any]]) -> Callable[[], int | None]:
+        before = len(self._held.readings)
         for row in rows:
             self._held.readings.setdefault((row["device_id"], row["at"].isoformat(), row["probe"]), dict(row))
+        new = len(self._held.readings) - before
+        return lambda: new
 
     def state(self, order_id: str, shipment_id: str) -> dict[str, Any] | None:
         return self._held.cold_states.get((order_id, shipment_id))

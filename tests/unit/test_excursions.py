@@ -10,7 +10,9 @@ import pytest
 from gateway.canonical.payloads import LoggerFault, TemperatureExcursion, TemperatureSummary
 from gateway.coldchain.classes import default_cold_chain, load_cold_chain
 from gateway.coldchain.excursions import ColdState, Evaluation, Finding, Sample
+from gateway.entrypoints.bootstrap import bootstrap
 from gateway.errors import ConfigError
+from gateway.settings import Settings
 
 T0 = datetime(2026, 11, 2, 0, 0, tzinfo=UTC)
 CHAIN = default_cold_chain()
@@ -150,3 +152,13 @@ def test_a_bad_class_file_refuses_to_start_naming_it(tmp_path: Path) -> None:
     )
     with pytest.raises(ConfigError, match="tepid"):
         load_cold_chain(unknown)
+
+
+def test_the_gateway_refuses_to_start_with_a_bad_class_file(tmp_path: Path) -> None:
+    bad = tmp_path / "classes.yaml"
+    bad.write_text("classes: {}\n")
+    settings = Settings(
+        env="test", database_url=f"sqlite+aiosqlite:///{tmp_path}/gw.db", temperature_classes_file=bad
+    )
+    with pytest.raises(ConfigError, match=f"temperature classes {bad}"):
+        bootstrap(settings)
