@@ -1,0 +1,158 @@
+"""Sending a wire message as a partner would, and reading what the gateway answered: MLLP
+connections per site (one message at a time on each, as interface engines do) and one HTTP client.
+A transient failure (5xx, a dropped connection) is sent again, as a partner's engine would."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+
+import httpx
+import orjson
+
+from gateway.simulate.plan import Boundary, Step
+from gateway.simulate.wire import Wire
+
+START, END = b"\x0b", b"\x1c\x0d"
+
+
+@dataclass
+class Answer:
+    step: Step
+    got: str  # applied | quarantined | refused | ignored | replayed | accepted (HL7 AA) | lost
+    latency_s: float
+    detail: str = ""
+    inbound_id: str | None = None
+    attempts: int = 1
+
+
+def read_ack(frame: bytes) -> tuple[str, str]:
+    """(what it says, detail) of an HL7 ACK: AA without ERR is `accepted` (applied or ignored:
+    HL7 does not tell them apart); AA with an ERR of severity W is `quarantined` (held)."""
+    segments = {s.split("|", 1)[0]: s.split("|") for s in frame.decode("utf-8", "replace").split("\r") if s}
+    msa = segments.get("MSA", [])
+    code = msa[1] if len(msa) > 1 else "?"
+    err = segments.get("ERR")
+    if code in ("AA", "CA"):
+        if err is not None and len(err) > 4 and err[4] == "W":
+            return "quarantined", "held"
+        return "accepted", ""
+    return "refused", f"{code} {'|'.join(err[1:4]) if err else ''}".strip()
+
+
+class Mllp:
+    """A few connections to one site's listener; each carries one message at a time."""
+
+    def __init__(self, host: str, port: int, connections: int) -> None:
+        self.host, self.port, self.size = host, port, connections
+        self.idle: asyncio.Queue[tuple[asyncio.StreamReader, asyncio.StreamWriter] | None] = asyncio.Queue()
+        for _ in range(connections):
+            self.idle.put_nowait(None)
+
+    async def exchange(self, payload: bytes, limit: float) -> bytes:
+        conn = await self.idle.get()
+        try:
+            if conn is None:
+                conn = await asyncio.wait_for(asyncio.open_connection(self.host, self.port), limit)
+            reader, writer = conn
+            writer.write(START + payload + END)
+            await writer.drain()
+            frame = await asyncio.wait_for(reader.readuntil(END), limit)
+            self.idle.put_nowait(conn)
+            return frame[1:-2]
+        except BaseException:
+            if conn is not None:
+                conn[1].close()
+            self.idle.put_nowait(None)
+            raise
+
+    async def close(self) -> None:
+        while not self.idle.empty():
+            conn = self.idle.get_nowait()
+            if conn is not None:
+                conn[1].close()
+
+
+class Senders:
+    def __init__(
+        self,
+        base_url: str,
+        mllp: dict[str, tuple[str, int]],
+        *,
+        connections: int = 4,
+        timeout: float = 30.0,
+        attempts: int = 20,
+    ) -> None:
+        self.http = httpx.AsyncClient(
+            base_url=base_url, timeout=timeout, limits=httpx.Limits(max_connections=64)
+        )
+        self.mllp = {site: Mllp(host, port, connections) for site, (host, port) in mllp.items()}
+        self.timeout, self.attempts = timeout, attempts
+        self.resends = 0
+
+    async def send(self, wire: Wire) -> Answer:
+        began = time.perf_counter()
+        last = ""
+        for attempt in range(1, self.attempts + 1):
+            try:
+                got, detail, inbound = await (self._mllp(wire) if wire.path is None else self._http(wire))
+                return Answer(wire.step, got, time.perf_counter() - began, detail, inbound, attempt)
+            except (
+                TimeoutError,
+                OSError,
+                asyncio.IncompleteReadError,
+                httpx.TransportError,
+                _Transient,
+            ) as exc:
+                last = type(exc).__name__ + (f": {exc}" if isinstance(exc, _Transient) else "")
+                self.resends += 1
+                await asyncio.sleep(min(0.05 * 2**attempt, 2.0))
+        return Answer(
+            wire.step, "lost", time.perf_counter() - began, f"gave up: {last}", attempts=self.attempts
+        )
+
+    async def _mllp(self, wire: Wire) -> tuple[str, str, str | None]:
+        site = self.mllp[wire.step.sender]
+        got, detail = read_ack(await site.exchange(wire.body, self.timeout))
+        return got, detail, None
+
+    async def _http(self, wire: Wire) -> tuple[str, str, str | None]:
+        assert wire.path is not None
+        response = await self.http.post(wire.path, content=wire.body, headers=list(wire.headers))
+        if response.status_code >= 500 or response.status_code == 429:
+            raise _Transient(str(response.status_code))
+        body = _json(response.content)
+        found = body.get("inbound_id")
+        inbound = found if isinstance(found, str) else None
+        if response.headers.get("Idempotent-Replayed") == "true":
+            return "replayed", "", inbound
+        if response.status_code >= 400:
+            return (
+                "refused",
+                f"{response.status_code} {body.get('title') or body.get('error') or ''}".strip(),
+                inbound,
+            )
+        status = body.get("status")
+        return (status if status in ("applied", "quarantined", "ignored") else "applied"), "", inbound
+
+    async def close(self) -> None:
+        await self.http.aclose()
+        for site in self.mllp.values():
+            await site.close()
+
+
+class _Transient(Exception):
+    pass
+
+
+def _json(raw: bytes) -> dict[str, object]:
+    try:
+        value = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def boundary_of(answer: Answer) -> Boundary:
+    return answer.step.boundary

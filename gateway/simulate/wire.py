@@ -1,0 +1,210 @@
+"""How each step crosses its boundary: the bytes a site's EHR, a courier or a manufacturer's MES
+would send for it, in the dialect that boundary speaks, and where they go.
+
+HL7 v2 (ORM^O01, SIU^S12, ADT^A08) over MLLP for what EHRs send; JSON over HTTP for the rest.
+Payloads are synthetic: simulated patients named `Sim<run><n>`, the examples' facility code.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from gateway.simulate.plan import Boundary, Step
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """How the simulator authenticates as one partner (the gateway holds the other half)."""
+
+    partner: str
+    api_key: str | None = None
+    hmac_secret: str | None = None
+    sending_application: str | None = None
+    sending_facility: str | None = None
+    mrn_authority: str = "SIMHOSP"
+
+
+@dataclass(frozen=True)
+class Wire:
+    """One message ready to send: MLLP when `path` is None, else an HTTP POST to `path`."""
+
+    step: Step
+    body: bytes
+    path: str | None = None
+    headers: tuple[tuple[str, str], ...] = ()
+
+
+def _hl7_time(t: datetime) -> str:
+    return t.astimezone(UTC).strftime("%Y%m%d%H%M%S") + "+0000"
+
+
+def _iso(t: Any) -> Any:
+    return t.astimezone(UTC).isoformat() if isinstance(t, datetime) else t
+
+
+class Encoder:
+    def __init__(self, directory: dict[str, Credentials], sim_start: datetime) -> None:
+        self.directory = directory
+        self.sim_start = sim_start
+
+    def encode(self, step: Step, journey_start: datetime, product: str) -> Wire:
+        now = journey_start + step.at
+        if step.event == "malformed":
+            return self._http(
+                step, b'{"message_id": "' + step.key.encode() + b'", "commands": [{"event"', "/api/messages"
+            )
+        if step.boundary is Boundary.site_hl7:
+            return Wire(step, self._hl7(step, now, product).encode())
+        if step.event == "shipment.declared":
+            return self._declare(step)
+        return self._http(
+            step,
+            orjson.dumps({"message_id": step.key, "commands": [self._command(step, now)]}),
+            "/api/messages",
+        )
+
+    # -- HL7 v2 ---------------------------------------------------------------------------------
+    def _hl7(self, step: Step, now: datetime, product: str) -> str:
+        who = self.directory[step.sender]
+        ids, d = step.ids, step.data
+        kind = {
+            "order.placed": "ORM^O01^ORM_O01",
+            "collection.scheduled": "SIU^S12^SIU_S12",
+            "infusion.scheduled": "SIU^S12^SIU_S12",
+            "adt.noise": "ADT^A08^ADT_A01",
+        }[step.event]
+        msh = (
+            f"MSH|^~\\&|{who.sending_application}|{who.sending_facility}|CGT_GATEWAY|CGT|{_hl7_time(now)}||"
+            f"{kind}|{step.key}|P|2.5.1"
+        )
+        pid = (
+            f"PID|1||{ids.mrn}^^^{who.mrn_authority}^MR~{ids.coi}^^^COI^RI||{ids.family_name}^{ids.given_name}"
+            f"||{ids.birth_date:%Y%m%d}|{ids.sex}"
+        )
+        placer = f"{ids.placer}^{who.sending_application}"
+        if step.event == "order.placed":
+            return (
+                "\r".join(
+                    [
+                        msh,
+                        pid,
+                        "PV1|1|O|ONC",
+                        f"ORC|NW|{placer}|||SC||||{_hl7_time(now)}",
+                        f"OBR|1|{placer}||{product}^Autologous CAR-T^ISBT128",
+                    ]
+                )
+                + "\r"
+            )
+        if step.event == "adt.noise":  # another of the site's patients, not one of ours
+            other = f"PID|1||NOISE{step.key}^^^{who.mrn_authority}^MR||Noise^Patient||19800101|U"
+            return "\r".join([msh, f"EVN|A08|{_hl7_time(now)}", other, "PV1|1|I|WARD"]) + "\r"
+        service = (
+            "APHERESIS^Leukapheresis^L"
+            if step.event == "collection.scheduled"
+            else "CART-INFUSION^CAR-T infusion^L"
+        )
+        when = d.get("scheduled_start") or d["planned_at"]
+        return (
+            "\r".join(
+                [
+                    msh,
+                    f"SCH|APT-{step.key}^{who.sending_application}|||||NEW^New booking|||||||||||||||||||||{placer}",
+                    pid,
+                    "RGS|1",
+                    f"AIS|1||{service}|{_hl7_time(when)}|||240|min",
+                ]
+            )
+            + "\r"
+        )
+
+    # -- JSON over HTTP ---------------------------------------------------------------------------
+    def _http(self, step: Step, body: bytes, path: str) -> Wire:
+        who = self.directory[step.sender]
+        headers = [("Content-Type", "application/json")]
+        if who.hmac_secret:
+            stamp = str(int(time.time()))
+            mac = hmac.new(who.hmac_secret.encode(), stamp.encode() + b"." + body, hashlib.sha256).hexdigest()
+            headers += [
+                ("X-CGT-Partner", who.partner),
+                ("X-CGT-Timestamp", stamp),
+                ("X-CGT-Signature", f"sha256={mac}"),
+            ]
+        elif who.api_key:
+            headers.append(("X-API-Key", who.api_key))
+        return Wire(step, body, path, tuple(headers))
+
+    def _declare(self, step: Step) -> Wire:
+        ids, leg = step.ids, step.data["leg"]
+        body: dict[str, Any] = {
+            "leg": leg,
+            "courier": step.data["courier"],
+            "tracking_number": ids.inbound_tracking if leg == "inbound" else ids.outbound_tracking,
+            "logger_id": ids.inbound_logger if leg == "inbound" else ids.outbound_logger,
+        }
+        if leg == "outbound":
+            body["sscc"] = ids.outbound_sscc
+        wire = self._http(step, orjson.dumps(body), f"/api/orders/{ids.coi}/shipments")
+        return Wire(step, wire.body, wire.path, (*wire.headers, ("Idempotency-Key", step.key)))
+
+    def _command(self, step: Step, now: datetime) -> dict[str, Any]:
+        ids, d, sender = step.ids, step.data, step.sender
+        coi = {"namespace": "coi", "value": ids.coi}
+        batch = {"namespace": f"mes:{sender}:batch", "value": ids.batch}
+        payload: dict[str, Any] = {"occurred_at": _iso(now)}
+        refs, binds = [coi], []
+        event = step.event
+        if event == "slot.confirmed":
+            payload |= {
+                "manufacturer": {"id": sender},
+                "slot_id": f"SLOT-{ids.n}",
+                "slot_start": _iso(d["slot_start"]),
+            }
+        elif event == "collection.completed":
+            din = {"namespace": "isbt128:din", "value": ids.din}
+            refs, binds = [coi, din], [din]
+            payload |= {"collected_at": _iso(d["collected_at"]), "din": ids.din}
+        elif event in ("shipment.picked_up", "shipment.delivered"):
+            tracking = ids.inbound_tracking if d["leg"] == "inbound" else ids.outbound_tracking
+            refs = [{"namespace": f"courier:{sender}:tracking", "value": tracking}, coi]
+            payload |= {"shipment_id": tracking, "location": "SIM-DEPOT", "custodian": sender}
+        elif event == "shipment.readings_reported":
+            logger = ids.inbound_logger if d["leg"] == "inbound" else ids.outbound_logger
+            refs = [{"namespace": f"courier:{sender}:logger", "value": logger}]
+            payload |= {
+                "shipment_id": logger,
+                "device_id": logger,
+                "readings": [
+                    {"at": _iso(r["at"]), "temperature_c": r["temperature_c"]} for r in d["readings"]
+                ],
+            }
+        elif event == "manufacturing.material_received":
+            refs = [coi, {"namespace": "isbt128:din", "value": ids.din}]
+            payload |= {
+                "manufacturer": {"id": sender},
+                "din": ids.din_scanned,
+                "scanned_coi": ids.coi,
+                "temperature_c": d["temperature_c"],
+                "condition": d["condition"],
+            }
+        elif event == "manufacturing.started":
+            refs, binds = [coi, batch], [batch]
+            payload |= {"batch_id": ids.batch}
+        elif event.startswith("manufacturing."):
+            refs = [batch]
+            payload |= {"batch_id": ids.batch}
+            if event == "manufacturing.step_completed":
+                payload["step"] = d["step"]
+            if event == "manufacturing.qc_result":
+                payload |= {"test": d["test"], "result": "pass"}
+            if event == "manufacturing.released":
+                payload["certificate_of_analysis"] = f"COA-{ids.batch}"
+        elif event == "infusion.completed":
+            payload |= {"infused_at": _iso(d["infused_at"])}
+        return {"event": event, "refs": refs, "binds": binds, "payload": payload}
