@@ -29,8 +29,10 @@ def simulate(
     seed: int = typer.Option(1, help="the plan's random seed"),
     run: int | None = typer.Option(None, help="run number 0-99 (keeps identifiers apart across runs)"),
     speed: float = typer.Option(0.0, help="simulated seconds per real second (0: a journey in ~10 s)"),
-    url: str = typer.Option("http://127.0.0.1:8080", help="the gateway's HTTP base URL"),
-    mllp: str = typer.Option("127.0.0.1:2575", help="the gateway's MLLP host:port"),
+    url: str = typer.Option(
+        "http://127.0.0.1:8080", help="HTTP base URL; several: comma-separated (replicas)"
+    ),
+    mllp: str = typer.Option("127.0.0.1:2575", help="MLLP host:port; several: comma-separated (replicas)"),
     operator_key: str = typer.Option(
         "demo-operator-key", envvar="CGT_OPERATOR_KEY", help="to read orders back"
     ),
@@ -52,11 +54,11 @@ def simulate(
         if faults == "none"
         else tuple(Fault(f.strip()) for f in faults.split(","))
     )
-    host, _, port = mllp.rpartition(":")
+    listeners = tuple((h, int(p)) for h, _, p in (a.strip().rpartition(":") for a in mllp.split(",")))
     options = Options(
         journeys=journeys,
-        base_url=url,
-        mllp=(host, int(port)),
+        base_urls=tuple(u.strip() for u in url.split(",")),
+        mllp=listeners,
         operator_key=operator_key,
         seed=seed,
         run=run,

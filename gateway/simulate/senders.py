@@ -15,6 +15,7 @@ from gateway.simulate.plan import Boundary, Step
 from gateway.simulate.wire import Wire
 
 START, END = b"\x0b", b"\x1c\x0d"
+Connection = tuple[asyncio.StreamReader, asyncio.StreamWriter]
 
 
 @dataclass
@@ -42,34 +43,36 @@ def read_ack(frame: bytes) -> tuple[str, str]:
 
 
 class Mllp:
-    """A few connections to one site's listener; each carries one message at a time."""
+    """A few connections to one site's listeners (one per replica, in turn); each carries one
+    message at a time. A connection that fails is opened again on the next replica."""
 
-    def __init__(self, host: str, port: int, connections: int) -> None:
-        self.host, self.port, self.size = host, port, connections
-        self.idle: asyncio.Queue[tuple[asyncio.StreamReader, asyncio.StreamWriter] | None] = asyncio.Queue()
-        for _ in range(connections):
-            self.idle.put_nowait(None)
+    def __init__(self, addresses: list[tuple[str, int]], connections: int) -> None:
+        self.addresses = addresses
+        self.idle: asyncio.Queue[tuple[int, Connection | None]] = asyncio.Queue()
+        for slot in range(connections):
+            self.idle.put_nowait((slot, None))
 
     async def exchange(self, payload: bytes, limit: float) -> bytes:
-        conn = await self.idle.get()
+        slot, conn = await self.idle.get()
         try:
             if conn is None:
-                conn = await asyncio.wait_for(asyncio.open_connection(self.host, self.port), limit)
+                host, port = self.addresses[slot % len(self.addresses)]
+                conn = await asyncio.wait_for(asyncio.open_connection(host, port), limit)
             reader, writer = conn
             writer.write(START + payload + END)
             await writer.drain()
             frame = await asyncio.wait_for(reader.readuntil(END), limit)
-            self.idle.put_nowait(conn)
+            self.idle.put_nowait((slot, conn))
             return frame[1:-2]
         except BaseException:
             if conn is not None:
                 conn[1].close()
-            self.idle.put_nowait(None)
+            self.idle.put_nowait((slot + 1, None))  # the next replica
             raise
 
     async def close(self) -> None:
         while not self.idle.empty():
-            conn = self.idle.get_nowait()
+            _, conn = self.idle.get_nowait()
             if conn is not None:
                 conn[1].close()
 
@@ -77,17 +80,17 @@ class Mllp:
 class Senders:
     def __init__(
         self,
-        base_url: str,
-        mllp: dict[str, tuple[str, int]],
+        base_urls: list[str],
+        mllp: dict[str, list[tuple[str, int]]],
         *,
         connections: int = 4,
         timeout: float = 30.0,
         attempts: int = 20,
     ) -> None:
-        self.http = httpx.AsyncClient(
-            base_url=base_url, timeout=timeout, limits=httpx.Limits(max_connections=64)
-        )
-        self.mllp = {site: Mllp(host, port, connections) for site, (host, port) in mllp.items()}
+        limits = httpx.Limits(max_connections=64)
+        self.http = [httpx.AsyncClient(base_url=url, timeout=timeout, limits=limits) for url in base_urls]
+        self.turn = 0
+        self.mllp = {site: Mllp(addresses, connections) for site, addresses in mllp.items()}
         self.timeout, self.attempts = timeout, attempts
         self.resends = 0
 
@@ -119,7 +122,9 @@ class Senders:
 
     async def _http(self, wire: Wire) -> tuple[str, str, str | None]:
         assert wire.path is not None
-        response = await self.http.post(wire.path, content=wire.body, headers=list(wire.headers))
+        self.turn += 1  # spread requests over the replicas; a failed one is sent again to the next
+        client = self.http[self.turn % len(self.http)]
+        response = await client.post(wire.path, content=wire.body, headers=list(wire.headers))
         if response.status_code >= 500 or response.status_code == 429:
             raise _Transient(str(response.status_code))
         body = _json(response.content)
@@ -133,11 +138,14 @@ class Senders:
                 f"{response.status_code} {body.get('title') or body.get('error') or ''}".strip(),
                 inbound,
             )
-        status = body.get("status")
-        return (status if status in ("applied", "quarantined", "ignored") else "applied"), "", inbound
+        # the outcome itself, or a problem that carries it in `outcome` (`status`: the HTTP one)
+        said = body.get("outcome", body.get("status"))
+        got = said if said in ("applied", "quarantined", "ignored") else "applied"
+        return got, str(body.get("title") or "") if got == "quarantined" else "", inbound
 
     async def close(self) -> None:
-        await self.http.aclose()
+        for client in self.http:
+            await client.aclose()
         for site in self.mllp.values():
             await site.close()
 

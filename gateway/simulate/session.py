@@ -21,8 +21,8 @@ JOURNEY = timedelta(days=30)  # about as long as one journey runs, order to infu
 @dataclass(frozen=True)
 class Options:
     journeys: int
-    base_url: str = "http://127.0.0.1:8080"
-    mllp: tuple[str, int] = ("127.0.0.1", 2575)
+    base_urls: tuple[str, ...] = ("http://127.0.0.1:8080",)  # one per replica
+    mllp: tuple[tuple[str, int], ...] = (("127.0.0.1", 2575),)
     operator_key: str = "demo-operator-key"
     seed: int = 1
     run: int | None = None  # 0-99; default: from the seed and the clock
@@ -56,7 +56,9 @@ async def simulate(options: Options, cast: Cast, during: Callable[[float], objec
     speed = options.speed or total.total_seconds() / 10.0
     sites = {p.site for p in cast.parties}
     senders = Senders(
-        options.base_url, {site: options.mllp for site in sites}, connections=options.mllp_connections
+        list(options.base_urls),
+        {site: list(options.mllp) for site in sites},
+        connections=options.mllp_connections,
     )
     try:
         answers, seconds = await run(
@@ -72,6 +74,6 @@ async def simulate(options: Options, cast: Cast, during: Callable[[float], objec
     finally:
         await senders.close()
     await asyncio.sleep(options.settle_seconds)
-    orders = await fetch_orders(options.base_url, options.operator_key, [j.ids.coi for j in journeys])
+    orders = await fetch_orders(options.base_urls, options.operator_key, [j.ids.coi for j in journeys])
     report = judge(journeys, answers, orders, seconds, senders.resends)
     return report

@@ -102,20 +102,24 @@ def _pct(values: list[float], q: float) -> float:
 
 
 async def fetch_orders(
-    base_url: str, operator_key: str, cois: list[str], concurrency: int = 16
+    base_urls: tuple[str, ...], operator_key: str, cois: list[str], concurrency: int = 16
 ) -> dict[str, dict[str, Any]]:
-    """coi -> {"order": ..., "timeline": [...]} as the operator API shows it (absent: no order)."""
+    """coi -> {"order": ..., "timeline": [...]} as the operator API shows it (absent: no order),
+    from whichever replica answers."""
     found: dict[str, dict[str, Any]] = {}
     gate = asyncio.Semaphore(concurrency)
-    async with httpx.AsyncClient(
-        base_url=base_url, timeout=60, headers={"X-API-Key": operator_key}
-    ) as client:
+    async with httpx.AsyncClient(timeout=60, headers={"X-API-Key": operator_key}) as client:
 
         async def one(coi: str) -> None:
-            async with gate:
-                response = await client.get(f"/api/orders/{coi}")
-            if response.status_code == 200:
-                found[coi] = response.json()
+            for url in base_urls:
+                try:
+                    async with gate:
+                        response = await client.get(f"{url}/api/orders/{coi}")
+                except httpx.TransportError:
+                    continue  # a replica that is gone: ask the next
+                if response.status_code == 200:
+                    found[coi] = response.json()
+                return
 
         await asyncio.gather(*(one(c) for c in cois))
     return found
