@@ -57,6 +57,7 @@ class Report:
     boundaries: dict[str, Boundary] = field(default_factory=dict)
     statuses: dict[str, int] = field(default_factory=dict)
     examples: list[str] = field(default_factory=list)  # a few unexpected answers, no patient data
+    cois: list[str] = field(default_factory=list, repr=False)  # the run's orders (not in the JSON)
 
     @property
     def ok(self) -> bool:
@@ -71,6 +72,7 @@ class Report:
 
     def as_json(self) -> dict[str, Any]:
         out = asdict(self)
+        out.pop("cois")
         out["ok"] = self.ok
         return out
 
@@ -133,6 +135,7 @@ def judge(
     resends: int,
 ) -> Report:
     r = Report(journeys=len(journeys), messages=len(answers), seconds=seconds, resends=resends)
+    r.cois = [j.ids.coi for j in journeys]
     r.messages_per_s = len(answers) / seconds if seconds else 0.0
     latencies: dict[str, list[float]] = defaultdict(list)
     by_journey: dict[int, list[Answer]] = defaultdict(list)
