@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test install lint typecheck contracts migrate bench clean
+.PHONY: run test install browser screenshots lint typecheck contracts migrate bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -21,8 +21,13 @@ run: install
 	$(BIN)/cgt-gateway migrate
 	$(BIN)/cgt-gateway serve
 
-## The whole suite against the real RabbitMQ, SQLite and PostgreSQL.
-test: install
+## Debian's Chromium for the console's browser tests (Playwright drives it; no browser download).
+browser:
+	@test -x /usr/bin/chromium || { apt-get update -qq && apt-get install -y -qq chromium; } \
+		|| { echo "install Debian's chromium (apt-get install chromium) for the browser tests" >&2; exit 1; }
+
+## The whole suite against the real RabbitMQ, SQLite and PostgreSQL, and the console in Chromium.
+test: install browser
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/lint-imports --no-cache
@@ -37,6 +42,10 @@ typecheck: install
 
 contracts: install
 	$(BIN)/cgt-gateway contracts export
+
+## Refresh the README's console screenshots (docs/images/) from the browser tests.
+screenshots: install browser
+	CGT_SCREENSHOTS_DIR=docs/images $(BIN)/python -m pytest tests/browser -q
 
 migrate: install
 	$(BIN)/cgt-gateway migrate

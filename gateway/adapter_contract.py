@@ -16,7 +16,7 @@ conformance suite runs it as each), and load what it needs at start-up (`Configu
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal, Protocol, runtime_checkable
@@ -95,8 +95,27 @@ class HasHttpRoutes(Protocol):
 
 
 @runtime_checkable
+class TellsRejection(Protocol):
+    """An adapter that can tell a sender, after its answer, that a held message of its was
+    rejected on review (HL7 v2: an application reject on the site's outbound link; FHIR: a Task
+    set to `rejected`). Its outbound side renders the notice from `identity.resolved` (see
+    gateway.sdk.outbound `render_notice`); this says how, for this partner, or None when it cannot."""
+
+    def rejection_notice(self, partner: Partner) -> str | None: ...
+
+
+@runtime_checkable
 class Configurable(Protocol):
     """An adapter with data to load and check when the gateway starts (its profiles): a ConfigError
     refuses to start, naming the file and the field."""
 
     def configure(self, settings: Settings, partners: Partners) -> None: ...
+
+
+@runtime_checkable
+class HasContracts(Protocol):
+    """An adapter that publishes contracts of its own dialect (JSON Schemas its partners validate
+    against before they send): relative path under contracts/ -> the file's bytes. `cgt-gateway
+    contracts export` writes them beside the canonical ones and `contracts check` drift-checks them."""
+
+    def contracts(self) -> Mapping[str, bytes]: ...

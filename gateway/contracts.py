@@ -13,9 +13,11 @@ import orjson
 from pydantic.json_schema import models_json_schema
 
 from gateway import __version__
+from gateway.adapter_contract import HasContracts
 from gateway.bus.topology import DEAD_LETTERS, EVENTS
 from gateway.canonical.catalogue import CATALOGUE, CONTRACT_VERSION, EventSpec
 from gateway.canonical.envelope import CONTENT_TYPE, CloudEvent
+from gateway.registry import load_adapters
 from gateway.settings import ROOT
 
 CONTRACTS_DIR = ROOT / "contracts"
@@ -123,6 +125,9 @@ def render() -> dict[str, bytes]:
     files["schemas/cloudevent.json"] = orjson.dumps({"$schema": DRAFT, **envelope}, option=opts)
     for spec in CATALOGUE.values():
         files[f"schemas/{spec.name}.json"] = orjson.dumps(event_schema(spec), option=opts)
+    for adapter in load_adapters().values():  # dialects' own contracts (contracts/mes/, ...)
+        if isinstance(adapter, HasContracts):
+            files.update(adapter.contracts())
     return files
 
 

@@ -27,6 +27,8 @@ PUBLISHED: dict[str, str] = {
     "41370b8f439e13a21af129f4417cf1dd0c646957b0c5f859ece075ef8d3b5e72": "the demo lab courier's webhook secret",
     "d3d7d4a235fef4f3ad986a76c6a154fece4789fe06b4c6499f20ab172a507078": "the demo operator user's password",
     "4b520f2815530c2376e0b97d8744410d86201a7980f077698de8191cba3d5c15": "the demo QA user's password",
+    "68c0afa1612503da201ca62ab92e471727ed6f7fdffb4d40996f7f56838fb150": "the demo viewer user's password",
+    "de4df3f2518cfddb2dccc3aeea40831e79e8754c358b91d8c63bcbd931695d61": "the demo courier's webhook secret",
 }
 
 # RFC 7638 §3.2: the members that make up a key's thumbprint, by key type.

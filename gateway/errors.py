@@ -8,6 +8,8 @@
     │   ├── MappingError              parses, but cannot be mapped to a canonical command (AE, 422)
     │   ├── ContractViolation         canonical data that breaks the contract (AE, 422)
     │   ├── IllegalTransition         the order's lifecycle refuses the event (AE, 409)
+    │   │   └── ReleaseRefused        a release before every required QC test passed, or with
+    │   │                             an open blocking deviation (the tests named; AE, 409)
     │   └── DuplicateKey              a used message id on a message that says something else
     │                                 (AR/CR with table 0357 code 205, 409)
     ├── IdentityProblem               quarantined for an operator; nothing applied
@@ -15,8 +17,11 @@
     │   ├── ConflictingIdentities     identifiers name different orders or patients
     │   ├── AlreadyBound              a new binding would steal an identifier from another order
     │   ├── DemographicMismatch       name / birth date disagree with the order's patient
-    │   └── IdentityChange            an update or merge would change who an open order's patient
-    │                                 is (birth date, sex, name): a person reviews it first
+    │   ├── IdentityChange            an update or merge would change who an open order's patient
+    │   │                             is (birth date, sex, name): a person reviews it first
+    │   └── ReceiptMismatch           the bag the manufacturer scanned is not the order's collection
+    │                                 (COI, DIN, its check character, a missing scan): severity
+    │                                 critical, and the orders it names are put on hold
     ├── NotOurs                       traffic that is not the gateway's business (a lab order, the
     │                                 ADT of an unknown patient): acknowledged positively (AA, 200),
     │                                 not stored, counted by partner and reason
@@ -97,6 +102,13 @@ class IllegalTransition(RejectedMessage):
     http_status = 409
 
 
+class ReleaseRefused(IllegalTransition):
+    """`manufacturing.released` before the product's required QC tests all passed (or with an
+    open blocking deviation): the public message names the tests, never a value."""
+
+    public_message = "the product may not be released yet"
+
+
 class DuplicateKey(RejectedMessage):
     """The sender's message id already names another message: the first keeps it (and its
     answer); this one is kept raw and refused, and must be sent again under an id of its own."""
@@ -115,6 +127,7 @@ class QuarantineReason(StrEnum):
     demographic_mismatch = "demographic_mismatch"
     identity_change = "identity_change"
     disagreeing_merge = "disagreeing_merge"
+    receipt_mismatch = "receipt_mismatch"
 
 
 class IdentityProblem(GatewayError):
@@ -122,6 +135,7 @@ class IdentityProblem(GatewayError):
 
     reason: QuarantineReason
     http_status = 202  # accepted for review: stored, not applied
+    severity = "major"  # as published on identity.mismatch
 
 
 class UnknownIdentity(IdentityProblem):
@@ -152,6 +166,20 @@ class IdentityChange(IdentityProblem):
 class DisagreeingMerge(IdentityChange):
     reason = QuarantineReason.disagreeing_merge
     public_message = "the merge joins patient records whose demographics disagree"
+
+
+class ReceiptMismatch(IdentityProblem):
+    """The most dangerous event of the chain: possibly another patient's cells at the manufacturer.
+    `order_ids` are the orders the receipt names (by its identifiers or its scans) that the sender
+    may act on: each is put on hold in the same transaction as the quarantine."""
+
+    reason = QuarantineReason.receipt_mismatch
+    severity = "critical"
+    public_message = "the material scanned at receipt does not match the order's collection"
+
+    def __init__(self, *, detail: str, order_ids: tuple[str, ...] = ()) -> None:
+        super().__init__(detail=detail)
+        self.order_ids = order_ids
 
 
 class NotOurs(GatewayError):

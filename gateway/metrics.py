@@ -29,3 +29,8 @@ HTTP_REFUSED = Counter(
     "HTTP requests refused at the door (unauthenticated, too large), by route template and reason",
     ["route", "reason"],
 )
+REFUSED_DROPPED = Counter(
+    "cgt_webhook_refused_not_kept_total",
+    "Refused webhook requests of a known partner past its hourly cap: counted, their bytes not kept",
+    ["partner"],
+)

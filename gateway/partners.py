@@ -16,8 +16,9 @@ import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from gateway.canonical.command import Command
-from gateway.canonical.ids import COI_NAMESPACE
+from gateway.canonical.ids import COI_NAMESPACE, ExternalRef
 from gateway.canonical.parties import PartnerKind
+from gateway.canonical.payloads import ShipmentBooked
 from gateway.demo_credentials import refuse_published, secret_fingerprint
 from gateway.errors import ConfigError, NotAuthenticated, NotPermitted
 
@@ -113,10 +114,10 @@ class PartnerAuth(_Model):
     hmac_secret: SecretRef | None = None
     mllp: MllpAuth | None = None
     standard_webhooks: SigningSecrets | None = None  # webhook-id/-timestamp/-signature, whsec_ secrets
-    header_hmac: SigningSecrets | None = None  # a vendor's own signature header (gateway.sdk.webhooks)
+    header_hmac: SigningSecrets | None = None  # a vendor's own signature header (gateway.sdk.signatures)
 
     def signing(self) -> dict[str, tuple[SecretRef, ...]]:
-        """Secret references by signature scheme (the names gateway.sdk.webhooks's schemes use)."""
+        """Secret references by signature scheme (the names gateway.sdk.signatures's schemes use)."""
         refs = {
             "cgt-hmac": (self.hmac_secret,) if self.hmac_secret else (),
             "standard-webhooks": self.standard_webhooks.secrets if self.standard_webhooks else (),
@@ -146,16 +147,35 @@ class Partner(_Model):
         return f"{self.kind.namespace_prefix}:{self.id}:"
 
     def check_commands(self, commands: list[Command]) -> None:
-        """A partner carries only shared identifiers and identifiers it issued itself."""
+        """A partner carries only shared identifiers and identifiers it issued itself, and the
+        tracking number of a shipment it books with a courier (`booked_tracking`)."""
         for command in commands:
+            booked = booked_tracking(command)
             for ref in command.refs:
-                if ref.namespace not in SHARED_NAMESPACES and not ref.namespace.startswith(
-                    self.own_namespace
+                if (
+                    ref != booked
+                    and ref.namespace not in SHARED_NAMESPACES
+                    and not ref.namespace.startswith(self.own_namespace)
                 ):
                     raise NotPermitted(
                         f"identifier namespace {ref.namespace} is not this partner's",
                         detail=f"{self.id} used {ref.namespace}",
                     )
+
+
+def booked_tracking(command: Command) -> ExternalRef | None:
+    """The courier's tracking number a `shipment.booked` binds, when it declares one: the shipper
+    (a site, a manufacturer, the gateway booking on its behalf) has it from the courier, and binds
+    it so that the courier's own messages naming it find the order. Exactly the courier and number
+    the shipment names, nothing else of the courier's."""
+    payload = command.payload
+    if not isinstance(payload, ShipmentBooked):
+        return None
+    shipment = payload.shipment
+    if shipment.courier is None or shipment.tracking_number is None:
+        return None
+    namespace = f"{PartnerKind.courier.namespace_prefix}:{shipment.courier}:tracking"
+    return ExternalRef(namespace=namespace, value=shipment.tracking_number)
 
 
 class PartnerFile(_Model):
@@ -196,7 +216,10 @@ class Partners:
             raise NotAuthenticated(detail=f"unknown partner {partner_id!r}") from None
 
     def signing_secrets(self, partner: Partner, scheme: str) -> tuple[str, ...]:
-        """The partner's live secrets for a signature scheme (none: it does not sign that way)."""
+        """The partner's live secrets for a signature scheme (none: it does not sign that way);
+        for `api-key`, the SHA-256 of its API keys."""
+        if scheme == "api-key":
+            return partner.auth.api_key_sha256
         return self._signing.get((partner.id, scheme), ())
 
     def by_api_key(self, key: str | None) -> Partner:

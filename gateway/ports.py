@@ -5,8 +5,10 @@ no table): the core implements these, tests may fake them.
     Crosswalk   read-only: are these identifiers known?
     Orders      read-only: a partner's view of the orders it is a party to
     Replays     a memory shared by replicas: has this (signed attempt) been seen before?
+    Refusals    refused requests of known partners, kept raw within a cap
     Deliveries  the outbound runner's ledger: what a destination has settled, and its alerts
     Secrets     keys the gateway makes for itself, and a replay memory (both shared by replicas)
+    Polls       a poller's persisted schedule: what to ask a partner's API about, and when
 """
 
 from __future__ import annotations
@@ -87,8 +89,11 @@ class Crosswalk(Protocol):
 
 
 class Orders(Protocol):
-    async def view(self, partner: Partner, order_id: str) -> OrderView | None:
-        """The order as `partner` may see it; None when it is unknown or not the partner's."""
+    async def view(self, partner: Partner, order_id: str, *, prospective: bool = False) -> OrderView | None:
+        """The order as `partner` may see it; None when it is unknown or not the partner's.
+        `prospective`: also an order the partner is not a party to yet (a courier the gateway is
+        about to book for a leg), still filtered by the partner's disclosure profile; the caller
+        decides, from its own data, whether the order is the partner's to hear about."""
         ...
 
     async def find(self, partner: Partner, namespaces: Iterable[str], value: str) -> list[OrderView]:
@@ -157,10 +162,26 @@ class Runtime(Protocol):
     def replays(self) -> Replays: ...
 
     @property
+    def refusals(self) -> Refusals: ...
+
+    @property
     def secrets(self) -> Secrets: ...
 
     @property
     def deliveries(self) -> Deliveries: ...
+
+    @property
+    def polls(self) -> Polls: ...
+
+
+class Refusals(Protocol):
+    """Refused requests of known partners, kept raw within a cap (signed webhooks' 401s)."""
+
+    async def keep(
+        self, partner: str, adapter: str, transport: str, raw: bytes, content_type: str | None, reason: str
+    ) -> bool:
+        """Keep the raw request (False: over the partner's cap, counted only)."""
+        ...
 
 
 class Replays(Protocol):
@@ -177,3 +198,54 @@ class HasTransport(Protocol):
     """An adapter that listens or consumes on its own (MLLP server, outbound consumers)."""
 
     async def start_transport(self, runtime: Runtime) -> Running: ...
+
+
+@dataclass(frozen=True)
+class PollState:
+    """One claimed row of a poller's schedule: what it asks about (`key`, e.g. a tracking number),
+    the validators of the last answer, the digests of the events already taken, and how many
+    polls in a row failed (for the backoff). `claim`: the lease this poller holds on it."""
+
+    id: int
+    poller: str
+    partner: str
+    key: str
+    claim: str
+    etag: str | None = None
+    last_modified: str | None = None
+    seen: tuple[str, ...] = ()
+    last_event_at: datetime | None = None
+    failures: int = 0
+
+
+class Polls(Protocol):
+    """A poller's schedule, persisted and shared by replicas: a row is polled by one replica at a
+    time (claimed with a lease), and what was taken survives a restart."""
+
+    async def enrol(self, poller: str, partner: str, namespace: str, now: datetime) -> int:
+        """Schedule, due now, every identifier of `namespace` bound to an order still open and not
+        scheduled yet; returns how many were added."""
+        ...
+
+    async def claim(
+        self, poller: str, partner: str, *, limit: int, lease_s: float, now: datetime
+    ) -> list[PollState]:
+        """Up to `limit` due rows no other replica holds, leased to this caller for `lease_s`.
+        Rows of orders that closed (infused, cancelled, failed) are retired on the way."""
+        ...
+
+    async def settle(
+        self,
+        state: PollState,
+        *,
+        next_at: datetime,
+        etag: str | None,
+        last_modified: str | None,
+        seen: tuple[str, ...],
+        last_event_at: datetime | None,
+        failures: int,
+        done: bool = False,
+    ) -> bool:
+        """Record a poll and release the row; False when the lease was lost meanwhile (another
+        replica holds the row now, and its record wins)."""
+        ...

@@ -5,12 +5,13 @@ gateway.adapter_contract (decode / answer / examples), which gateway.sdk hands a
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from importlib.metadata import entry_points
 from typing import Any
 
-from gateway.adapter_contract import Adapter, Example, HasHttpRoutes, InboundContext, Running
-from gateway.errors import ConfigError
+from gateway.adapter_contract import Adapter, Example, HasHttpRoutes, InboundContext, Running, TellsRejection
+from gateway.errors import ConfigError, GatewayError
+from gateway.partners import Partners
 from gateway.ports import HasTransport, Runtime
 
 __all__ = [
@@ -23,6 +24,7 @@ __all__ = [
     "Runtime",
     "installed_adapters",
     "load_adapters",
+    "rejection_notices",
     "validate_adapter",
 ]
 
@@ -72,3 +74,21 @@ def load_adapters(only: str | None = None) -> dict[str, Adapter]:
             raise ConfigError(f"adapter {ep.name!r} ({ep.value}) failed to load: {exc!r}") from exc
         adapters[ep.name] = validate_adapter(ep.name, obj)
     return adapters
+
+
+def rejection_notices(
+    adapters: Mapping[str, Adapter], partners: Partners
+) -> Callable[[str, str], str | None]:
+    """(partner id, adapter name) -> how that sender hears of a rejection, None when it cannot."""
+
+    def notice(partner_id: str, adapter_name: str) -> str | None:
+        adapter = adapters.get(adapter_name)
+        if not isinstance(adapter, TellsRejection):
+            return None
+        try:
+            partner = partners.get(partner_id)
+        except GatewayError:
+            return None
+        return adapter.rejection_notice(partner)
+
+    return notice

@@ -33,9 +33,40 @@ class Settings(BaseSettings):
         default=ROOT / "mappings" / "mes" / "assignments.yaml",
         description="which manufacturer makes which product (who may act on an order)",
     )
+    release_tests_file: Path = Field(
+        default=ROOT / "mappings" / "mes" / "release_tests.yaml",
+        description="the QC tests each product must pass before `manufacturing.released` is applied",
+    )
+    schedule_file: Path = Field(
+        default=ROOT / "mappings" / "mes" / "schedule.yaml",
+        description="manufacturing time per product and outbound transit per manufacturer and site",
+    )
+    risk_margin_hours: float = Field(
+        default=48.0,
+        ge=0,
+        description="an order is at risk when its projected delivery passes infusion less this",
+    )
+    risk_slack_step_hours: float = Field(
+        default=12.0,
+        gt=0,
+        description="while at risk, `order.at_risk` is published again when slack moves this much",
+    )
     disclosure_dir: Path = Field(
         default=ROOT / "mappings" / "disclosure",
         description="what each destination may receive of an order: <kind>.yaml, partners/<id>.yaml",
+    )
+    temperature_classes_file: Path = Field(
+        default=ROOT / "mappings" / "couriers" / "temperature_classes.yaml",
+        description="temperature classes, and the class and viability window of each product's legs",
+    )
+    clock_sweep_seconds: float = Field(
+        default=30.0, gt=0, description="how often the serving process sweeps the shipments' clocks"
+    )
+    webhook_refused_kept_per_hour: int = Field(
+        default=100, ge=0, description="refused webhook requests kept (raw) per known partner per hour"
+    )
+    webhook_refused_kept_bytes_per_hour: int = Field(
+        default=10_485_760, ge=0, description="and at most these bytes of them; beyond either, counted only"
     )
     coi_facility: str = Field(
         default="A9999",
@@ -93,6 +124,15 @@ class Settings(BaseSettings):
     mllp_unknown_window_seconds: float = Field(default=3600.0, gt=0)
     mllp_offload_bytes: int = Field(default=65_536, ge=0)
     mllp_offload: Literal["process", "thread"] = "process"
+    login_lockout_failures: int = Field(
+        default=5, ge=1, description="wrong passwords in a row that lock an operator's user name"
+    )
+    login_lockout_minutes: float = Field(
+        default=15.0, gt=0, description="how long a locked name stays locked"
+    )
+    console_session_minutes: float = Field(
+        default=30.0, gt=0, description="an operator console session ends after this long unused"
+    )
     log_phi: bool = Field(
         default=False, description="never true in production: lets payloads into debug logs"
     )

@@ -39,6 +39,7 @@ from gateway.sdk import (
     MalformedMessage,
     NotPermitted,
     Outcome,
+    Partner,
     Party,
     Running,
     Runtime,
@@ -121,6 +122,14 @@ class FhirR4:
 
     def http_routes(self) -> APIRouter:
         return router(self)
+
+    def rejection_notice(self, partner: Partner) -> str | None:
+        """A site with Task push hears of a rejected message: a Task with status `rejected`."""
+        profile = profile_for(partner)
+        config = profile.notifications if profile else None
+        if config is None or not config.url.resolve():
+            return None
+        return "a Task with status rejected, pushed to the site's FHIR server"
 
     async def start_transport(self, runtime: Runtime) -> Running:
         from adapters.fhir.notify import start_notifiers

@@ -21,7 +21,7 @@ import orjson
 
 from adapters.fhir.answers import FHIR_JSON
 from adapters.fhir.profile import SiteProfile, all_profiles
-from adapters.fhir.task import render_task
+from adapters.fhir.task import rejected_task, render_task
 from gateway.sdk import (
     CloudEvent,
     ConfigError,
@@ -69,6 +69,18 @@ class TaskPush:
             return None
         task = render_task(view.order, view.refs, profile, status=OrderStatus(status), modified=event.time)
         return TaskPut(view.order.order_id, event.id, orjson.dumps(task))
+
+    def render_notice(self, event: CloudEvent, profile: SiteProfile) -> TaskPut | None:
+        """A request of this site's, held and then rejected on review: a Task of its own (the
+        request may have made no order) with status `rejected`, focused on the request by the
+        site's own id of it."""
+        data = event.data
+        if event.routing_key != "identity.resolved" or data.get("decision") != "rejected":
+            return None
+        if data.get("adapter") != ADAPTER or not isinstance(data.get("quarantine_id"), str):
+            return None
+        task = rejected_task(data["quarantine_id"], data.get("message_id"), event.time)
+        return TaskPut(str(task["id"]), event.id, orjson.dumps(task))
 
     async def deliver(self, request: TaskPut) -> None:
         """Runs with no transaction open: the site may be slow."""
@@ -131,8 +143,9 @@ async def start_notifiers(runtime: NotifyRuntime) -> Pushing:
             max_backoff=config.max_backoff_seconds,
         )
         partner = runtime.partners.get(profile.partner)
+        events = tuple(dict.fromkeys((*config.events, "identity.resolved")))  # rejections too
         destination = Destination(
-            f"fhir-task-push.{profile.partner}", partner, ADAPTER, profile, config.events, retry
+            f"fhir-task-push.{profile.partner}", partner, ADAPTER, profile, events, retry
         )
         runner = OutboundRunner(runtime, destination, TaskPush(url.rstrip("/"), secret, client))
         await runner.open()  # its queue is bound before the first order can be accepted

@@ -107,3 +107,27 @@ def render_task(
     if maker is not None:
         task["owner"] = {"type": "Organization", "display": maker.name or maker.id}
     return task
+
+
+REJECTED_SYSTEM = "urn:cgt:gateway:quarantine"
+
+
+def rejected_task(quarantine_id: str, request_id: object, modified: datetime) -> Json:
+    """The Task that tells a site its held request was rejected on identity review: its own id
+    (the request may have made no order), `rejected`, focused on the request as the site named it."""
+    task: Json = {
+        "resourceType": "Task",
+        "id": f"rejected-{quarantine_id}"[:64],
+        "identifier": [{"system": REJECTED_SYSTEM, "value": quarantine_id}],
+        "status": "rejected",
+        "statusReason": {
+            "text": "rejected on identity review by quality assurance; the request was not applied"
+        },
+        "businessStatus": {"text": "identity review: rejected"},
+        "intent": "order",
+        "code": FULFILL,
+        "lastModified": modified.isoformat(),
+    }
+    if isinstance(request_id, str) and request_id:
+        task["focus"] = {"identifier": {"value": request_id}, "display": "the request held for review"}
+    return task

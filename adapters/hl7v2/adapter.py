@@ -73,6 +73,13 @@ class Hl7v2:
             raise ConfigError(detail="HL7 v2 profiles not loaded: configure() runs at start-up")
         return self.profiles.for_partner(partner)
 
+    def rejection_notice(self, partner: Partner) -> str | None:
+        """A site with an outbound link hears of a rejected message: an application reject."""
+        profile = self.profile_for(partner) if self.profiles.directory is not None else None
+        if profile is None or profile.outbound is None:
+            return None
+        return "an application reject (ACK, MSA AR naming the message) on the site's outbound MLLP link"
+
     def decode(self, raw: bytes, ctx: InboundContext) -> Decoded:
         return decode(raw, ctx, self.profile_for(ctx.partner), self.log_phi)
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import logging
 
+from adapters.hl7v2 import ack as acks
+from adapters.hl7v2.header import read_header
 from adapters.hl7v2.profile import Outbound, SiteProfile
 from adapters.hl7v2.render import SiteOrder, control_id, person_name, status_message
 from adapters.hl7v2.sender import MllpClient, send
@@ -71,9 +73,8 @@ class SiteOutbound:
             deliveries=outbound.delivery_limit or runtime.settings.consumer_delivery_limit,
             backoff=outbound.backoff,
         )
-        destination = Destination(
-            f"{prefix}.{partner.id}", partner, ADAPTER, profile, outbound.events, self.retry
-        )
+        events = tuple(dict.fromkeys((*outbound.events, "identity.resolved")))  # rejections too
+        destination = Destination(f"{prefix}.{partner.id}", partner, ADAPTER, profile, events, self.retry)
         self.consumer = OutboundRunner(runtime, destination, self)
         self.consuming = self.consumer.consuming
 
@@ -93,6 +94,21 @@ class SiteOutbound:
         order = site_order(view, profile, acceptance=event.routing_key == "order.accepted")
         message = status_message(event, order, profile, self.outbound, now=utcnow())
         return None if message is None else (message, control_id(event))
+
+    def render_notice(self, event: CloudEvent, profile: SiteProfile) -> Request | None:
+        """A message of this site's, held and then rejected on review: an application reject
+        (ACK, MSA AR naming its MSH-10, ERR 204) on the outbound link."""
+        data = event.data
+        if event.routing_key != "identity.resolved" or data.get("decision") != "rejected":
+            return None
+        message_id = data.get("message_id")
+        if data.get("adapter") != ADAPTER or not isinstance(message_id, str):
+            return None
+        text = f"rejected on identity review (quarantine {data.get('quarantine_id')}); not applied"
+        verdict = acks.Verdict("reject", "204", None, text, "identity_review")
+        message = acks.render(None, verdict, control_id=message_id, application=True, ask_accept=True)
+        head = read_header(message)
+        return None if head is None else (message, head.control_id)
 
     async def deliver(self, request: Request) -> None:
         """One try, with no transaction open: the MLLP exchange holds no lock."""

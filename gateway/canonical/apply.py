@@ -12,7 +12,7 @@ from gateway.canonical.lifecycle import (
     refusal_without_transition,
     transition_refusal,
 )
-from gateway.canonical.order import Shipment, ShipmentDirection, TherapyOrder
+from gateway.canonical.order import Shipment, ShipmentDirection, TherapyOrder, qc_test_name
 from gateway.errors import IllegalTransition
 
 S = OrderStatus
@@ -56,6 +56,8 @@ def _shipment_status(status: str, moves: dict[ShipmentDirection, OrderStatus]) -
             fields["picked_up_at"] = ev.occurred_at
         if status == "delivered":
             fields["delivered_at"] = ev.occurred_at
+        if ev.expected_delivery is not None:
+            fields["expected_delivery"] = ev.expected_delivery
         return moves.get(shipment.direction), _with_shipment(o, shipment.model_copy(update=fields))
 
     return change
@@ -71,6 +73,34 @@ def _excursion(o: TherapyOrder, ev: p.TemperatureExcursion) -> tuple[None, dict[
     if shipment is None:
         raise IllegalTransition("the shipment is not known to the gateway")
     return None, _with_shipment(o, shipment.model_copy(update={"status": "temperature_excursion"}))
+
+
+def _qc_result(o: TherapyOrder, ev: p.QcResult) -> tuple[None, dict[str, Any]]:
+    # The latest result of a test stands: a failed test retested and passed counts as passed.
+    return None, _manufacturing(o, qc={**o.manufacturing.qc, qc_test_name(ev.test): ev.result})
+
+
+def _deviation_opened(o: TherapyOrder, ev: p.DeviationOpened) -> tuple[None, dict[str, Any]]:
+    opened = {**o.manufacturing.open_deviations, ev.deviation_id: (ev.severity or "").lower()}
+    return None, _manufacturing(o, open_deviations=opened)
+
+
+def _deviation_closed(o: TherapyOrder, ev: p.DeviationClosed) -> tuple[None, dict[str, Any]]:
+    still = {k: v for k, v in o.manufacturing.open_deviations.items() if k != ev.deviation_id}
+    return None, _manufacturing(o, open_deviations=still)
+
+
+def _shipped(o: TherapyOrder, ev: p.ProductShipped) -> tuple[OrderStatus, dict[str, Any]]:
+    """The MES says the product left: the order is on its way to the site, and the outbound
+    shipment, when named, is known from here on (the courier's own scans then update it)."""
+    fields = _manufacturing(o, shipped_at=ev.occurred_at)
+    if ev.shipment_id:
+        shipment = o.shipment(ev.shipment_id) or Shipment(
+            shipment_id=ev.shipment_id, direction=ShipmentDirection.to_site, courier=ev.courier
+        )
+        moved = {"status": "picked_up", "picked_up_at": ev.occurred_at}
+        fields |= _with_shipment(o, shipment.model_copy(update=moved))
+    return S.in_transit_to_site, fields
 
 
 # event name -> change. Events absent here change no field and no status (they are recorded on the
@@ -129,7 +159,11 @@ CHANGES: dict[str, Change] = {
         S.released,
         _manufacturing(o, batch_id=ev.batch_id, released_at=ev.occurred_at),
     ),
+    "manufacturing.qc_result": _qc_result,
+    "manufacturing.deviation_opened": _deviation_opened,
+    "manufacturing.deviation_closed": _deviation_closed,
     "manufacturing.failed": lambda o, ev: (S.failed, {}),
+    "manufacturing.shipped": _shipped,
     "infusion.scheduled": lambda o, ev: (None, _infusion(o, planned_at=ev.planned_at)),
     "infusion.cancelled": lambda o, ev: (None, _infusion(o, planned_at=None)),
     "infusion.completed": lambda o, ev: (S.infused, _infusion(o, infused_at=ev.infused_at)),

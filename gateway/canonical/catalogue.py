@@ -92,7 +92,9 @@ _SPECS = [
     EventSpec(
         "order.at_risk",
         p.AtRisk,
-        "The order may miss its planned infusion (the gateway's schedule-risk check).",
+        "The order may miss its planned infusion (the gateway's schedule-risk check); published when"
+        " it becomes at risk, when its slack moves by a step, and once with at_risk false when it is"
+        " back on schedule.",
     ),
     EventSpec(
         "patient.updated",

@@ -62,8 +62,14 @@ class Command(Canonical):
         return spec_for(self.event).scope
 
 
-def fingerprint(commands: Iterable[Command]) -> bytes:
+def fingerprint(commands: Iterable[Command], *, timeless: bool = False) -> bytes:
     """What commands say, as canonical JSON (keys sorted, values in their one JSON form): the
     fingerprint of a message whose meaning is its commands, whatever its key order, spacing or
-    time-zone notation."""
-    return orjson.dumps([c.model_dump(mode="json") for c in commands], option=orjson.OPT_SORT_KEYS)
+    time-zone notation. `timeless`: without their `occurred_at`, for a record the gateway writes
+    of a partner's answer (a booking), stamped when it was written: the same answer written again
+    after a crash is the same message."""
+    dumped = [c.model_dump(mode="json") for c in commands]
+    if timeless:
+        for command in dumped:
+            command["payload"].pop("occurred_at", None)
+    return orjson.dumps(dumped, option=orjson.OPT_SORT_KEYS)

@@ -37,7 +37,8 @@ ALLOWED_FROM: dict[OrderStatus, frozenset[OrderStatus]] = {
     ),
     S.in_manufacturing: frozenset({S.received_by_manufacturer}),
     S.released: frozenset({S.in_manufacturing}),
-    S.in_transit_to_site: frozenset({S.released}),
+    # The manufacturer's "shipped" and the courier's pickup scan both confirm departure.
+    S.in_transit_to_site: frozenset({S.released, S.in_transit_to_site}),
     S.delivered_to_site: frozenset({S.in_transit_to_site}),
     S.infused: frozenset({S.delivered_to_site}),
     S.on_hold: ACTIVE,

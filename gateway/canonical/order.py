@@ -37,6 +37,14 @@ class PatientIdentity(Canonical):
     given_name: str | None = Field(default=None, max_length=200)
     birth_date: date | None = None
     sex: str | None = Field(default=None, pattern="^[MFOU]$")
+    # Never serialised (nor stored, nor in a contract): a render reads it from its view.
+    initials: str | None = Field(
+        default=None,
+        exclude=True,
+        max_length=8,
+        description="derived by the gateway from the names (`initials`) for a destination whose "
+        "disclosure profile lists patient.initials (what a message says here is never used for it)",
+    )
 
     def disagreements(self, other: PatientIdentity) -> list[str]:
         """Fields both sides carry that disagree after normalisation (names of fields only)."""
@@ -70,6 +78,14 @@ class PatientIdentity(Canonical):
         return self.model_copy(update=newer.model_dump(exclude_none=True))
 
 
+def initials(patient: PatientIdentity) -> str | None:
+    """The first given name's initial, then the family name's, upper case without accents
+    ('Éva Dupont' -> 'ED'); None when the patient has no name."""
+    given = _first_name(patient.given_name or "")[:1]
+    family = normalise_name(patient.family_name or "")[:1]
+    return (given + family) or None
+
+
 class Party(Canonical):
     """An organisation or person by the identifier its own system uses."""
 
@@ -90,6 +106,17 @@ class Collection(Canonical):
     collected_at: datetime | None = None
 
 
+class QcOutcome(StrEnum):
+    passed = "pass"
+    failed = "fail"
+    pending = "pending"
+
+
+def qc_test_name(test: str) -> str:
+    """One spelling of a QC test's name: 'CAR expression' and 'car-expression' are 'car_expression'."""
+    return "_".join(test.strip().lower().replace("-", " ").replace("/", " ").split())
+
+
 class Manufacturing(Canonical):
     manufacturer: Party | None = None
     slot_id: str | None = None
@@ -97,6 +124,13 @@ class Manufacturing(Canonical):
     batch_id: str | None = None
     started_at: datetime | None = None
     released_at: datetime | None = None
+    shipped_at: datetime | None = None
+    qc: dict[str, QcOutcome] = Field(
+        default_factory=dict, description="each QC test's latest result (a retest replaces the first)"
+    )
+    open_deviations: dict[str, str] = Field(
+        default_factory=dict, description="deviation id -> its severity ('' when not given), until closed"
+    )
 
 
 class ShipmentDirection(StrEnum):
@@ -122,6 +156,7 @@ class Shipment(Canonical):
     viability_deadline: datetime | None = None
     status: str = "booked"
     picked_up_at: datetime | None = None
+    expected_delivery: datetime | None = None
     delivered_at: datetime | None = None
 
     @property
@@ -134,6 +169,13 @@ class Shipment(Canonical):
 class Infusion(Canonical):
     planned_at: datetime | None = None
     infused_at: datetime | None = None
+
+
+class ScheduleRisk(Canonical):
+    """The schedule-risk state last published for the order (gateway.service.risk)."""
+
+    at_risk: bool
+    slack_s: int
 
 
 class OrderDetails(Canonical):
@@ -158,6 +200,7 @@ class TherapyOrder(OrderDetails):
     shipments: tuple[Shipment, ...] = ()
     status: OrderStatus = OrderStatus.ordered
     status_before_hold: OrderStatus | None = None
+    schedule_risk: ScheduleRisk | None = None
     version: int = 1
     created_at: datetime
     updated_at: datetime

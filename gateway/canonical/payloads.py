@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
-from enum import StrEnum
+from typing import Annotated
 
-from pydantic import Field
+from pydantic import BeforeValidator, Field, StringConstraints
 
 from gateway.canonical.base import Canonical
 from gateway.canonical.ids import Coi, Din, ExternalRef
@@ -16,6 +16,7 @@ from gateway.canonical.order import (
     Party,
     PatientIdentity,
     Product,
+    QcOutcome,
     Shipment,
     ShipmentDirection,
 )
@@ -203,11 +204,24 @@ class LoggerFault(Payload):
 
 
 # -- manufacturing ---------------------------------------------------------------------------
+# As read from the bag (spaces around it dropped): checked against the order by the gateway, which
+# names what is wrong with it (gateway.identity.receipt), rather than refused here.
+def _as_read(value: object) -> object:
+    return value.strip().upper() if isinstance(value, str) else value
+
+
+ScannedDin = Annotated[str, BeforeValidator(_as_read), StringConstraints(pattern=r"^=?[A-Z0-9*]{13,15}$")]
+
+
 class MaterialReceived(Payload):
     """The starting material at the manufacturer: what was scanned on the bag, and how it came."""
 
     manufacturer: Party | None = None
-    din: Din | None = Field(default=None, description="the DIN scanned on the bag")
+    din: ScannedDin | None = Field(
+        default=None,
+        description="the DIN scanned on the bag, as read: 13 characters, with its check character "
+        "(14) or its two flag characters (15); verified against the order's collection by the gateway",
+    )
     scanned_coi: Coi | None = Field(default=None, description="the COI scanned on the bag")
     temperature_c: float | None = None
     condition: str | None = Field(default=None, max_length=50, description="intact, damaged, ...")
@@ -229,12 +243,6 @@ class DeviationOpened(BatchEvent):
 class DeviationClosed(BatchEvent):
     deviation_id: str = Field(max_length=100)
     outcome: str | None = Field(default=None, max_length=200)
-
-
-class QcOutcome(StrEnum):
-    passed = "pass"
-    failed = "fail"
-    pending = "pending"
 
 
 class QcResult(BatchEvent):
@@ -269,6 +277,9 @@ class AtRisk(Payload):
     planned_infusion: datetime | None = None
     margin_s: int = 0
     slack_s: int = Field(description="planned infusion less margin less projected delivery")
+    at_risk: bool = Field(
+        default=True, description="false: the order is back on schedule (published once, when it is)"
+    )
 
 
 # -- infusion --------------------------------------------------------------------------------
@@ -293,6 +304,11 @@ class IdentityMismatch(Payload):
 class IdentityResolved(Payload):
     quarantine_id: str
     decision: str
+    # On a rejection, the held message's sender and its own id: its dialect's outbound side tells
+    # it (an HL7 application reject naming the message, a FHIR Task set to rejected).
+    partner: str | None = Field(default=None, max_length=100)
+    adapter: str | None = Field(default=None, max_length=100)
+    message_id: str | None = Field(default=None, max_length=200)
 
 
 # -- the gateway's own deliveries -------------------------------------------------------------

@@ -5,18 +5,22 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from functools import cached_property
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from gateway import metrics
+from gateway import audit, metrics
 from gateway.adapter_contract import Configurable
 from gateway.audit.checkpoint import Due, audit_key
 from gateway.audit.checkpointer import Checkpointer
 from gateway.bus.broker import Broker
 from gateway.bus.relay import OutboxRelay
+from gateway.canonical.envelope import utcnow
+from gateway.coldchain.classes import load_cold_chain
 from gateway.errors import ConfigError, TransientError
 from gateway.identity.authorise import Authority, load_assignments
 from gateway.identity.disclosure import load_disclosure
@@ -26,11 +30,16 @@ from gateway.registry import Adapter, HasTransport, Running, installed_adapters,
 from gateway.service.deliveries import StoreDeliveries
 from gateway.service.door import IntakeDoor
 from gateway.service.intake import Intake
+from gateway.service.mes_rules import load_manufacturing_rules
+from gateway.service.sweep import ClockSweeper
 from gateway.settings import Settings
 from gateway.store.db import create_engine, dispose
 from gateway.store.migrate import migrate
+from gateway.store.polls import StorePolls
+from gateway.store.refusals import StoreRefusals
 from gateway.store.replays import StoreReplays
 from gateway.store.secrets import StoreSecrets
+from gateway.store.unit_of_work import SqlTransactions
 from gateway.store.views import StoreViews
 
 log = logging.getLogger(__name__)
@@ -49,6 +58,7 @@ class Gateway:
     door: IntakeDoor  # the ports adapters get (gateway.ports)
     views: StoreViews
     secrets: StoreSecrets
+    sweeper: ClockSweeper
     started: bool = field(default=False)
     transports: list[Running] = field(default_factory=list)
     _watch: asyncio.Task[None] | None = None
@@ -66,8 +76,20 @@ class Gateway:
         return StoreReplays(self.engine)
 
     @cached_property
+    def refusals(self) -> StoreRefusals:
+        return StoreRefusals(
+            self.engine,
+            per_hour=self.settings.webhook_refused_kept_per_hour,
+            bytes_per_hour=self.settings.webhook_refused_kept_bytes_per_hour,
+        )
+
+    @cached_property
     def deliveries(self) -> Deliveries:
         return StoreDeliveries(self.engine)
+
+    @cached_property
+    def polls(self) -> StorePolls:
+        return StorePolls(self.engine)
 
     @property
     def relay_embedded(self) -> bool:
@@ -81,6 +103,7 @@ class Gateway:
         else:  # `cgt-gateway relay` publishes; this process only watches the broker for /health
             self._watch = asyncio.create_task(self._watch_broker(), name="broker-watch")
         self.checkpointer.start()
+        self.sweeper.start()
         for adapter in self.adapters.values():
             if isinstance(adapter, HasTransport):
                 self.transports.append(await adapter.start_transport(self))
@@ -95,6 +118,7 @@ class Gateway:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._watch
             self._watch = None
+        await self.sweeper.stop()
         await self.checkpointer.stop()
         await self.relay.stop()
         await self.views.close()
@@ -117,7 +141,8 @@ class Gateway:
         return True
 
 
-def bootstrap(settings: Settings | None = None) -> Gateway:
+def bootstrap(settings: Settings | None = None, *, clock: Callable[[], datetime] = utcnow) -> Gateway:
+    """`clock`: the intake's and the clocks' sweep's time (tests move it to cross a deadline)."""
     settings = settings or Settings()
     if settings.env == "production" and settings.log_phi:
         raise ConfigError("CGT_LOG_PHI may not be set in production")
@@ -143,12 +168,17 @@ def bootstrap(settings: Settings | None = None) -> Gateway:
         lease_seconds=settings.outbox_lease_seconds,
     )
     assignments = load_assignments(settings.assignments_file, partners)
+    cold_chain = load_cold_chain(settings.temperature_classes_file)
+    on_commit = relay.wake if settings.relay == "embedded" else None
     intake = Intake(
         engine,
         coi_facility=settings.coi_facility,
         authority=Authority(partners, assignments),
-        on_commit=relay.wake if settings.relay == "embedded" else None,
+        on_commit=on_commit,
         log_phi=settings.log_phi,
+        manufacturing=load_manufacturing_rules(settings),  # a bad file refuses to start
+        clock=clock,
+        cold_chain=cold_chain,
     )
     checkpointer = Checkpointer(
         engine,
@@ -170,4 +200,10 @@ def bootstrap(settings: Settings | None = None) -> Gateway:
         IntakeDoor(intake),
         views,
         StoreSecrets(engine),
+        ClockSweeper(
+            SqlTransactions(engine, audit.append, pipelined=False),
+            settings.clock_sweep_seconds,
+            clock,
+            on_commit or (lambda: None),
+        ),
     )

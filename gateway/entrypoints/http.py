@@ -17,17 +17,21 @@ from starlette.responses import Response
 
 from gateway import __version__, metrics
 from gateway.canonical.envelope import utcnow
+from gateway.console import mount_console
 from gateway.demo_credentials import refuse_published, secret_fingerprint
 from gateway.entrypoints.bootstrap import Gateway, bootstrap
+from gateway.entrypoints.custody_routes import custody_routes
 from gateway.entrypoints.limits import Door
 from gateway.entrypoints.problems import PROBLEM, gateway_error, http_error, validation_error
 from gateway.entrypoints.review_routes import review_routes
+from gateway.entrypoints.shipments_routes import shipment_routes
 from gateway.errors import GatewayError, NotAuthenticated, NotFound
 from gateway.http_body import bounded_body
 from gateway.partners import Partner, credential
-from gateway.registry import HasHttpRoutes
-from gateway.service.desk import ReviewDesk
+from gateway.registry import HasHttpRoutes, rejection_notices
+from gateway.service.desk import Lockout, ReviewDesk
 from gateway.service.inbound import accept
+from gateway.service.journeys import Journeys
 from gateway.settings import Settings
 from gateway.store import repository as reads
 
@@ -98,6 +102,8 @@ def create_app(gateway: Gateway | None = None, settings: Settings | None = None)
         running.intake.rules,
         production=running.settings.env == "production",
         on_commit=running.intake.on_commit,
+        lockout=Lockout.of(running.settings),
+        notices=rejection_notices(running.adapters, running.partners),
     )
     app.include_router(
         review_routes(
@@ -106,6 +112,20 @@ def create_app(gateway: Gateway | None = None, settings: Settings | None = None)
             lambda request: gw(request).settings.max_body_bytes,
         )
     )
+
+    # Shipments declared by the ordering site or an operator (gateway.entrypoints.shipments_routes).
+    app.include_router(shipment_routes(operator_key_ok, gw))
+
+    # The chain of custody and its certificate (gateway.entrypoints.custody_routes).
+    app.state.journeys = Journeys(running.engine, running.partners, running.intake.rules.clock)
+    app.include_router(
+        custody_routes(
+            lambda request: request.app.state.journeys,
+            operator_key_ok,
+            lambda request: (gw(request).partners, gw(request).orders),
+        )
+    )
+    mount_console(app, running.settings, app.state.desk, app.state.journeys)
 
     @app.get("/health")
     async def health(request: Request) -> Response:

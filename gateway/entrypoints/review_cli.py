@@ -38,7 +38,8 @@ def _desk_run(work: Callable[[Any], Awaitable[T]]) -> T:
     from gateway.canonical.envelope import utcnow
     from gateway.identity.authorise import Authority, load_assignments
     from gateway.partners import load_partners
-    from gateway.service.desk import ReviewDesk
+    from gateway.service.desk import Lockout, ReviewDesk
+    from gateway.service.mes_rules import load_manufacturing_rules
     from gateway.service.transaction import Rules
     from gateway.settings import Settings
     from gateway.store.db import create_engine, dispose
@@ -50,8 +51,14 @@ def _desk_run(work: Callable[[Any], Awaitable[T]]) -> T:
         authority = Authority(partners, load_assignments(settings.assignments_file, partners))
         engine = create_engine(settings.database_url)
         try:
-            rules = Rules(settings.coi_facility, authority, utcnow)
-            return await work(ReviewDesk(engine, rules, production=settings.env == "production"))
+            rules = Rules(
+                settings.coi_facility, authority, utcnow, manufacturing=load_manufacturing_rules(settings)
+            )
+            production = settings.env == "production"
+            lockout = Lockout.of(settings)
+            notices = _notices(settings, partners)
+            desk = ReviewDesk(engine, rules, production=production, lockout=lockout, notices=notices)
+            return await work(desk)
         finally:
             await dispose(engine)
 
@@ -60,6 +67,18 @@ def _desk_run(work: Callable[[Any], Awaitable[T]]) -> T:
     except GatewayError as exc:
         typer.echo(f"refused: {exc.public_message}", err=True)
         raise typer.Exit(1) from exc
+
+
+def _notices(settings: Any, partners: Any) -> Any:
+    """How each sender hears of a rejection: the enabled adapters, configured as `serve` does."""
+    from gateway.adapter_contract import Configurable
+    from gateway.registry import load_adapters, rejection_notices
+
+    adapters = load_adapters(settings.adapters)
+    for adapter in adapters.values():
+        if isinstance(adapter, Configurable):
+            adapter.configure(settings, partners)
+    return rejection_notices(adapters, partners)
 
 
 def _echo(value: Any) -> None:
@@ -83,6 +102,11 @@ def users_add(
 def users_demo() -> None:
     """Add the demo users of the README (development only; production refuses their passwords)."""
     from gateway.service.operators import DEMO_USERS
+    from gateway.settings import Settings
+
+    if Settings().env == "production":
+        typer.echo("refused: production has no demo users (their passwords are published)", err=True)
+        raise typer.Exit(1)
 
     async def add(desk: Any) -> None:
         for name, role, printed, password in DEMO_USERS:
@@ -143,4 +167,5 @@ def quarantine_reject(
     """Reject a held message (a QA user), with the reason."""
     password = _password(password_stdin)
     decision = _desk_run(lambda desk: desk.reject(quarantine_id, user, password, reason))
-    _echo({"quarantine_id": decision.quarantine_id, "status": decision.status})
+    told = {"told": decision.sender_told, "how": decision.sender_notice}
+    _echo({"quarantine_id": decision.quarantine_id, "status": decision.status, "sender": told})

@@ -131,4 +131,9 @@ def answer(decision: Decision) -> dict[str, Any]:
         "order_id": decision.order_id,
         "coi": decision.coi,
         "event_ids": decision.event_ids,
+        **(
+            {"sender": {"told": decision.sender_told, "how": decision.sender_notice}}
+            if decision.sender_told is not None
+            else {}
+        ),
     }

@@ -30,6 +30,7 @@ from gateway.canonical.payloads import (
     OrderAccepted,
     OrderPlaced,
     ShipmentBooked,
+    ShipmentReadings,
     ShipmentUpdate,
     SlotConfirmed,
     TemperatureExcursion,
@@ -107,10 +108,17 @@ def check_sender(partner: Partner, command: Command) -> None:
 
 
 def _courier_shipment(partner: Partner, order: TherapyOrder, command: Command) -> bool:
+    """A courier acts only on shipments declared for it: the one its payload names (by any key),
+    and every shipment an identifier of the command names (a tracking number, SSCC, logger id)."""
     payload = command.payload
+    for ref in command.refs:
+        if ref.namespace == "gs1:sscc" or ref.namespace.startswith("courier:"):
+            named = order.shipment(ref.value)
+            if named is not None and named.courier != partner.id:
+                return False
     if isinstance(payload, ShipmentBooked):
         shipment_id: str | None = payload.shipment.shipment_id
-    elif isinstance(payload, ShipmentUpdate | TemperatureExcursion):
+    elif isinstance(payload, ShipmentUpdate | TemperatureExcursion | ShipmentReadings):
         shipment_id = payload.shipment_id
     else:
         shipment_id = None

@@ -11,7 +11,9 @@ per-partner overrides, `partners/<partner-id>.yaml`, which replace the kind's li
 order through `Orders.view`, which returns what it gives. The order's skeleton (ALWAYS: its ids,
 status, product and ordering site, which a TherapyOrder cannot go without) is always kept; any
 other field not listed is reset to its empty default, so a patient's names, birth date and sex
-travel only where `patient.*` is listed. Files are read and checked at start-up: a bad one
+travel only where `patient.*` is listed. `patient.initials` is derived from the names when the
+view is made (given-name initial, family-name initial), so a profile may allow the initials
+without the names. Files are read and checked at start-up: a bad one
 refuses to start, naming the file and the field.
 """
 
@@ -26,10 +28,14 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from gateway.canonical.ids import ExternalRef
-from gateway.canonical.order import TherapyOrder
+from gateway.canonical.order import TherapyOrder, initials
 from gateway.canonical.parties import PartnerKind
 from gateway.errors import ConfigError
 from gateway.partners import SHARED_NAMESPACES, Partner
+
+# Derived, never stored: the patient's initials from their names (gateway.canonical.order.initials),
+# for a destination that may have initials but not names (a manufacturer's labels).
+DERIVED_INITIALS = "patient.initials"
 
 # Kept in every view: without them there is no order to speak of (and no valid TherapyOrder).
 ALWAYS = frozenset(
@@ -129,7 +135,10 @@ def disclose(
     """The order and identifiers as `partner` may receive them (pure)."""
     profile = disclosure.profile(partner)
     paths = [p.split(".") for p in (*ALWAYS, *profile.fields)]
-    kept = TherapyOrder.model_validate(_keep(order.model_dump(), paths))
+    shown = _keep(order.model_dump(), paths)
+    if DERIVED_INITIALS in profile.fields:
+        shown.setdefault("patient", {})["initials"] = initials(order.patient)
+    kept = TherapyOrder.model_validate(shown)
     visible = tuple(
         r
         for r in refs

@@ -4,7 +4,7 @@ it in `make test`). Everything an adapter needs is here, by name:
 - the canonical model it maps to (commands, identifiers, the order, payloads, CloudEvents);
 - the error tree, whose classes decide what happens to a message;
 - the contract (`Adapter`: decode / answer / examples; `Decoded`; `InboundContext`), the ports a
-  transport gets (`Runtime`: `door`, `crosswalk`, `orders`, `secrets`), profiles as data (`Profiles`);
+  transport gets (`Runtime`: `door`, `crosswalk`, `orders`, `secrets`, `polls`), profiles as data (`Profiles`);
 - HTTP helpers for adapters that serve routes (one bounded body reader, refusal logging);
 - signed webhooks (`webhook_router`, `WebhookRoute`, the schemes) and inbound AMQP queues
   (`gateway.sdk.queues`).
@@ -23,9 +23,11 @@ from gateway.adapter_contract import (
     Configurable,
     Decoded,
     Example,
+    HasContracts,
     HasHttpRoutes,
     InboundContext,
     Running,
+    TellsRejection,
 )
 from gateway.canonical import payloads
 from gateway.canonical.base import Canonical
@@ -33,7 +35,16 @@ from gateway.canonical.command import Command, fingerprint
 from gateway.canonical.envelope import CloudEvent, utcnow
 from gateway.canonical.ids import COI_NAMESPACE, ExternalRef, IdentifierScope, validate_coi, validate_din
 from gateway.canonical.lifecycle import OrderStatus
-from gateway.canonical.order import OrderDetails, Party, PatientIdentity, Product, TherapyOrder
+from gateway.canonical.order import (
+    OrderDetails,
+    Party,
+    PatientIdentity,
+    Product,
+    Shipment,
+    ShipmentDirection,
+    TemperatureClass,
+    TherapyOrder,
+)
 from gateway.canonical.parties import PartnerKind
 from gateway.canonical.payloads import (
     CollectionScheduled,
@@ -63,6 +74,7 @@ from gateway.errors import (
     UnsupportedMessage,
 )
 from gateway.http_body import bounded_body, refuse
+from gateway.identity.authorise import Assignments, load_assignments
 from gateway.outcome import Outcome
 from gateway.partners import Partner, Partners, SecretRef, credential
 from gateway.ports import (
@@ -72,6 +84,9 @@ from gateway.ports import (
     HasTransport,
     Orders,
     OrderView,
+    Polls,
+    PollState,
+    Refusals,
     Replays,
     Runtime,
     Secrets,
@@ -81,16 +96,16 @@ from gateway.sdk.examples import examples_in
 from gateway.sdk.outbound import Destination, Outbound, OutboundRunner, OutboundRuntime, Retry, retrying
 from gateway.sdk.profiles import Profiles
 from gateway.sdk.queues import InboundQueues, inbound_queue_name
-from gateway.sdk.webhooks import (
+from gateway.sdk.signatures import (
     EASYPOST,
+    ApiKey,
     CgtHmac,
     HeaderHmac,
     SignatureScheme,
     StandardWebhooks,
     Verified,
-    WebhookRoute,
-    webhook_router,
 )
+from gateway.sdk.webhooks import WebhookRoute, webhook_router
 from gateway.service.decoding import mapping_failure
 from gateway.settings import ROOT, Settings
 
@@ -99,6 +114,8 @@ __all__ = [
     "EASYPOST",
     "ROOT",
     "Adapter",
+    "ApiKey",
+    "Assignments",
     "Canonical",
     "CgtHmac",
     "CloudEvent",
@@ -115,6 +132,7 @@ __all__ = [
     "Example",
     "ExternalRef",
     "GatewayError",
+    "HasContracts",
     "HasHttpRoutes",
     "HasTransport",
     "HeaderHmac",
@@ -147,8 +165,11 @@ __all__ = [
     "PatientMerged",
     "PatientUpdated",
     "Payload",
+    "PollState",
+    "Polls",
     "Product",
     "Profiles",
+    "Refusals",
     "RejectedMessage",
     "Replays",
     "Retry",
@@ -157,8 +178,12 @@ __all__ = [
     "SecretRef",
     "Secrets",
     "Settings",
+    "Shipment",
+    "ShipmentDirection",
     "SignatureScheme",
     "StandardWebhooks",
+    "TellsRejection",
+    "TemperatureClass",
     "TherapyOrder",
     "TooLarge",
     "TransientError",
@@ -174,6 +199,7 @@ __all__ = [
     "fingerprint",
     "inbound_queue_name",
     "jwk_thumbprint",
+    "load_assignments",
     "mapping_failure",
     "metrics",
     "outcome_json",

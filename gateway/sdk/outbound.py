@@ -5,6 +5,8 @@ An adapter says what to send and how; the runner does the rest, the same for eve
     render(event, view, profile) -> request | None   pure: None when the destination hears nothing
     deliver(request)                                  the transport, one try; raises TransientError
                                                       to try again, any other GatewayError to give up
+    render_notice(event, profile) -> request | None  optional: an event addressed to the partner
+                                                      (`data.partner`), of no order (a rejection)
 
 The runner subscribes a durable quorum queue (`cgt.consumer.<name>`) to the destination's event
 patterns, fetches the destination's disclosure-filtered view of the order (`Orders.view`: only
@@ -31,7 +33,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Generic, Protocol, TypeVar
 
@@ -77,6 +79,9 @@ class Destination(Generic[P]):
     events: Sequence[str]
     retry: Retry = field(default_factory=Retry)
     in_flight: int = 16  # messages handled at once: the events of different orders go side by side
+    # Also hear of orders the partner is not a party to yet (a courier to be booked for a leg):
+    # the view is still the partner's disclosure profile's; render decides whether to act.
+    prospective: bool = False
 
 
 class OutboundRuntime(Protocol):
@@ -215,13 +220,16 @@ class OutboundRunner(Generic[P, R]):
         # Independent reads side by side: on SQLite each waits on a thread of its own.
         settled, view = await asyncio.gather(
             ledger.settled(d.name, event.id),
-            self.runtime.orders.view(d.partner, order_id) if isinstance(order_id, str) else _nothing(),
+            self.runtime.orders.view(d.partner, order_id, prospective=d.prospective)
+            if isinstance(order_id, str)
+            else _nothing(),
         )
         if settled:
             self.duplicates += 1
             return
-        # No view: no order, or not an order of this destination's: not its to hear about.
-        request = await self._render(event, view, delivery) if view is not None else None
+        # No view: no order, or not an order of this destination's: not its to hear about, unless
+        # the event is addressed to the partner itself (a notice).
+        request = await self._render(event, view, delivery)
         if request is not None:
             await self._deliver(request, delivery)
             self.delivered += 1
@@ -252,14 +260,24 @@ class OutboundRunner(Generic[P, R]):
             except GatewayError as exc:  # a refusal: trying again would not change the answer
                 raise _GiveUp(exc, delivery) from exc
 
-    async def _render(self, event: CloudEvent, view: OrderView, delivery: int) -> R | None:
-        d, order_id = self.destination, view.order.order_id
-        placed, _ = await asyncio.gather(
-            self.runtime.deliveries.placing_message(d.partner, order_id),
-            self._wait_for_earlier(event, order_id),
-        )
+    async def _render(self, event: CloudEvent, view: OrderView | None, delivery: int) -> R | None:
+        """What the destination hears of its order's event; with no view, the notice of an event
+        addressed to its partner (`render_notice`, when the outbound has one), or nothing."""
+        d = self.destination
+        notice: Callable[[CloudEvent, P], R | None] | None = getattr(self.outbound, "render_notice", None)
+        if view is not None:
+            order_id = view.order.order_id
+            placed, _ = await asyncio.gather(
+                self.runtime.deliveries.placing_message(d.partner, order_id),
+                self._wait_for_earlier(event, order_id),
+            )
+            view = replace(view, placing_message_id=placed)
+        elif notice is None or event.data.get("partner") != d.partner.id:
+            return None
         try:
-            return self.outbound.render(event, replace(view, placing_message_id=placed), d.profile)
+            if view is not None:
+                return self.outbound.render(event, view, d.profile)
+            return notice(event, d.profile) if notice else None
         except TransientError:
             raise
         except Exception as exc:  # a bug in a render: give up at once, with an alert

@@ -73,3 +73,7 @@ class Profiles(Generic[P]):
 
     def all(self) -> list[P]:
         return list(self._by_name.values())
+
+    def by_name(self) -> dict[str, P]:
+        """Every profile by its file's name (without `.yaml`): for checks that name the file."""
+        return dict(self._by_name)

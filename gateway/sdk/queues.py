@@ -13,6 +13,10 @@ happens next is decided as the event consumer decides (gateway/bus/consumer.py):
     a wrong or missing partner      dead-lettered with the reason; nothing stored
     TransientError (database down)  nacked and requeued; at the queue's delivery limit, dead-lettered
 
+An adapter whose partners send several dialects on one queue (a manufacturer's CloudEvents and
+B2MML) passes `dialect`: it names the adapter of each message from its content type and body, or
+raises UnsupportedMessage, and the message is dead-lettered with that reason.
+
 A dead letter is a copy published (confirmed) to `cgt.dlx` before the original is acked: a reject
 cannot carry a reason, and a message must never be acked before its copy is safe.
 """
@@ -35,7 +39,7 @@ from aio_pika.abc import (
 from aiormq.exceptions import ChannelPreconditionFailed
 
 from gateway.bus.topology import DEAD_LETTERS, consumer_queue_arguments, declare_topology
-from gateway.errors import NotAuthenticated, TransientError
+from gateway.errors import NotAuthenticated, TransientError, UnsupportedMessage
 from gateway.partners import Partner
 
 if TYPE_CHECKING:
@@ -61,6 +65,8 @@ class InboundQueues:
     adapter: Adapter
     kind: str  # the middle of the queue's name, e.g. "mes"
     partners: Iterable[Partner] | None = None
+    # content type, body -> the adapter of this message (None: always `adapter`)
+    dialect: Callable[[str | None, bytes], Adapter] | None = None
     delivery_limit: int = 5
     prefetch: int = 20
     handled: int = 0
@@ -108,26 +114,27 @@ class InboundQueues:
 
         return on_message
 
-    def _sender(self, queue_partner: Partner, message: AbstractIncomingMessage) -> Partner:
+    def _sender(self, queue_partner: Partner, message: AbstractIncomingMessage, adapter: Adapter) -> Partner:
         named = (message.headers or {}).get(PARTNER_HEADER)
         if isinstance(named, bytes):
             named = named.decode("utf-8", "replace")
         if named != queue_partner.id:
             raise NotAuthenticated("the partner header does not name the queue's partner")
         partner = self.runtime.partners.get(queue_partner.id)
-        if not partner.speaks(self.adapter.name):
+        if not partner.speaks(adapter.name):
             raise NotAuthenticated("the partner does not speak this queue's dialect")
         return partner
 
     async def _handle(self, queue_partner: Partner, message: AbstractIncomingMessage) -> None:
         try:
-            sender = self._sender(queue_partner, message)
-        except NotAuthenticated as exc:
+            adapter = self.dialect(message.content_type, message.body) if self.dialect else self.adapter
+            sender = self._sender(queue_partner, message, adapter)
+        except (NotAuthenticated, UnsupportedMessage) as exc:
             await self._dead_letter(message, type(exc).__name__, exc.public_message)
             return
         try:
             outcome, _ = await self.runtime.door.accept(
-                self.adapter, sender, message.body, transport="amqp", content_type=message.content_type
+                adapter, sender, message.body, transport="amqp", content_type=message.content_type
             )
         except TransientError as exc:
             previous = (message.headers or {}).get("x-delivery-count", 0)

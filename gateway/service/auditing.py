@@ -32,3 +32,11 @@ def reprocessed(record: InboundRecord, inbound_id: str, status: str) -> AuditEnt
             "status": status,
         },
     )
+
+
+def by_gateway(
+    record: InboundRecord, inbound_id: str, action: str, subject: str | None, **detail: Any
+) -> AuditEntry:
+    """What the gateway itself did because of a partner's message (a hold, a schedule-risk notice)."""
+    done = entry(record, inbound_id, action, subject, partner=record.partner, **detail)
+    return AuditEntry(actor="gateway", action=action, subject=subject, detail=done.detail)

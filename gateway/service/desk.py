@@ -9,6 +9,7 @@ of identity holds, and why it was held; each inspection is audited as `quarantin
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import timedelta
 from functools import partial
 from typing import Any
@@ -19,20 +20,39 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from gateway import audit
 from gateway.canonical.command import Command
 from gateway.canonical.ids import COI_NAMESPACE
-from gateway.errors import GatewayError, NotFound
+from gateway.errors import NotAuthenticated, NotFound
 from gateway.service.operators import (
     ROLES,
     Operator,
     Refused,
-    Role,
     authenticate,
     check_password,
     hash_password,
+    needs_rehash,
+    parse_role,
 )
-from gateway.service.review import Decision, approve, reject, viewed
+from gateway.service.review import Decision, Notices, approve, no_notice, reject, shown, viewed
 from gateway.service.transaction import Rules
-from gateway.store import reviews
+from gateway.settings import Settings
+from gateway.store import logins, reviews
 from gateway.store.unit_of_work import SqlTransactions
+
+
+class LockedOut(NotAuthenticated):
+    public_message = "too many failed logins for this user: try again later"
+
+
+@dataclass(frozen=True)
+class Lockout:
+    """After `failures` wrong passwords in a row a user name is locked for `period`, whatever
+    password comes next (the console, the API's Basic credentials and every signature alike)."""
+
+    failures: int = 5
+    period: timedelta = timedelta(minutes=15)
+
+    @classmethod
+    def of(cls, settings: Settings) -> Lockout:
+        return cls(settings.login_lockout_failures, timedelta(minutes=settings.login_lockout_minutes))
 
 
 class ReviewDesk:
@@ -43,10 +63,14 @@ class ReviewDesk:
         *,
         production: bool,
         on_commit: Callable[[], None] | None = None,
+        lockout: Lockout | None = None,
+        notices: Notices = no_notice,
     ) -> None:
         self.engine = engine
         self.rules = rules
         self.production = production
+        self.lockout = lockout or Lockout()
+        self.notices = notices
         self.transactions = SqlTransactions(engine, audit.append, pipelined=False)
         self.on_commit = on_commit or (lambda: None)
 
@@ -63,18 +87,38 @@ class ReviewDesk:
                 await reviews.add_operator(conn, name, role, printed_name, stored, self.rules.clock())
         except IntegrityError as exc:
             raise Refused("a user of this name exists") from exc
-        return Operator(name, _role(role), printed_name)
+        return Operator(name, parse_role(role), printed_name)
 
     async def login(self, name: str, password: str) -> Operator:
+        """The operator, or NotAuthenticated; failures in a row lock the name (LockedOut). A good
+        password over a hash from before Argon2id replaces the hash."""
+        now, name = self.rules.clock(), name[:100]
         async with self.engine.connect() as conn:
             row = await reviews.operator_row(conn, name)
+            failures = await logins.failures_of(conn, name)
+        if failures and failures["locked_until"] and failures["locked_until"] > now:
+            raise LockedOut(detail=f"{name} locked until {failures['locked_until'].isoformat()}")
         found = None
         if row is not None:
             found = (
-                Operator(row["name"], _role(row["role"]), row["printed_name"]),
+                Operator(row["name"], parse_role(row["role"]), row["printed_name"]),
                 str(row["password_hash"]),
             )
-        return authenticate(found, password, production=self.production)
+        try:
+            operator = authenticate(found, password, production=self.production)
+        except NotAuthenticated:
+            lockout = self.lockout
+            locked = await self.transactions.run(
+                lambda uow: logins.failed(uow.conn, name, now, lockout.failures, lockout.period)
+            )
+            if locked:
+                raise LockedOut(detail=f"{name} locked after {self.lockout.failures} failures") from None
+            raise
+        assert found is not None
+        if failures or needs_rehash(found[1]):
+            rehashed = hash_password(password) if needs_rehash(found[1]) else None
+            await self.transactions.run(lambda uow: logins.succeeded(uow.conn, name, rehashed))
+        return operator
 
     # -- reads ----------------------------------------------------------------------------------
     async def held(
@@ -137,6 +181,13 @@ class ReviewDesk:
             ],
         }
 
+    async def patient_shown(self, subject: str, viewer: Operator, action: str) -> None:
+        """Audit that patient data of `subject` was shown to `viewer` (every view, as inspections)."""
+        viewer.require("operator")
+        now = self.rules.clock()
+        await self.transactions.run(partial(shown, subject=subject, viewer=viewer, now=now, action=action))
+        self.on_commit()
+
     # -- decisions ------------------------------------------------------------------------------
     async def approve(self, quarantine_id: str, name: str, password: str, meaning: str) -> Decision:
         """A signature: the password is asked again for each one (§11.200)."""
@@ -152,7 +203,14 @@ class ReviewDesk:
         signer = await self.login(name, password)
         reason = _stated(reason, "a rejection needs its reason")
         decision = await self.transactions.run(
-            partial(reject, quarantine_id=quarantine_id, signer=signer, reason=reason, rules=self.rules)
+            partial(
+                reject,
+                quarantine_id=quarantine_id,
+                signer=signer,
+                reason=reason,
+                rules=self.rules,
+                notices=self.notices,
+            )
         )
         self.on_commit()
         return decision
@@ -174,13 +232,6 @@ def _stated(text: str, missing: str) -> str:
     if len(text) > 1000:
         raise Refused("the text is longer than 1000 characters")
     return text
-
-
-def _role(value: str) -> Role:
-    for role in ROLES:
-        if role == value:
-            return role
-    raise GatewayError(detail=f"unknown role stored: {value}")
 
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}

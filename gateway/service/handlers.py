@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import datetime
+from dataclasses import dataclass, field, replace
 
 from gateway.audit import AuditEntry
 from gateway.canonical.apply import apply_event
@@ -30,35 +29,15 @@ from gateway.canonical.payloads import (
 )
 from gateway.errors import IdentityProblem, UnsupportedMessage
 from gateway.identity import Resolution, reconcile
-from gateway.identity.authorise import Authority, check_patient, check_sender
+from gateway.identity.authorise import check_patient, check_sender
 from gateway.identity.reconcile import review_identity_change
-from gateway.partners import Partner
+from gateway.service import risk
 from gateway.service.auditing import entry
-from gateway.service.ports import UnitOfWork
-from gateway.store.records import InboundRecord
-
-
-@dataclass(frozen=True)
-class Context:
-    """What a handler is given beside its command: the transaction, the message, the rules."""
-
-    uow: UnitOfWork
-    record: InboundRecord
-    inbound_id: str
-    now: datetime
-    sender: Partner
-    authority: Authority
-    coi_facility: str
-    # Quarantine reasons two operators decided to apply the message despite (a release from
-    # review, gateway.service.review): "apply as is".
-    waived: frozenset[str] = frozenset()
-
-
-@dataclass(frozen=True)
-class Effect:
-    event: CloudEvent
-    entry: AuditEntry
-    order: TherapyOrder | None = None  # None: a patient's event
+from gateway.service.clocks import move_clocks
+from gateway.service.effects import Context, Effect
+from gateway.service.mes_rules import check_release
+from gateway.service.readings import report_readings
+from gateway.service.receipt import check_receipt, escalated
 
 
 @dataclass
@@ -84,13 +63,20 @@ def apply_all(ctx: Context, commands: list[Command]) -> Applied:
         patients = ctx.uow.patients(wanted)
         # Released despite disagreeing demographics: reconciled as if it claimed none.
         waived = "demographic_mismatch" in ctx.waived and command.patient is not None
-        resolution = reconcile(
-            command.model_copy(update={"patient": None}) if waived else command, bindings, patients
-        )
+        try:
+            resolution = reconcile(
+                command.model_copy(update={"patient": None}) if waived else command, bindings, patients
+            )
+        except IdentityProblem as exc:
+            raise escalated(ctx, command, bindings, exc) from exc  # a receipt's is critical
         effect = handler_for(command)(ctx, command, resolution, patients)
         applied.envelopes.append(effect.event)
         applied.audit.append(effect.entry)
         applied.order_ids.append(effect.order.order_id if effect.order else None)
+        for event, audit in effect.derived:
+            applied.envelopes.append(event)
+            applied.audit.append(audit)
+            applied.order_ids.append(effect.order.order_id if effect.order else None)
         if effect.order:
             applied.order = effect.order
     return applied
@@ -142,9 +128,36 @@ def advance_order(
     before = ctx.uow.order(resolution.order_id)
     ctx.authority.check_order(ctx.sender, before, command)
     order = apply_event(before, command.event, command.payload, ctx.now)
+    at_risk = risk.news(order, ctx.manufacturing.risk, ctx.now)
+    if at_risk is not None:
+        order = risk.remembered(order, at_risk)
     ctx.uow.update_order(order)
+    move_clocks(ctx.uow.cold_chain, ctx.cold_chain, command, order, ctx.now)
     ctx.uow.bind(resolution.new_bindings, order.patient_id, order.order_id, ctx.now, ctx.inbound_id)
-    return _order_effect(ctx, command, resolution, order, before)
+    effect = _order_effect(ctx, command, resolution, order, before)
+    if at_risk is None:
+        return effect
+    notice = risk.notice(ctx.record, ctx.inbound_id, ctx.now, order, at_risk)
+    return replace(effect, derived=(*effect.derived, notice))
+
+
+Check = Callable[[Context, Command, TherapyOrder], None]
+
+
+def guarded(check: Check) -> Handler:
+    """An order event with a rule of its own, checked on the order it resolved to (by a sender
+    that is a party to it) before the lifecycle takes it."""
+
+    def handle(
+        ctx: Context, command: Command, resolution: Resolution, patients: dict[str, PatientIdentity]
+    ) -> Effect:
+        assert resolution.order_id is not None
+        order = ctx.uow.order(resolution.order_id)
+        ctx.authority.check_order(ctx.sender, order, command)
+        check(ctx, command, order)
+        return advance_order(ctx, command, resolution, patients)
+
+    return handle
 
 
 def _order_effect(
@@ -248,7 +261,11 @@ def unsupported(
 
 HANDLERS: dict[str, Handler] = {
     "order.placed": place_order,
+    "manufacturing.material_received": guarded(check_receipt),
+    "manufacturing.released": guarded(check_release),
     "patient.updated": update_patient,
     "patient.merged": merge_patients,
 }
 BY_SCOPE: dict[Scope, Handler] = {Scope.order: advance_order}
+
+HANDLERS["shipment.readings_reported"] = report_readings

@@ -21,8 +21,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway import audit
 from gateway.canonical.envelope import utcnow
+from gateway.coldchain.classes import ColdChain, default_cold_chain
 from gateway.identity.authorise import Authority
 from gateway.service.decoding import Decode, Render, failed_decode, mapping_failure
+from gateway.service.mes_rules import ManufacturingRules, configured_rules
 from gateway.service.ports import Transactions
 from gateway.service.recent import RecentFailures
 from gateway.service.retries import alone
@@ -48,11 +50,20 @@ class Intake:
         clock: Callable[[], datetime] = utcnow,
         max_batch: int = 64,
         log_phi: bool = False,
+        manufacturing: ManufacturingRules | None = None,
+        cold_chain: ColdChain | None = None,
     ) -> None:
         self.transactions: Transactions = (
             SqlTransactions(store, audit.append) if isinstance(store, AsyncEngine) else store
         )
-        self.rules = Rules(coi_facility, authority, clock, log_phi)
+        self.rules = Rules(
+            coi_facility,
+            authority,
+            clock,
+            log_phi,
+            manufacturing or configured_rules(),
+            cold_chain or default_cold_chain(),
+        )
         self.on_commit = on_commit or (lambda: None)
         self.max_batch = max_batch
         self.log_phi = log_phi

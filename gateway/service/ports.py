@@ -12,7 +12,7 @@ The SQL implementation is gateway.store.unit_of_work; tests/unit/fakes.py holds 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Any, Protocol, TypeVar
@@ -27,7 +27,35 @@ from gateway.store.records import InboundRecord, StoredAnswer
 T = TypeVar("T")
 
 
+class ColdChainRows(Protocol):
+    """A shipment's readings, its evaluator state and its clocks, read and written at once."""
+
+    def insert_readings(self, rows: Iterable[Mapping[str, Any]]) -> Callable[[], int | None]:
+        """One batch; a reading already stored (same device, time and probe) is kept once.
+        Returns how to ask, after the next read, how many were new (None: not known)."""
+        ...
+
+    def state(self, order_id: str, shipment_id: str) -> dict[str, Any] | None: ...
+
+    def save_state(
+        self, order_id: str, shipment_id: str, state: dict[str, Any], at: datetime, *, new: bool
+    ) -> None: ...
+
+    def readings_of(self, order_id: str, shipment_id: str) -> list[tuple[Any, ...]]:
+        """Every stored reading, in time order: (at, until, temperature_c, min_c, max_c, mean_c, extra)."""
+        ...
+
+    def set_clock(
+        self, order_id: str, shipment_id: str, clock: str, starts_at: datetime, due_at: datetime
+    ) -> None: ...
+
+    def stop_clock(self, order_id: str, shipment_id: str, clock: str, at: datetime) -> None: ...
+
+
 class UnitOfWork(Protocol):
+    @property
+    def cold_chain(self) -> ColdChainRows: ...
+
     # -- reads ------------------------------------------------------------------------------
     def load_batch(
         self, keys: Iterable[tuple[str, str]], refs: Iterable[ExternalRef], *, patients: bool

@@ -14,10 +14,11 @@ from gateway.canonical.envelope import CloudEvent
 from gateway.canonical.events import envelope, source_of
 from gateway.canonical.ids import COI_NAMESPACE
 from gateway.canonical.payloads import IdentityMismatch
-from gateway.errors import IdentityProblem
+from gateway.errors import IdentityProblem, ReceiptMismatch
 from gateway.outcome import Outcome
 from gateway.service.auditing import entry
 from gateway.service.ports import UnitOfWork
+from gateway.service.receipt import hold_named
 from gateway.store.records import InboundRecord
 
 
@@ -50,6 +51,7 @@ def quarantine(
         namespaces=tuple(sorted({r.namespace for r in refs})),
         candidate_cois=tuple(cois),
         occurred_at=now,
+        severity=exc.severity,
     )
     event = envelope(
         "identity.mismatch",
@@ -78,4 +80,8 @@ def quarantine(
         "commands": [c.model_dump(mode="json") for c in commands],
         "at": now,
     }
-    return Result(outcome.model_copy(update={"event_ids": (event.id,)}), [event], [audit], row)
+    holds = hold_named(uow, record, inbound_id, exc, now) if isinstance(exc, ReceiptMismatch) else []
+    # the mismatch first, then each hold on its own order's timeline
+    events = [event, *(h.event for h in holds)]
+    update = {"event_ids": tuple(e.id for e in events), "order_ids": (None, *(h.order_id for h in holds))}
+    return Result(outcome.model_copy(update=update), events, [audit, *(h.entry for h in holds)], row)

@@ -13,6 +13,7 @@ rejection both publish `identity.resolved` through the outbox, and are audited.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -23,7 +24,8 @@ from gateway.canonical.envelope import CloudEvent
 from gateway.canonical.events import envelope
 from gateway.canonical.payloads import IdentityResolved
 from gateway.errors import GatewayError, IdentityProblem, NotFound
-from gateway.service.handlers import Context, apply_all
+from gateway.service.effects import Context
+from gateway.service.handlers import apply_all
 from gateway.service.operators import Operator
 from gateway.service.transaction import Rules
 from gateway.store import reviews
@@ -51,11 +53,27 @@ class Decision:
     order_id: str | None = None
     coi: str | None = None
     event_ids: list[str] = field(default_factory=list)
+    sender_told: bool | None = None  # on a rejection: whether the sender's dialect can be told
+    sender_notice: str | None = None  # how it is told, or why it cannot be
+
+
+# (partner id, adapter name) -> how that sender is told of a rejection, or None when its dialect
+# has no way (the adapters' TellsRejection, gathered at start-up).
+Notices = Callable[[str, str], str | None]
+
+
+def no_notice(partner: str, adapter: str) -> str | None:
+    return None
 
 
 def viewed(uow: SqlUnitOfWork, quarantine_id: str, viewer: Operator, now: datetime) -> None:
     """Patient data of a held message was shown to `viewer`."""
     uow.audit([_by(viewer, "quarantine.viewed", quarantine_id)], now)
+
+
+def shown(uow: SqlUnitOfWork, subject: str, viewer: Operator, now: datetime, action: str) -> None:
+    """Patient data of something else (an order's patient, in the console) was shown to `viewer`."""
+    uow.audit([_by(viewer, action, subject)], now)
 
 
 def approve(uow: SqlUnitOfWork, quarantine_id: str, signer: Operator, meaning: str, rules: Rules) -> Decision:
@@ -81,16 +99,39 @@ def approve(uow: SqlUnitOfWork, quarantine_id: str, signer: Operator, meaning: s
     return decision
 
 
-def reject(uow: SqlUnitOfWork, quarantine_id: str, signer: Operator, reason: str, rules: Rules) -> Decision:
+def reject(
+    uow: SqlUnitOfWork,
+    quarantine_id: str,
+    signer: Operator,
+    reason: str,
+    rules: Rules,
+    notices: Notices = no_notice,
+) -> Decision:
+    """Rejected by one QA user. The sender is told where its dialect allows it: the event names
+    the message, and the sender's outbound side renders the notice; where it cannot, the
+    decision and the audit record say so."""
     signer.require("qa")
     now = rules.clock()
     held = _open(uow, quarantine_id)
-    event = _resolved(quarantine_id, "rejected", None, now)
+    sender = {"partner": held["partner"], "adapter": held["adapter"], "message_id": held["message_id"]}
+    event = _resolved(quarantine_id, "rejected", None, now, **sender)
     uow.events([event], None, held["inbound_id"])
     reviews.settle(uow.conn, quarantine_id, "rejected", held["inbound_id"], None)
-    entry = _by(signer, "quarantine.rejected", quarantine_id, meaning=reason, event_id=event.id)
+    how = notices(held["partner"], held["adapter"])
+    notice = how or f"the {held['adapter']} dialect has no way to tell {held['partner']} after its answer"
+    entry = _by(
+        signer,
+        "quarantine.rejected",
+        quarantine_id,
+        meaning=reason,
+        event_id=event.id,
+        sender_told=how is not None,
+        sender_notice=notice,
+    )
     uow.audit([entry], now)
-    return Decision(quarantine_id, "rejected", event_ids=[event.id])
+    return Decision(
+        quarantine_id, "rejected", event_ids=[event.id], sender_told=how is not None, sender_notice=notice
+    )
 
 
 def _release(
@@ -113,7 +154,18 @@ def _release(
     commands = [Command.model_validate(c) for c in held["command"]["commands"]]
     waived = frozenset({held["reason"]}) & WAIVABLE
     sender = rules.authority.sender(record.partner)
-    ctx = Context(uow, record, held["inbound_id"], now, sender, rules.authority, rules.coi_facility, waived)
+    ctx = Context(
+        uow,
+        record,
+        held["inbound_id"],
+        now,
+        sender,
+        rules.authority,
+        rules.coi_facility,
+        waived,
+        manufacturing=rules.manufacturing,
+        cold_chain=rules.cold_chain,
+    )
     try:
         applied = apply_all(ctx, commands)
     except IdentityProblem as exc:  # the whole transaction rolls back: the item stays held
@@ -166,8 +218,10 @@ def _open(uow: SqlUnitOfWork, quarantine_id: str) -> dict[str, Any]:
     return held
 
 
-def _resolved(quarantine_id: str, decision: str, coi: str | None, now: datetime) -> CloudEvent:
-    payload = IdentityResolved(quarantine_id=quarantine_id, decision=decision, occurred_at=now)
+def _resolved(
+    quarantine_id: str, decision: str, coi: str | None, now: datetime, **sender: str | None
+) -> CloudEvent:
+    payload = IdentityResolved(quarantine_id=quarantine_id, decision=decision, occurred_at=now, **sender)
     return envelope("identity.resolved", payload.model_dump(), source=SOURCE, subject=coi, time=now)
 
 

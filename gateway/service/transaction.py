@@ -10,17 +10,20 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from gateway.canonical.command import Command
+from gateway.coldchain.classes import ColdChain, default_cold_chain
 from gateway.errors import GatewayError, IdentityProblem, NotOurs, TransientError
 from gateway.identity.authorise import Authority
 from gateway.outcome import Outcome
 from gateway.service.auditing import entry, reprocessed
 from gateway.service.decoding import Decode, Render, decoded
-from gateway.service.handlers import Applied, Context, apply_all, wants_patients
+from gateway.service.effects import Context
+from gateway.service.handlers import Applied, apply_all, wants_patients
 from gateway.service.idempotency import Answers, repeat, reused
+from gateway.service.mes_rules import ManufacturingRules, configured_rules
 from gateway.service.ports import UnitOfWork
 from gateway.service.quarantine import Result, quarantine
 from gateway.store.records import InboundRecord
@@ -44,6 +47,8 @@ class Rules:
     authority: Authority
     clock: Callable[[], datetime]
     log_phi: bool = False
+    manufacturing: ManufacturingRules = field(default_factory=configured_rules)
+    cold_chain: ColdChain = field(default_factory=default_cold_chain)  # temperature classes, clocks
 
 
 def run_batch(uow: UnitOfWork, batch: list[Job], rules: Rules) -> list[Answered]:
@@ -119,7 +124,17 @@ def _process(
             raise commands
         taken = commands
         sender = rules.authority.sender(record.partner)
-        ctx = Context(uow, record, inbound_id, now, sender, rules.authority, rules.coi_facility)
+        ctx = Context(
+            uow,
+            record,
+            inbound_id,
+            now,
+            sender,
+            rules.authority,
+            rules.coi_facility,
+            manufacturing=rules.manufacturing,
+            cold_chain=rules.cold_chain,
+        )
         applied: Applied
         if len(taken) == 1:
             applied = apply_all(ctx, taken)  # raises before it writes: no savepoint needed

@@ -10,6 +10,7 @@ from typing import Any
 import orjson
 from sqlalchemy import Connection
 
+from gateway.canonical.catalogue import CATALOGUE
 from gateway.canonical.envelope import CloudEvent
 from gateway.store import tables as t
 from gateway.store.records import InboundRecord, StoredAnswer
@@ -93,6 +94,8 @@ class PendingWrites:
                     "inbound_id": inbound_id,
                 }
             )
+            if CATALOGUE[env.routing_key].quiet:
+                continue  # kept on the order's timeline, never published (what it means is, instead)
             self.outbox.append(
                 {"event_id": env.id, "routing_key": env.routing_key, "body": body, "created_at": env.time}
             )

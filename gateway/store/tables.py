@@ -325,3 +325,73 @@ deadlines = Table(
 )
 Index("ux_deadlines_clock", deadlines.c.order_id, deadlines.c.shipment_id, deadlines.c.clock, unique=True)
 Index("ix_deadlines_due", deadlines.c.stopped_at, deadlines.c.due_at)
+
+# What a poller asks a partner's API about, and when: one row a (poller, partner, key), e.g. a
+# courier's tracking number. `seen` holds short digests of the events already handed to the door
+# (JSON list), so that no event is taken twice across restarts; `etag` / `last_modified` make the
+# next request conditional. Replicas claim rows with a lease (`claim`, `claimed_until`).
+poll_schedule = Table(
+    "poll_schedule",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("poller", String(100), nullable=False),
+    Column("partner", String(100), nullable=False),
+    Column("key", String(200), nullable=False),
+    Column("order_id", String(36)),
+    Column("next_at", Time, nullable=False),
+    Column("claim", String(36)),
+    Column("claimed_until", Time),
+    Column("etag", String(500)),
+    Column("last_modified", String(100)),
+    Column("seen", Text),
+    Column("last_event_at", Time),
+    Column("failures", Integer, nullable=False, server_default="0"),
+    Column("done_at", Time),
+    Column("created_at", Time, nullable=False),
+)
+Index(
+    "ux_poll_schedule_key", poll_schedule.c.poller, poll_schedule.c.partner, poll_schedule.c.key, unique=True
+)
+Index(
+    "ix_poll_schedule_due",
+    poll_schedule.c.poller,
+    poll_schedule.c.partner,
+    poll_schedule.c.done_at,
+    poll_schedule.c.next_at,
+)
+
+# The operator console's sessions, kept server-side: the cookie carries a random token, the row
+# its SHA-256 (a copy of the table opens no session), the operator, and the session's CSRF token.
+console_sessions = Table(
+    "console_sessions",
+    metadata,
+    Column("token_sha256", String(64), primary_key=True),
+    Column("operator", String(100), nullable=False),
+    Column("csrf", String(64), nullable=False),
+    Column("created_at", Time, nullable=False),
+    Column("seen_at", Time, nullable=False),
+    Column("expires_at", Time, nullable=False),
+)
+Index("ix_console_sessions_expires", console_sessions.c.expires_at)
+
+# Failed logins in a row by user name (known or not): past the limit the name is locked for a
+# while, whatever password comes next. A good password resets the count.
+login_failures = Table(
+    "login_failures",
+    metadata,
+    Column("name", String(100), primary_key=True),
+    Column("failures", Integer, nullable=False),
+    Column("last_failed_at", Time, nullable=False),
+    Column("locked_until", Time),
+)
+
+# What a shipment's readings meant so far (gateway.coldchain.excursions.ColdState, as JSON): read
+# and written once for each batch of readings, so that no reading is read again to evaluate the next.
+cold_chain_states = Table(
+    "cold_chain_states",
+    metadata,
+    Column("order_id", String(36), primary_key=True),
+    Column("shipment_id", String(100), primary_key=True),
+    Column("state", JSON, nullable=False),
+    Column("updated_at", Time, nullable=False),
+)

@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from gateway.canonical.envelope import CloudEvent
 from gateway.errors import ConcurrentChange, TransientError
 from gateway.store.appends import PendingWrites
+from gateway.store.coldchain import SqlColdChain
 from gateway.store.db import Writer, writer_for
 from gateway.store.records import InboundRecord, StoredAnswer
 from gateway.store.repository import Repository
@@ -40,6 +41,10 @@ class SqlUnitOfWork(Repository):
         self._appends = PendingWrites()
         self._append_audit = append_audit
         self._audit: list[tuple[Sequence[object], datetime]] = []
+
+    @property
+    def cold_chain(self) -> SqlColdChain:
+        return SqlColdChain(self.conn)
 
     @contextmanager
     def savepoint(self) -> Iterator[None]:

@@ -121,12 +121,14 @@ class StoreViews:
         return await self._read(read)
 
     # -- Orders -------------------------------------------------------------------------------
-    def _view(self, conn: Connection, partner: Partner, order_id: str) -> OrderView | None:
+    def _view(
+        self, conn: Connection, partner: Partner, order_id: str, prospective: bool = False
+    ) -> OrderView | None:
         row = conn.execute(select(t.orders.c.document).where(t.orders.c.order_id == order_id)).first()
         if row is None:
             return None
         order = TherapyOrder.model_validate(row.document)
-        if not is_party(partner, order, self.assignments):
+        if not prospective and not is_party(partner, order, self.assignments):
             return None
         cw = t.crosswalk
         rows = conn.execute(
@@ -142,8 +144,8 @@ class StoreViews:
         shown, visible = disclose(order, refs, partner, self.disclosure)
         return OrderView(shown, visible)
 
-    async def view(self, partner: Partner, order_id: str) -> OrderView | None:
-        return await self._read(lambda conn: self._view(conn, partner, order_id))
+    async def view(self, partner: Partner, order_id: str, *, prospective: bool = False) -> OrderView | None:
+        return await self._read(lambda conn: self._view(conn, partner, order_id, prospective))
 
     async def find(self, partner: Partner, namespaces: Iterable[str], value: str) -> list[OrderView]:
         wanted = list(namespaces)

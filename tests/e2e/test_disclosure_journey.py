@@ -6,8 +6,9 @@ update; then collection, shipment to the manufacturer, manufacturing, release an
 arrive over the canonical JSON API from the site, the courier and the manufacturer. Captured:
 the HL7 the test EHR receives, the FHIR Tasks a test site server receives, every CloudEvent on a
 `#`-bound queue, and what the outbound runner renders for a manufacturer and a courier
-destination. None but the site's carries the patient's names, MRN or birth date; none carries
-another partner's own identifiers.
+destination. None but the site's carries the patient's names or MRN (the manufacturer's has the
+initials and birth date), none but those two the birth date; none carries another partner's own
+identifiers.
 """
 
 from __future__ import annotations
@@ -42,9 +43,11 @@ from tests.fixtures.hl7v2.peers import Ehr, Engine, field_of
 from tests.integration.test_fhir_notify import SiteFhirServer, free_port
 from tests.support.builders import coi, envelope_json, event
 from tests.support.hl7 import SHIPPED
+from tests.support.manufacturing import TESTS
 
 FAMILY, GIVEN, MRN, BIRTH = "Discloza", "Dorothea", "MRN0555123", "19790315"
-PATIENT = (FAMILY, GIVEN, MRN, BIRTH, "1979-03-15")  # what only the site may receive
+PATIENT = (FAMILY, GIVEN, MRN, BIRTH, "1979-03-15")  # what only the site may receive (all of it)
+NAMES = (FAMILY, GIVEN, MRN)  # what a manufacturer never receives (it has initials and birth date)
 MES_ORDER = ExternalRef(namespace="mes:demo-manufacturer:order", value="MESORD-8812")
 TRACKING = ExternalRef(namespace="courier:demo-courier:tracking", value="TRK-55-0917")
 OWN = {"site": (MRN,), "manufacturer": (MES_ORDER.value,), "courier": (TRACKING.value,)}
@@ -210,8 +213,10 @@ async def test_every_outbound_payload_of_a_journey_carries_only_what_its_destina
         (hospital, event("shipment.booked", the_coi, shipment=to_maker)),
         (None, event("shipment.picked_up", the_coi, TRACKING, binds=(TRACKING,), shipment_id="SH-IN")),
         (None, event("shipment.delivered", the_coi, shipment_id="SH-IN")),
-        (maker, event("manufacturing.material_received", the_coi, din="A999914123458")),
+        (maker, event("manufacturing.material_received", the_coi, din="A999914123458J", scanned_coi=the_coi.value)),
         (maker, event("manufacturing.started", the_coi, batch_id="B-0917")),
+        *((maker, event("manufacturing.qc_result", the_coi, batch_id="B-0917", test=test, result="pass"))
+          for test in TESTS),
         (maker, event("manufacturing.released", the_coi, batch_id="B-0917")),
         (maker, event("shipment.booked", the_coi, shipment=to_site)),
         (None, event("shipment.picked_up", the_coi, shipment_id="SH-OUT")),
@@ -247,7 +252,8 @@ async def test_every_outbound_payload_of_a_journey_carries_only_what_its_destina
     # What the runner renders for a manufacturer and for a courier destination.
     sent = capture["manufacturer"].sent
     assert len(sent) == total - 1  # every order event (patient.updated names no order)
-    assert [leaks(p, PATIENT + OWN["courier"]) for p in sent] == [[]] * len(sent)
+    assert [leaks(p, NAMES + OWN["courier"]) for p in sent] == [[]] * len(sent)
+    assert b"1979-03-15" in sent[-1]  # the birth date is the manufacturer's; initials: views only
     assert b"A999914123458" in sent[-1] and MES_ORDER.value.encode() in sent[-1] and b"B-0917" in sent[-1]
     sent = capture["courier"].sent
     assert len(sent) >= 6  # a party from the booking of its first shipment on

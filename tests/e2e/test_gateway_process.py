@@ -17,6 +17,7 @@ import pytest
 from gateway.bus.topology import declare_consumer_queue
 from tests.integration.test_relay import drain
 from tests.support.builders import coi, envelope_json, event, place, placer
+from tests.support.manufacturing import TESTS
 from tests.support.private_broker import free_port
 
 HOSPITAL = {"X-API-Key": "demo-hospital-key", "Content-Type": "application/json"}
@@ -116,10 +117,27 @@ async def test_one_journey_on_the_embedded_defaults(
             ),
             (
                 HOSPITAL,
-                event("collection.completed", placer("PO-000001"), collected_at="2026-11-09T12:00:00Z"),
+                event(
+                    "collection.completed",
+                    placer("PO-000001"),
+                    collected_at="2026-11-09T12:00:00Z",
+                    din="A999914123458",
+                ),
             ),
-            (MANUFACTURER, event("manufacturing.material_received", coi(the_coi))),
+            (
+                MANUFACTURER,
+                event(
+                    "manufacturing.material_received", coi(the_coi), scanned_coi=the_coi, din="A999914123458J"
+                ),
+            ),
             (MANUFACTURER, event("manufacturing.started", coi(the_coi), batch_id="B-1")),
+            *(
+                (
+                    MANUFACTURER,
+                    event("manufacturing.qc_result", coi(the_coi), batch_id="B-1", test=t, result="pass"),
+                )
+                for t in TESTS
+            ),
             (MANUFACTURER, event("manufacturing.released", coi(the_coi), batch_id="B-1")),
         ]
         for n, (headers, command) in enumerate(steps):
@@ -129,7 +147,7 @@ async def test_one_journey_on_the_embedded_defaults(
             assert response.status_code == 201, response.text
         order = (await http.get(f"/api/orders/{the_coi}", headers=OPERATOR)).json()
         assert order["order"]["status"] == "released"
-        assert len(order["timeline"]) == 6
+        assert len(order["timeline"]) == 6 + len(TESTS)
     delivered = await drain(queue, settle=1.5)
     await queue.delete(if_unused=False, if_empty=False)  # the vhost is shared by the session
     await connection.close()
@@ -139,6 +157,7 @@ async def test_one_journey_on_the_embedded_defaults(
         "collection.completed",
         "manufacturing.material_received",
         "manufacturing.started",
+        *["manufacturing.qc_result"] * len(TESTS),
         "manufacturing.released",
     ]
     assert {e["id"] for e in order["timeline"]} == {m.message_id for m in delivered}

@@ -67,6 +67,9 @@ def authority(directory: Path) -> tuple[Partners, Authority]:
     return partners, Authority(partners, makers)
 
 
+COLLECTED_DIN = "A999926000101"
+
+
 def payload_for(name: str, sender: str, side: str, n: int) -> dict[str, Any]:
     """A valid payload of each event, naming the sender where the event names its sender."""
     when = "2026-11-09T08:00:00Z"
@@ -75,7 +78,7 @@ def payload_for(name: str, sender: str, side: str, n: int) -> dict[str, Any]:
         "order.accepted": {"accepted_by": {"id": sender}},
         "patient.updated": {"patient": {"family_name": "Testpatient"}},
         "collection.scheduled": {"scheduled_start": when},
-        "collection.completed": {"collected_at": when},
+        "collection.completed": {"collected_at": when, "din": COLLECTED_DIN},
         "slot.requested": {"manufacturer": {"id": SIDES[side][PartnerKind.manufacturer]}},
         "slot.confirmed": {"manufacturer": {"id": sender}, "slot_id": f"SLOT-{n}"},
         "shipment.booked": {
@@ -138,7 +141,10 @@ def command_for(name: str, sender: str, side: str, order_coi: str, n: int) -> Co
         return Command.model_validate(
             {"event": name, "refs": [survivor, prior], "payload": {"prior": [prior]}}
         )
-    return event(name, coi(order_coi), **payload_for(name, sender, side, n))
+    payload = payload_for(name, sender, side, n)
+    if name == "manufacturing.material_received":  # the bag's scans are the order's own
+        payload |= {"scanned_coi": order_coi, "din": COLLECTED_DIN}
+    return event(name, coi(order_coi), **payload)
 
 
 @pytest.fixture

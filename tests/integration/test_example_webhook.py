@@ -16,7 +16,7 @@ import yaml
 from prometheus_client import REGISTRY
 from sqlalchemy import func, select
 
-from gateway.sdk.webhooks import StandardWebhooks
+from gateway.sdk.signatures import StandardWebhooks
 from gateway.settings import Settings
 from gateway.store import tables as t
 from gateway.store.db import create_engine, dispose
@@ -117,13 +117,15 @@ async def status_of(http: httpx.AsyncClient, order_coi: str) -> str:
     return status
 
 
-async def stored(settings: Settings) -> int:
+async def stored(settings: Settings, *, refused: bool = False) -> int:
+    """Messages taken in (or, `refused`: refused requests of known partners kept raw)."""
     engine = create_engine(settings.database_url)
+    m = t.inbound_messages.c
+    outcome = m.outcome == "refused" if refused else m.outcome != "refused"
     try:
         async with engine.connect() as conn:
-            return int(
-                (await conn.execute(select(func.count()).select_from(t.inbound_messages))).scalar_one()
-            )
+            counted = select(func.count()).select_from(t.inbound_messages).where(outcome)
+            return int((await conn.execute(counted)).scalar_one())
     finally:
         await dispose(engine)
 
@@ -163,7 +165,7 @@ async def test_a_lab_courier_tells_pick_up_and_delivery(http: httpx.AsyncClient,
     assert await stored(settings) == before
 
 
-async def test_a_replayed_attempt_is_refused_and_not_stored(
+async def test_a_replayed_attempt_is_refused_and_kept_raw_not_taken(
     http: httpx.AsyncClient, settings: Settings
 ) -> None:
     order_coi = await booked_order(http)
@@ -177,6 +179,7 @@ async def test_a_replayed_attempt_is_refused_and_not_stored(
     assert again.headers["content-type"] == "application/problem+json"
     assert refused("replayed") == counted + 1
     assert await stored(settings) == before
+    assert await stored(settings, refused=True) == 1  # the partner is known: its raw request kept
 
 
 @pytest.mark.parametrize(
@@ -208,6 +211,7 @@ async def test_stale_future_forged_and_unknown_are_refused_at_the_door(
     assert answer.headers["content-type"] == "application/problem+json"
     assert refused(reason) == counted + 1
     assert await stored(settings) == 0
+    assert await stored(settings, refused=True) == (0 if partner == "nobody" else 1)
 
 
 @pytest.mark.parametrize("secret", [OLD_SECRET, NEW_SECRET])

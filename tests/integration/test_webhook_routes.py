@@ -17,7 +17,8 @@ import yaml
 from adapters.canonical_json.adapter import adapter
 from gateway.entrypoints.bootstrap import bootstrap
 from gateway.entrypoints.http import create_app
-from gateway.sdk.webhooks import EASYPOST, CgtHmac, WebhookRoute, webhook_router
+from gateway.sdk.signatures import EASYPOST, CgtHmac
+from gateway.sdk.webhooks import WebhookRoute, webhook_router
 from gateway.settings import Settings
 from tests.support.builders import coi, envelope_json, event
 

@@ -7,7 +7,7 @@ still be, at its commit, the version the update followed (else ConcurrentChange)
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -38,9 +38,58 @@ class State:
     quarantine: list[dict[str, Any]] = field(default_factory=list)
     audit: list[AuditEntry] = field(default_factory=list)
     settled: set[tuple[str, str]] = field(default_factory=set)
+    readings: dict[tuple[str, str, str], dict[str, Any]] = field(default_factory=dict)
+    cold_states: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    clocks: dict[tuple[str, str, str], dict[str, Any]] = field(default_factory=dict)
 
     def copy(self) -> State:
         return replace(self, **{name: type(value)(value) for name, value in vars(self).items()})
+
+
+class FakeColdChain:
+    """The cold chain's rows (gateway.service.ports.ColdChainRows), in the fake's state."""
+
+    def __init__(self, state: State) -> None:
+        self._held = state
+
+    def insert_readings(self, rows: Iterable[Mapping[str, Any]]) -> Callable[[], int | None]:
+        before = len(self._held.readings)
+        for row in rows:
+            self._held.readings.setdefault((row["device_id"], row["at"].isoformat(), row["probe"]), dict(row))
+        new = len(self._held.readings) - before
+        return lambda: new
+
+    def state(self, order_id: str, shipment_id: str) -> dict[str, Any] | None:
+        return self._held.cold_states.get((order_id, shipment_id))
+
+    def save_state(
+        self, order_id: str, shipment_id: str, state: dict[str, Any], at: datetime, *, new: bool
+    ) -> None:
+        self._held.cold_states[(order_id, shipment_id)] = state
+
+    def readings_of(self, order_id: str, shipment_id: str) -> list[tuple[Any, ...]]:
+        rows = [
+            r
+            for r in self._held.readings.values()
+            if (r["order_id"], r["shipment_id"]) == (order_id, shipment_id)
+        ]
+        names = ("at", "until", "temperature_c", "min_c", "max_c", "mean_c", "extra")
+        return [tuple(r[n] for n in names) for r in sorted(rows, key=lambda r: r["at"])]
+
+    def set_clock(
+        self, order_id: str, shipment_id: str, clock: str, starts_at: datetime, due_at: datetime
+    ) -> None:
+        self._held.clocks[(order_id, shipment_id, clock)] = {
+            "starts_at": starts_at,
+            "due_at": due_at,
+            "warned_pct": 0,
+            "stopped_at": None,
+        }
+
+    def stop_clock(self, order_id: str, shipment_id: str, clock: str, at: datetime) -> None:
+        found = self._held.clocks.get((order_id, shipment_id, clock))
+        if found is not None and found["stopped_at"] is None:
+            found["stopped_at"] = at
 
 
 class FakeUnitOfWork:
@@ -48,6 +97,10 @@ class FakeUnitOfWork:
         self.state = committed.copy()
         self.expected: dict[str, int] = {}  # order id -> the version its first update followed
         self.loads = 0
+
+    @property
+    def cold_chain(self) -> FakeColdChain:
+        return FakeColdChain(self.state)
 
     # -- reads --------------------------------------------------------------------------------
     def load_batch(

@@ -40,6 +40,7 @@ def test_a_production_serve_refuses_the_demo_file_without_its_demo_flags(tmp_pat
         "CGT_ENV": "production",
         "CGT_PARTNERS_FILE": str(without_demo_flags(tmp_path)),
         "CGT_SECRET_DEMO_COURIER": "demo-courier-secret",
+        "CGT_SECRET_DEMO_COURIER_WEBHOOKS": "whsec_ZGVtby1jb3VyaWVyLXNlY3JldA==",
         "CGT_OPERATOR_KEY": "demo-operator-key",
         "CGT_AUDIT_KEY": "an-audit-key-of-this-site-only-0123456789",  # so that the partner file is reached
         "CGT_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/gw.db",
@@ -58,6 +59,9 @@ def test_a_production_serve_refuses_the_demo_file_without_its_demo_flags(tmp_pat
     assert "partner demo-hospital: auth.api_key_sha256[0] is the demo hospital's API key" in said
     assert "partner demo-manufacturer: auth.api_key_sha256[0]" in said
     assert "partner demo-courier: auth.hmac_secret (CGT_SECRET_DEMO_COURIER)" in said
+    webhooks = "partner demo-courier: auth.standard_webhooks.secrets[0] (CGT_SECRET_DEMO_COURIER_WEBHOOKS)"
+    assert f"{webhooks} is the demo courier's webhook secret" in said
+    assert "whsec_ZGVtby1jb3VyaWVyLXNlY3JldA==" not in said
     assert not any(secret in said for secret in DEMO_SECRETS)
 
 
@@ -90,6 +94,7 @@ def test_own_credentials_start_in_production(tmp_path: Path, monkeypatch: pytest
     path.write_text(yaml.safe_dump(document))
     monkeypatch.setenv("CGT_SECRET_DEMO_COURIER", "a secret of our own")
     monkeypatch.setenv("CGT_SECRET_DEMO_LAB_COURIER", "whsec_YS13ZWJob29rLXNlY3JldC1vZi1vdXItb3du")
+    monkeypatch.setenv("CGT_SECRET_DEMO_COURIER_WEBHOOKS", "whsec_b3VyLW93bi1jb3VyaWVyLXNlY3JldA==")
     assert load_partners(path, env="production").by_api_key("demo-hospital-own-key").id == "demo-hospital"
     profiles = tmp_path / "profiles"
     profiles.mkdir()

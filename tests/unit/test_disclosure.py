@@ -64,9 +64,10 @@ def test_a_site_receives_the_whole_order_with_its_patient_and_only_its_own_and_s
     assert [r.value for r in refs] == ["MRN-424242", "CHA999926ABC123"]
 
 
-def test_a_manufacturer_receives_no_patient_demographics_no_mrn_and_no_notes() -> None:
+def test_a_manufacturer_receives_initials_and_birth_date_but_no_names_no_mrn_and_no_notes() -> None:
     order, refs = disclose(ORDER, REFS, PARTNERS.get("demo-manufacturer"), SHIPPED)
-    assert order.patient == PatientIdentity() and order.notes is None and order.ordering_practitioner is None
+    assert order.patient == PatientIdentity(initials="II", birth_date="1971-03-04")
+    assert order.notes is None and order.ordering_practitioner is None
     assert order.collection.din == "A999914123458" and order.manufacturing.batch_id == "B-1"
     assert order.shipments == ORDER.shipments and order.coi == ORDER.coi
     assert [r.value for r in refs] == ["CHA999926ABC123", "MES-1"]
@@ -79,6 +80,16 @@ def test_a_courier_receives_shipments_and_the_parties_but_not_the_patient_nor_ma
     assert order.collection.site == Party(id="apheresis-1") and order.collection.collected_at is None
     assert order.manufacturing == Manufacturing(manufacturer=Party(id="demo-manufacturer"))
     assert [r.value for r in refs] == ["CHA999926ABC123", "AWB-1"]
+
+
+def test_initials_are_derived_from_the_names_whatever_a_message_said() -> None:
+    claimed = ORDER.patient.model_copy(update={"initials": "ZZ", "given_name": "Éva Marie"})
+    order, _ = disclose(
+        ORDER.model_copy(update={"patient": claimed}), REFS, PARTNERS.get("demo-manufacturer"), SHIPPED
+    )
+    assert order.patient.initials == "EI"
+    nameless = ORDER.model_copy(update={"patient": PatientIdentity(birth_date="1971-03-04")})
+    assert disclose(nameless, REFS, PARTNERS.get("demo-manufacturer"), SHIPPED)[0].patient.initials is None
 
 
 def _copy_shipped(tmp_path: Path) -> Path:

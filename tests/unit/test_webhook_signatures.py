@@ -1,4 +1,4 @@
-"""Signature schemes of gateway.sdk.webhooks: published vectors, rotation, and every refusal."""
+"""Signature schemes of gateway.sdk.signatures: published vectors, rotation, and every refusal."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import hmac
 import pytest
 
 from gateway.errors import ConfigError, NotAuthenticated
-from gateway.sdk.webhooks import EASYPOST, CgtHmac, HeaderHmac, StandardWebhooks
+from gateway.sdk.signatures import EASYPOST, CgtHmac, HeaderHmac, StandardWebhooks
 
 # Standard Webhooks 1.0: the specification's own test vector (its libraries' test_sign_function).
 SPEC_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"

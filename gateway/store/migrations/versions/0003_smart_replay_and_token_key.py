@@ -1,7 +1,7 @@
 """SMART assertion replay memory and the gateway's own generated secrets, shared by replicas
 
 Revision ID: 0003
-Revises: 0001
+Revises: 0002
 Create Date: 2026-11-30
 """
 

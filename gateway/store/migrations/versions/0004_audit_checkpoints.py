@@ -1,7 +1,7 @@
 """audit checkpoints: the chain's head signed at intervals
 
 Revision ID: 0004
-Revises: 0001
+Revises: 0003
 Create Date: 2026-11-29
 """
 

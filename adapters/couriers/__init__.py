@@ -1,0 +1,1 @@
+"""Couriers' dialects, one package a dialect (DESIGN §2: `adapters/couriers/<name>/`)."""

@@ -1,0 +1,226 @@
+"""Carrier status webhooks, one at a time over real HTTP to a real `cgt-gateway serve` process
+(uvloop + httptools, SQLite in WAL with synchronous=FULL, the relay publishing to a private
+RabbitMQ vhost behind the intake): UPS Track Alert events signed with Standard Webhooks, POSTed
+to /couriers/{partner}/tracking, each read, mapped through the UPS code table, reconciled by its
+tracking number, committed and answered 201. Target: >= 500/s.
+
+Ceilings in the same run, on the same server and connection, interleaved round by round:
+
+- **ignored**: a known status that is not the order's business (a label printed): signature,
+  replay memory, decode and code table, answered 200, nothing committed but the replay row;
+- **refused**: a bad signature: HTTP, body, partner lookup and HMAC only, answered 401;
+- **door alone**: the same events handed to the door of a gateway in the bench's own process (no
+  HTTP, no signature, no replay row): the intake's commit one message at a time;
+- **decode alone**: the adapter's decode of one event (JSON, code table, command), in µs.
+
+    .venv/bin/python bench/carrier_webhooks.py [--n 1000] [--rounds 3] [--relay embedded|separate]
+
+`--relay separate` runs the server (and the door-alone gateway) with `CGT_RELAY=separate` and no
+relay at all: the serving process's own cost, as when `cgt-gateway relay` publishes elsewhere.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import timeit
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import loops
+from scratch import private_vhost
+
+from adapters.couriers.tracking.adapter import adapter as tracking
+from gateway.entrypoints.bootstrap import Gateway, bootstrap
+from gateway.registry import InboundContext
+from gateway.sdk import utcnow
+from tests.integration.test_carrier_tracking_polling import booked
+from tests.support.carriers import NEW_SECRET, booked_order, standard_signed, with_carriers
+
+TRACKING = "1Z999AA10000000777"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start(workdir: Path, amqp_url: str) -> tuple[subprocess.Popen[bytes], int]:
+    settings = with_carriers(workdir)
+    port = free_port()
+    env = {
+        **os.environ,
+        "CGT_ENV": "test",
+        "CGT_DATABASE_URL": settings.database_url,
+        "CGT_AMQP_URL": amqp_url,
+        "CGT_HTTP_PORT": str(port),
+        "CGT_MLLP_PORT": str(free_port()),
+        "CGT_ADAPTERS": settings.adapters or "",
+        "CGT_PARTNERS_FILE": str(settings.partners_file),
+        "CGT_PROFILE_DIRS": json.dumps({k: str(v) for k, v in settings.profile_dirs.items()}),
+        "CGT_TRACKING_POLL_ENABLED": "false",
+    }
+    cli = Path(sys.executable).parent / "cgt-gateway"
+    process = subprocess.Popen(
+        [str(cli), "serve"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return process, port
+        except OSError:
+            time.sleep(0.2)
+    process.kill()
+    raise RuntimeError("serve did not start")
+
+
+def alert(n: int, *, code: tuple[str, str, str] = ("I", "DP", "005")) -> bytes:
+    """A synthetic Track Alert event, the n-th of the shipment (its own time: its own id)."""
+    at = datetime(2026, 11, 9, 8, 0, tzinfo=UTC) + timedelta(seconds=n)
+    kind, short, described = code
+    return orjson.dumps(
+        {
+            "trackingNumber": TRACKING,
+            "localActivityDate": at.strftime("%Y%m%d"),
+            "localActivityTime": at.strftime("%H%M%S"),
+            "activityLocation": {"city": "Springfield", "stateProvince": "NC", "country": "US"},
+            "activityStatus": {
+                "type": kind,
+                "code": short,
+                "description": "On the Way",
+                "descriptionCode": described,
+            },
+            "scheduledDeliveryDate": "20261110",
+            "gmtActivityDate": at.strftime("%Y%m%d"),
+            "gmtActivityTime": at.strftime("%H%M%S"),
+        }
+    )
+
+
+async def run_variant(http: httpx.AsyncClient, variant: str, first: int, n: int) -> dict[str, Any]:
+    url = "/couriers/test-ups/tracking"
+    code = ("M", "MP", "003") if variant == "ignored" else ("I", "DP", "005")
+    secret = "whsec_YmVuY2gtbm90LXRoZS1zZWNyZXQtb2YtdGhlLWNvdXJpZXI=" if variant == "refused" else NEW_SECRET
+    expected = {"applied": 201, "ignored": 200, "refused": 401}[variant]
+    bodies = [alert(first + i, code=code) for i in range(n)]
+    latencies = []
+    started = time.perf_counter()
+    for i, body in enumerate(bodies):
+        headers = standard_signed(body, f"msg_{variant}_{first + i}", secret=secret)
+        t0 = time.perf_counter()
+        answer = await http.post(url, content=body, headers=headers)
+        latencies.append(time.perf_counter() - t0)
+        assert answer.status_code == expected, (variant, answer.status_code, answer.text)
+    elapsed = time.perf_counter() - started
+    latencies.sort()
+    return {
+        "variant": variant,
+        "per_s": n / elapsed,
+        "p50_ms": latencies[len(latencies) // 2] * 1000,
+        "p99_ms": latencies[int(len(latencies) * 0.99) - 1] * 1000,
+    }
+
+
+async def door_alone(gw: Gateway, first: int, n: int) -> dict[str, Any]:
+    adapter, partner = gw.adapters["carrier-tracking"], gw.partners.get("test-ups")
+    bodies = [alert(first + i) for i in range(n)]
+    latencies = []
+    started = time.perf_counter()
+    for body in bodies:
+        t0 = time.perf_counter()
+        outcome, _ = await gw.door.accept(adapter, partner, body, transport="http")
+        latencies.append(time.perf_counter() - t0)
+        assert outcome.status == "applied", outcome
+    elapsed = time.perf_counter() - started
+    latencies.sort()
+    p50, p99 = latencies[len(latencies) // 2], latencies[int(len(latencies) * 0.99) - 1]
+    return {"variant": "door alone", "per_s": n / elapsed, "p50_ms": p50 * 1000, "p99_ms": p99 * 1000}
+
+
+def decode_us(workdir: Path) -> float:
+    settings = with_carriers(workdir)
+    from gateway.partners import load_partners
+
+    partners = load_partners(settings.partners_file, env="test")
+    tracking.configure(settings, partners)
+    ctx = InboundContext(partners.get("test-ups"), "http", utcnow())
+    body = alert(1)
+    best = min(timeit.repeat(lambda: tracking.decode(body, ctx), number=2000, repeat=5))
+    return best / 2000 * 1e6
+
+
+async def main(n: int, rounds: int) -> None:
+    calibration = min(timeit.repeat("sum(range(1000))", number=10_000, repeat=5)) / 10_000 * 1e6
+    with private_vhost() as amqp_url, tempfile.TemporaryDirectory() as tmp:
+        (Path(tmp) / "decode").mkdir()
+        (Path(tmp) / "door").mkdir()
+        decoding = decode_us(Path(tmp) / "decode")
+        process, port = start(Path(tmp), amqp_url)
+        os.environ["CGT_TRACKING_POLL_ENABLED"] = "false"
+        local = bootstrap(with_carriers(Path(tmp) / "door").model_copy(update={"amqp_url": amqp_url}))
+        await local.start()
+        try:
+            await booked(local, "test-ups", TRACKING)
+            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as http:
+                await booked_order(http, "test-ups", TRACKING)
+                await run_variant(http, "applied", 10_000_000, 100)  # warm-up
+                await door_alone(local, 10_000_000, 100)
+                results: list[dict[str, Any]] = []
+                for r in range(rounds):
+                    for variant in ("applied", "ignored", "refused"):
+                        first = r * n + (variant != "applied") * 5_000_000
+                        results.append(await run_variant(http, variant, first, n))
+                    results.append(await door_alone(local, r * n, n))
+        finally:
+            await local.stop()
+            process.terminate()
+            process.wait(30)
+    print(
+        f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, Python {platform.python_version()}, sum(range(1000)) {calibration:.1f} µs"
+    )
+    print(f"{n} webhooks a round, {rounds} rounds, one at a time on one keep-alive connection")
+    print(f"relay {os.environ['CGT_RELAY']}, load average before: {os.getloadavg()[0]:.1f}\n")
+    print("| variant | webhooks/s (median) | rounds | p50 | p99 |")
+    print("|---|---:|---|---:|---:|")
+    applied = 0.0
+    for variant in ("applied", "ignored", "refused", "door alone"):
+        mine = [x for x in results if x["variant"] == variant]
+        rate = statistics.median(x["per_s"] for x in mine)
+        applied = applied or rate
+        spread = ", ".join(f"{x['per_s']:.0f}" for x in mine)
+        p50 = statistics.median(x["p50_ms"] for x in mine)
+        p99 = statistics.median(x["p99_ms"] for x in mine)
+        print(
+            f"| {variant} | {rate:.0f} ({rate / applied:.2f}x applied) | {spread} | {p50:.2f} ms | {p99:.2f} ms |"
+        )
+    print(f"\ndecode alone (JSON, UPS code table, command): {decoding:.0f} µs an event")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--n", type=int, default=1000)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--loop", choices=loops.CHOICES, default="uvloop", help="the client's event loop")
+    parser.add_argument("--relay", choices=("embedded", "separate"), default="embedded")
+    options = parser.parse_args()
+    os.environ["CGT_RELAY"] = options.relay
+    loops.run(main(options.n, options.rounds))
