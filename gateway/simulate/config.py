@@ -36,7 +36,11 @@ def demo() -> Cast:
             sending_facility="DEMO_HOSPITAL",
             mrn_authority="DEMOHOSP",
         ),
-        "demo-courier": Credentials("demo-courier", hmac_secret="demo-courier-secret"),
+        "demo-courier": Credentials(
+            "demo-courier",
+            hmac_secret="demo-courier-secret",
+            webhook_secret="whsec_ZGVtby1jb3VyaWVyLXNlY3JldA==",
+        ),
         "demo-manufacturer": Credentials("demo-manufacturer", api_key="demo-manufacturer-key"),
     }
     return Cast([Parties("demo-hospital", "demo-courier", "demo-manufacturer", DEMO_PRODUCT)], creds)

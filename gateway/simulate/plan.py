@@ -48,6 +48,8 @@ class Fault(StrEnum):
     excursion = "excursion"  # readings out of the class's range on the inbound leg
 
 
+# the release tests a manufacturer reports (the demo products' lists, and identity for the others)
+QC_TESTS = ("sterility", "mycoplasma", "endotoxin", "viability", "identity", "car_expression", "potency")
 SWAPS = frozenset({Fault.swap_din, Fault.swap_mrn, Fault.swap_tracking})
 ALL_FAULTS = tuple(Fault)
 
@@ -72,10 +74,15 @@ class Step:
     fault: Fault | None = None
     expect: Expect = Expect.applied
     key: str = ""  # the message id; set by the plan
+    said_at: timedelta | None = None  # when the message says it happened, if not when it is sent
 
     @property
     def clean(self) -> bool:
         return self.fault is None
+
+    @property
+    def stamp(self) -> timedelta:
+        return self.at if self.said_at is None else self.said_at
 
 
 @dataclass
@@ -186,10 +193,16 @@ def journey(
         ),
         Step(n, collect + 9 * D, Boundary.mes, m, "manufacturing.step_completed", ids, {"step": "expansion"}),
         *[
-            Step(n, release - (6 - i) * H, Boundary.mes, m, "manufacturing.qc_result", ids, {"test": test})
-            for i, test in enumerate(
-                ("sterility", "mycoplasma", "endotoxin", "viability", "identity", "potency")
+            Step(
+                n,
+                release - (len(QC_TESTS) - i) * H,
+                Boundary.mes,
+                m,
+                "manufacturing.qc_result",
+                ids,
+                {"test": test},
             )
+            for i, test in enumerate(QC_TESTS)
         ],
         Step(n, release, Boundary.mes, m, "manufacturing.released", ids),
         Step(
@@ -201,6 +214,7 @@ def journey(
             ids,
             {"leg": "outbound", "courier": c},
         ),
+        Step(n, release + 20 * H, Boundary.mes, m, "manufacturing.shipped", ids, {"courier": c}),
         Step(n, release + 1 * D, Boundary.courier, c, "shipment.picked_up", ids, {"leg": "outbound"}),
         *_telemetry(n, ids, c, release + 1 * D, 20, start, rng, (-190.0, -160.0), batch_hours, "outbound"),
         Step(n, release + 2 * D, Boundary.courier, c, "shipment.delivered", ids, {"leg": "outbound"}),
@@ -255,11 +269,16 @@ def inject(j: Journey, fault: Fault, other: Journey, rng: random.Random) -> None
             [s for s in steps if s.boundary is not Boundary.site_hl7 and s.event != "shipment.declared"]
         )
         index = steps.index(base)
-        steps.insert(index + 1, replace(base, fault=fault, expect=Expect.replayed, at=base.at + M))
+        again = replace(base, fault=fault, expect=Expect.replayed, at=base.at + M, said_at=base.stamp)
+        steps.insert(index + 1, again)  # the very same message: the same bytes
     elif fault is Fault.out_of_order:
         base = at("manufacturing.started")
         early = replace(
-            base, fault=fault, expect=Expect.refused, at=at("shipment.picked_up", "inbound").at + M
+            base,
+            fault=fault,
+            expect=Expect.refused,
+            at=at("shipment.picked_up", "inbound").at + M,
+            said_at=base.at,
         )
         steps.insert(steps.index(at("shipment.picked_up", "inbound")) + 1, early)
     elif fault is Fault.swap_din:

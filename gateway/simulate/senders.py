@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import httpx
@@ -94,10 +95,15 @@ class Senders:
         self.timeout, self.attempts = timeout, attempts
         self.resends = 0
 
-    async def send(self, wire: Wire) -> Answer:
+    async def send(self, make: Callable[[], Wire]) -> Answer:
+        """Send the message `make` builds; a transient failure sends it again, built again (signed
+        anew, as a webhook sender's retry is a new attempt)."""
         began = time.perf_counter()
         last = ""
+        wire = make()
         for attempt in range(1, self.attempts + 1):
+            if attempt > 1:
+                wire = make()
             try:
                 got, detail, inbound = await (self._mllp(wire) if wire.path is None else self._http(wire))
                 return Answer(wire.step, got, time.perf_counter() - began, detail, inbound, attempt)
@@ -135,7 +141,7 @@ class Senders:
         if response.status_code >= 400:
             return (
                 "refused",
-                f"{response.status_code} {body.get('title') or body.get('error') or ''}".strip(),
+                f"{response.status_code} {body.get('title') or body.get('error') or ''}: {body.get('detail') or ''}",
                 inbound,
             )
         # the outcome itself, or a problem that carries it in `outcome` (`status`: the HTTP one)

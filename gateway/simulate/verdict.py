@@ -52,6 +52,7 @@ class Report:
     false_quarantines: int = 0
     unexpected: int = 0
     acked_lost: int = 0
+    holds_cleared: int = 0  # orders put on hold by the gateway, resumed by operations staff
     excursions_expected: int = 0
     excursions_published: int = 0
     boundaries: dict[str, Boundary] = field(default_factory=dict)
@@ -91,7 +92,8 @@ class Report:
             f"mix-up audit: swaps injected {self.swaps_injected}, quarantined {self.swaps_quarantined}, "
             f"applied {self.swaps_applied}; false quarantines {self.false_quarantines}; "
             f"acknowledged and lost {self.acked_lost}; other unexpected answers {self.unexpected}",
-            f"excursions: {self.excursions_published} published of {self.excursions_expected} injected",
+            f"excursions: {self.excursions_published} published of {self.excursions_expected} injected; "
+            f"holds cleared by operations staff: {self.holds_cleared}",
             "verdict: " + ("PASS" if self.ok else "FAIL"),
         ]
 
@@ -136,6 +138,7 @@ def judge(
 ) -> Report:
     r = Report(journeys=len(journeys), messages=len(answers), seconds=seconds, resends=resends)
     r.cois = [j.ids.coi for j in journeys]
+    r.holds_cleared = sum(1 for a in answers if a.step.event == "order.resumed" and a.got == "applied")
     r.messages_per_s = len(answers) / seconds if seconds else 0.0
     latencies: dict[str, list[float]] = defaultdict(list)
     by_journey: dict[int, list[Answer]] = defaultdict(list)

@@ -7,6 +7,7 @@ Payloads are synthetic: simulated patients named `Sim<run><n>`, the examples' fa
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import time
@@ -18,6 +19,23 @@ import orjson
 
 from gateway.simulate.plan import Boundary, Step
 
+# canonical event -> the UPS status-description code, activity type and text that say it
+TRACKING = {
+    "shipment.picked_up": ("038", "P", "Picked Up by UPS"),
+    "shipment.in_transit": ("005", "I", "On the Way"),
+    "shipment.delivered": ("011", "D", "Delivered"),
+}
+# canonical event -> the MES dialect's type (org.cgt.mes.<type>)
+MES = {
+    "slot.confirmed": "slot_confirmed",
+    "manufacturing.material_received": "material_received",
+    "manufacturing.started": "manufacturing_started",
+    "manufacturing.step_completed": "step_completed",
+    "manufacturing.qc_result": "qc_result",
+    "manufacturing.released": "released",
+    "manufacturing.shipped": "product_shipped",
+}
+
 
 @dataclass(frozen=True)
 class Credentials:
@@ -26,6 +44,7 @@ class Credentials:
     partner: str
     api_key: str | None = None
     hmac_secret: str | None = None
+    webhook_secret: str | None = None  # Standard Webhooks (whsec_...), for the courier dialects
     sending_application: str | None = None
     sending_facility: str | None = None
     mrn_authority: str = "SIMHOSP"
@@ -55,20 +74,20 @@ class Encoder:
         self.sim_start = sim_start
 
     def encode(self, step: Step, journey_start: datetime, product: str) -> Wire:
-        now = journey_start + step.at
+        now = journey_start + step.stamp
         if step.event == "malformed":
-            return self._http(
-                step, b'{"message_id": "' + step.key.encode() + b'", "commands": [{"event"', "/api/messages"
-            )
+            body = b'{"message_id": "' + step.key.encode() + b'", "commands": [{"event"'
+            return self._http(step, body, "/api/messages")
         if step.boundary is Boundary.site_hl7:
             return Wire(step, self._hl7(step, now, product).encode())
         if step.event == "shipment.declared":
             return self._declare(step)
-        return self._http(
-            step,
-            orjson.dumps({"message_id": step.key, "commands": [self._command(step, now)]}),
-            "/api/messages",
-        )
+        if step.boundary is Boundary.mes and step.event in MES:
+            return self._mes(step, now)
+        if step.boundary is Boundary.courier and step.event in TRACKING and step.fault is None:
+            return self._tracking(step, now)
+        envelope = {"message_id": step.key, "commands": [self._command(step, now)]}
+        return self._http(step, orjson.dumps(envelope), "/api/messages")
 
     # -- HL7 v2 ---------------------------------------------------------------------------------
     def _hl7(self, step: Step, now: datetime, product: str) -> str:
@@ -140,6 +159,80 @@ class Encoder:
             headers.append(("X-API-Key", who.api_key))
         return Wire(step, body, path, tuple(headers))
 
+    def _signed(self, step: Step, body: bytes, path: str) -> Wire:
+        """A courier dialect's webhook, signed with Standard Webhooks (webhook-id: the step)."""
+        who = self.directory[step.sender]
+        assert who.webhook_secret is not None, f"{step.sender} has no webhook secret"
+        stamp = str(int(time.time()))
+        key = base64.b64decode(who.webhook_secret.removeprefix("whsec_"))
+        signed = f"{step.key}.{stamp}.".encode() + body
+        signature = base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()
+        headers = (
+            ("Content-Type", "application/json"),
+            ("webhook-id", step.key),
+            ("webhook-timestamp", stamp),
+            ("webhook-signature", f"v1,{signature}"),
+        )
+        return Wire(step, body, path, headers)
+
+    def _tracking(self, step: Step, now: datetime) -> Wire:
+        """A carrier's tracking event in the UPS Track Alert shape (the demo courier's)."""
+        ids, leg = step.ids, step.data["leg"]
+        code, kind, text = TRACKING[step.event]
+        local = now.astimezone(UTC)
+        body = {
+            "trackingNumber": ids.inbound_tracking if leg == "inbound" else ids.outbound_tracking,
+            "localActivityDate": f"{local:%Y%m%d}",
+            "localActivityTime": f"{local:%H%M%S}",
+            "activityLocation": {
+                "city": "Simville",
+                "stateProvince": "NC",
+                "postalCode": "27001",
+                "country": "US",
+            },
+            "activityStatus": {"type": kind, "code": "SM", "description": text, "descriptionCode": code},
+            "gmtActivityDate": f"{local:%Y%m%d}",
+            "gmtActivityTime": f"{local:%H%M%S}",
+        }
+        return self._signed(step, orjson.dumps(body), f"/couriers/{step.sender}/tracking")
+
+    def _mes(self, step: Step, now: datetime) -> Wire:
+        """An MES event in the gateway's CloudEvents dialect, on POST /mes/{manufacturer}/events."""
+        ids, d = step.ids, step.data
+        kind, data = MES[step.event], {}
+        if kind == "slot_confirmed":
+            data = {"slot_id": f"SLOT-{ids.batch}", "slot_start": _iso(d["slot_start"])}
+        elif kind == "material_received":
+            data = {
+                "scanned": {"coi": ids.coi, "din": ids.din_scanned},
+                "received_at": _iso(now),
+                "temperature_c": d["temperature_c"],
+                "condition": d["condition"],
+            }
+        else:
+            data = {"batch_id": ids.batch}
+            if kind == "step_completed":
+                data["step"] = d["step"]
+            elif kind == "qc_result":
+                data |= {"test": d["test"], "result": "pass"}
+            elif kind == "released":
+                data["certificate_of_analysis"] = f"COA-{ids.batch}"
+            elif kind == "product_shipped":
+                data |= {"shipment_id": ids.outbound_tracking, "courier": d["courier"]}
+        event = {
+            "specversion": "1.0",
+            "id": step.key,
+            "source": f"/mes/{step.sender}",
+            "type": f"org.cgt.mes.{kind}",
+            "subject": ids.coi,
+            "time": _iso(now),
+            "datacontenttype": "application/json",
+            "data": data,
+        }
+        who = self.directory[step.sender]
+        headers = (("Content-Type", "application/cloudevents+json"), ("X-API-Key", who.api_key or ""))
+        return Wire(step, orjson.dumps(event), f"/mes/{step.sender}/events", headers)
+
     def _declare(self, step: Step) -> Wire:
         ids, leg = step.ids, step.data["leg"]
         body: dict[str, Any] = {
@@ -205,6 +298,8 @@ class Encoder:
                 payload |= {"test": d["test"], "result": "pass"}
             if event == "manufacturing.released":
                 payload["certificate_of_analysis"] = f"COA-{ids.batch}"
+        elif event == "order.resumed":
+            payload["reason"] = "hold investigated: the right bag, the right order"
         elif event == "infusion.completed":
             payload |= {"infused_at": _iso(d["infused_at"])}
         return {"event": event, "refs": refs, "binds": binds, "payload": payload}
