@@ -156,7 +156,7 @@ async def main() -> None:
         rows = []
         for i, n in enumerate(counts):
             row = await one(n, args.database, args.amqp, 40 + i, args.rate)
-            print("\n" + "\n".join(row["report"].lines()))  # type: ignore[attr-defined]
+            print("\n" + "\n".join(row["report"].lines() + row["report"].examples))  # type: ignore[attr-defined]
             rows.append(row)
         lines += _table(rows)
         if len(rows) > 1:

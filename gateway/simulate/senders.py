@@ -116,7 +116,7 @@ class Senders:
             ) as exc:
                 last = type(exc).__name__ + (f": {exc}" if isinstance(exc, _Transient) else "")
                 self.resends += 1
-                await asyncio.sleep(min(0.05 * 2**attempt, 2.0))
+                await asyncio.sleep(1.0 if "same second" in last else min(0.05 * 2**attempt, 2.0))
         return Answer(
             wire.step, "lost", time.perf_counter() - began, f"gave up: {last}", attempts=self.attempts
         )
@@ -134,6 +134,10 @@ class Senders:
         if response.status_code >= 500 or response.status_code == 429:
             raise _Transient(str(response.status_code))
         body = _json(response.content)
+        if response.status_code == 401 and "received before" in str(body.get("detail", "")):
+            # Standard Webhooks takes a signed attempt (id + timestamp, in seconds) once: a retry
+            # signed in the same second as an earlier attempt is refused; the sender retries later.
+            raise _Transient("401 replay of an attempt of the same second")
         found = body.get("inbound_id")
         inbound = found if isinstance(found, str) else None
         if response.headers.get("Idempotent-Replayed") == "true":
