@@ -14,18 +14,14 @@ and removed: the relay publishes behind the intake).
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
-import platform
 import statistics
 import sys
 import tempfile
 import time
-import timeit
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -164,21 +160,10 @@ def validation_ms(body: bytes, model: type[BaseModel], repeat: int = 300) -> flo
 
 
 async def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--n", type=int, default=400)
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--json", action="store_true")
-    parser.add_argument(
-        "--loop", choices=loops.CHOICES, default="uvloop", help="the event loop (serve: uvloop)"
-    )
-    args = parser.parse_args()
-    calibration = min(timeit.repeat("sum(range(1000))", number=10_000, repeat=5)) / 10_000 * 1e6
+    args = loops.rounds_arguments(400)
     body = bundles(1, 1)[0]
     results: dict[str, Any] = {
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "python": platform.python_version(),
-        "loop": args.loop,
-        "calibration_sum_range_1000_us": round(calibration, 1),
+        **loops.machine(args),
         "bundle_bytes": len(body),
         "r4b_validation_ms": round(validation_ms(body, validation.model("Bundle")), 3),
         "slim_validation_ms": round(validation_ms(body, SlimBundle), 3),

@@ -6,6 +6,7 @@ no table): the core implements these, tests may fake them.
     Orders      read-only: a partner's view of the orders it is a party to
     Replays     a memory shared by replicas: has this (signed attempt) been seen before?
     Refusals    refused requests of known partners, kept raw within a cap
+    Messages    read-only: a message a partner sent, as kept (an asynchronous protocol's job status)
     Deliveries  the outbound runner's ledger: what a destination has settled, and its alerts
     Secrets     keys the gateway makes for itself, and a replay memory (both shared by replicas)
     Polls       a poller's persisted schedule: what to ask a partner's API about, and when
@@ -71,6 +72,27 @@ class Door(Protocol):
         content_type: str | None = None,
     ) -> tuple[Outcome, bytes | None]:
         """Keep a message no partner can be named for (an unknown sender), refused with `error`."""
+        ...
+
+
+@dataclass(frozen=True)
+class KeptMessage:
+    """One inbound message as the gateway kept it: what became of it (`status`: applied,
+    quarantined or rejected; `error`: the error class), its raw bytes, and the answer it was given
+    when that answer is kept (applied or quarantined under a message id)."""
+
+    inbound_id: str
+    adapter: str
+    received_at: datetime
+    status: str
+    error: str | None
+    raw: bytes
+    answer: bytes | None
+
+
+class Messages(Protocol):
+    async def kept(self, partner: str, inbound_id: str) -> KeptMessage | None:
+        """The message `inbound_id` if `partner` sent it; None otherwise (unknown, or another's)."""
         ...
 
 
@@ -172,6 +194,9 @@ class Runtime(Protocol):
 
     @property
     def polls(self) -> Polls: ...
+
+    @property
+    def messages(self) -> Messages: ...
 
 
 class Refusals(Protocol):

@@ -164,6 +164,13 @@ _SPECS = [
     ),
     EventSpec("shipment.exception", p.ShipmentUpdate, "A shipment has a problem.", senders=COURIER),
     EventSpec(
+        "shipment.correction_declared",
+        p.ShipmentUpdate,
+        "A courier declared one of its earlier events about the shipment erroneous (its readings no "
+        "longer count); the shipment's state is left as it is.",
+        senders=COURIER,
+    ),
+    EventSpec(
         "manufacturing.material_received",
         p.MaterialReceived,
         "Starting material arrived.",

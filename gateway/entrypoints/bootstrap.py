@@ -25,7 +25,7 @@ from gateway.errors import ConfigError, TransientError
 from gateway.identity.authorise import Authority, load_assignments
 from gateway.identity.disclosure import load_disclosure
 from gateway.partners import Partners, load_partners
-from gateway.ports import Crosswalk, Deliveries, Orders
+from gateway.ports import Crosswalk, Deliveries, Messages, Orders
 from gateway.registry import Adapter, HasTransport, Running, installed_adapters, load_adapters
 from gateway.service.deliveries import StoreDeliveries
 from gateway.service.door import IntakeDoor
@@ -34,6 +34,7 @@ from gateway.service.mes_rules import load_manufacturing_rules
 from gateway.service.sweep import ClockSweeper
 from gateway.settings import Settings
 from gateway.store.db import create_engine, dispose
+from gateway.store.kept import StoreMessages
 from gateway.store.migrate import migrate
 from gateway.store.polls import StorePolls
 from gateway.store.refusals import StoreRefusals
@@ -90,6 +91,10 @@ class Gateway:
     @cached_property
     def polls(self) -> StorePolls:
         return StorePolls(self.engine)
+
+    @cached_property
+    def messages(self) -> Messages:
+        return StoreMessages(self.engine)
 
     @property
     def relay_embedded(self) -> bool:

@@ -4,7 +4,7 @@ it in `make test`). Everything an adapter needs is here, by name:
 - the canonical model it maps to (commands, identifiers, the order, payloads, CloudEvents);
 - the error tree, whose classes decide what happens to a message;
 - the contract (`Adapter`: decode / answer / examples; `Decoded`; `InboundContext`), the ports a
-  transport gets (`Runtime`: `door`, `crosswalk`, `orders`, `secrets`, `polls`), profiles as data (`Profiles`);
+  transport gets (`Runtime`: `door`, `crosswalk`, `orders`, `secrets`, `polls`, `messages`), profiles as data (`Profiles`);
 - HTTP helpers for adapters that serve routes (one bounded body reader, refusal logging);
 - signed webhooks (`webhook_router`, `WebhookRoute`, the schemes) and inbound AMQP queues
   (`gateway.sdk.queues`).
@@ -82,6 +82,8 @@ from gateway.ports import (
     Deliveries,
     Door,
     HasTransport,
+    KeptMessage,
+    Messages,
     Orders,
     OrderView,
     Polls,
@@ -105,7 +107,7 @@ from gateway.sdk.signatures import (
     StandardWebhooks,
     Verified,
 )
-from gateway.sdk.webhooks import WebhookRoute, webhook_router
+from gateway.sdk.webhooks import WebhookRoute, authenticate, webhook_router
 from gateway.service.decoding import mapping_failure
 from gateway.settings import ROOT, Settings
 
@@ -140,8 +142,10 @@ __all__ = [
     "InboundContext",
     "InboundQueues",
     "InfusionScheduled",
+    "KeptMessage",
     "MalformedMessage",
     "MappingError",
+    "Messages",
     "NotAuthenticated",
     "NotFound",
     "NotOurs",
@@ -192,6 +196,7 @@ __all__ = [
     "WebhookRoute",
     "WithReason",
     "__version__",
+    "authenticate",
     "bounded_body",
     "credential",
     "errors",

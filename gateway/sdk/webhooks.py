@@ -6,6 +6,12 @@ each partner is verified with the first of them it has credentials for, so that 
 dialect's path may each authenticate their own way. A scheme that signs a timestamp names what a
 replay would repeat: the route takes each such attempt once, across replicas (the Replays port),
 for as long as it is fresh.
+
+A dialect with HTTP conventions of its own (EPCIS capture: 202 and a Location, its own problem
+types, request headers that change what the body means) gives the route three optional hooks:
+`request_view` (what `decode` gets as `InboundContext.request`), `respond` (the response from the
+outcome and the rendered answer) and `refusal` (a 401 in its words). A signed route of another
+method beside it (a GET of a job) authenticates with `authenticate`.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from starlette.responses import Response
 from gateway.entrypoints.problems import PROBLEM, problem
 from gateway.errors import ConfigError, NotAuthenticated
 from gateway.http_body import bounded_body, refuse
+from gateway.outcome import Outcome
 from gateway.partners import Partner
 from gateway.sdk.signatures import TOLERANCE_S, SignatureScheme
 
@@ -34,7 +41,7 @@ class WebhookRoute:
     `schemes` the partner has credentials for, for the partners of this adapter (or only those in
     `partners`)."""
 
-    __slots__ = ("partners", "path", "schemes", "transport")
+    __slots__ = ("partners", "path", "refusal", "request_view", "respond", "schemes", "transport")
 
     def __init__(
         self,
@@ -43,12 +50,16 @@ class WebhookRoute:
         scheme: SignatureScheme | None = None,
         partners: frozenset[str] | None = None,
         transport: str = "http",
+        request_view: Callable[[Request], object] | None = None,
+        respond: Callable[[Outcome, bytes | None], Response] | None = None,
+        refusal: Callable[[NotAuthenticated], Response] | None = None,
     ) -> None:
         every = (*schemes, *((scheme,) if scheme is not None else ()))
         if not every:
             raise ConfigError(f"webhook route {path} needs a signature scheme")
         self.path, self.partners, self.transport = path, partners, transport
         self.schemes: tuple[SignatureScheme, ...] = every
+        self.request_view, self.respond, self.refusal = request_view, respond, refusal
 
     @property
     def scheme(self) -> SignatureScheme:
@@ -80,32 +91,59 @@ def webhook_router(adapter: Adapter, *routes: WebhookRoute) -> APIRouter:
     return router
 
 
-def _refused(request: Request, reason: str, exc: NotAuthenticated) -> Response:
-    """A 401 in problem+json, recorded by the door with `reason` (a metric label: a small set)."""
-    refuse(request, reason, exc.detail)
+def _refused(exc: NotAuthenticated, route: WebhookRoute) -> Response:
+    """A 401 in problem+json, or in the dialect's words."""
+    if route.refusal is not None:
+        return route.refusal(exc)
     return problem(exc.http_status, type(exc).__name__, exc.public_message)
 
 
-async def _kept_and_refused(
-    request: Request,
-    runtime: Runtime,
-    adapter: Adapter,
-    route: WebhookRoute,
-    sender: Partner,
-    raw: bytes,
-    reason: str,
-    exc: NotAuthenticated,
-) -> Response:
-    """A known partner's refused request: its raw bytes kept (within its cap), then the 401."""
-    await runtime.refusals.keep(
-        sender.id,
-        adapter.name,
-        route.transport,
-        raw,
-        request.headers.get("content-type"),
-        f"{reason}: {exc.detail}",
-    )
-    return _refused(request, reason, exc)
+async def authenticate(
+    request: Request, adapter: Adapter, route: WebhookRoute, raw: bytes, *, keep_refused: bool = True
+) -> Partner:
+    """The partner named in the path, once one of the route's schemes it has credentials for
+    verifies `raw` and the attempt is not a replay. Otherwise NotAuthenticated, the refusal already
+    recorded by reason (not_authenticated, bad_signature, replayed) and, for a known partner, its
+    raw request kept within its hourly cap (the Refusals port; `keep_refused=False` for a request
+    that carries nothing of the partner's, such as a signed GET)."""
+    runtime: Runtime = request.app.state.gateway
+    partner = request.path_params.get("partner", "")
+    try:
+        sender = runtime.partners.get(partner)
+    except NotAuthenticated as exc:  # an unknown partner: counted, nothing of it kept
+        refuse(request, "not_authenticated", exc.detail)
+        raise
+
+    async def refused(reason: str, exc: NotAuthenticated) -> NotAuthenticated:
+        if keep_refused:
+            content_type = request.headers.get("content-type")
+            detail = f"{reason}: {exc.detail}"
+            await runtime.refusals.keep(sender.id, adapter.name, route.transport, raw, content_type, detail)
+        refuse(request, reason, exc.detail)
+        return exc
+
+    chosen = route.scheme_for(runtime, sender)
+    if (
+        chosen is None
+        or not sender.speaks(adapter.name)
+        or (route.partners and partner not in route.partners)
+    ):
+        names = ", ".join(s.name for s in route.schemes)
+        unknown = NotAuthenticated(detail=f"{partner} does not authenticate {route.path} with {names}")
+        raise await refused("not_authenticated", unknown)
+    scheme, secrets = chosen
+    try:
+        verified = scheme.verify(request.headers, raw, secrets, time.time())
+    except NotAuthenticated as exc:
+        raise await refused("bad_signature", exc) from None
+    if verified.replay_key is not None:
+        until = datetime.fromtimestamp(verified.fresh_until or time.time() + TOLERANCE_S, UTC)
+        if not await runtime.replays.first_use(f"webhook:{sender.id}", verified.replay_key, until):
+            replayed = NotAuthenticated(
+                "this signed request was received before", detail=f"{sender.id}: replay"
+            )
+            raise await refused("replayed", replayed)
+    return sender
 
 
 def _receiver(adapter: Adapter, route: WebhookRoute) -> Callable[[Request, str], Awaitable[Response]]:
@@ -113,39 +151,19 @@ def _receiver(adapter: Adapter, route: WebhookRoute) -> Callable[[Request, str],
         runtime: Runtime = request.app.state.gateway
         raw = await bounded_body(request, runtime.settings.max_body_bytes)
         try:
-            sender = runtime.partners.get(partner)
-        except NotAuthenticated as exc:  # an unknown partner: counted, nothing of it kept
-            return _refused(request, "not_authenticated", exc)
-        chosen = route.scheme_for(runtime, sender)
-        if (
-            chosen is None
-            or not sender.speaks(adapter.name)
-            or (route.partners and partner not in route.partners)
-        ):
-            names = ", ".join(s.name for s in route.schemes)
-            unknown = NotAuthenticated(detail=f"{partner} does not authenticate {route.path} with {names}")
-            return await _kept_and_refused(
-                request, runtime, adapter, route, sender, raw, "not_authenticated", unknown
-            )
-        scheme, secrets = chosen
-        try:
-            verified = scheme.verify(request.headers, raw, secrets, time.time())
+            sender = await authenticate(request, adapter, route, raw)
         except NotAuthenticated as exc:
-            return await _kept_and_refused(
-                request, runtime, adapter, route, sender, raw, "bad_signature", exc
-            )
-        if verified.replay_key is not None:
-            until = datetime.fromtimestamp(verified.fresh_until or time.time() + TOLERANCE_S, UTC)
-            if not await runtime.replays.first_use(f"webhook:{sender.id}", verified.replay_key, until):
-                replayed = NotAuthenticated(
-                    "this signed request was received before", detail=f"{sender.id}: replay"
-                )
-                return await _kept_and_refused(
-                    request, runtime, adapter, route, sender, raw, "replayed", replayed
-                )
+            return _refused(exc, route)
         outcome, rendered = await runtime.door.accept(
-            adapter, sender, raw, transport=route.transport, content_type=request.headers.get("content-type")
+            adapter,
+            sender,
+            raw,
+            transport=route.transport,
+            content_type=request.headers.get("content-type"),
+            request=route.request_view(request) if route.request_view else None,
         )
+        if route.respond is not None:
+            return route.respond(outcome, rendered)
         media = adapter.content_type if outcome.status in ("applied", "ignored") else PROBLEM
         if outcome.duplicate:  # the first answer again, byte for byte; the header says it is one
             headers = {"Idempotent-Replayed": "true"}

@@ -21,7 +21,7 @@ from gateway.settings import Settings
 from gateway.store import tables as t
 from gateway.store.db import create_engine, dispose
 from tests.support.builders import coi, envelope_json, event, place
-from tests.support.served import served
+from tests.support.served import client, on_sqlite
 
 DEMO_SECRET = "whsec_ZGVtby1sYWItY291cmllci1zaWduaW5nLXNlY3JldCE="  # published in mappings/partners/demo.yaml
 OLD_SECRET = "whsec_b2xkLXNlY3JldC1vZi10aGUtcm90YXRpbmctY291cmllcg=="
@@ -57,21 +57,13 @@ def partner_file(directory: Path) -> Path:
 
 @pytest.fixture
 def settings(tmp_path: Path, amqp_url: str) -> Settings:
-    return Settings(
-        env="test",
-        database_url=f"sqlite+aiosqlite:///{tmp_path}/gw.db",
-        amqp_url=amqp_url,
-        mllp_port=0,
-        adapters="canonical-json,example-webhook",
-        partners_file=partner_file(tmp_path),
-    )
+    return on_sqlite(tmp_path, amqp_url, "canonical-json,example-webhook", partner_file(tmp_path))
 
 
 @pytest.fixture
 async def http(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    with served(settings) as port:
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
-            yield client
+    async with client(settings) as http:
+        yield http
 
 
 def courier_event(kind: str, order_coi: str, event_id: str, **data: str) -> bytes:

@@ -5,9 +5,11 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from pathlib import Path
 
+import httpx
 import uvicorn
 
 from gateway.entrypoints.http import create_app
@@ -35,3 +37,23 @@ def served(settings: Settings) -> Iterator[int]:
     finally:
         server.should_exit = True
         thread.join(30)
+
+
+def on_sqlite(directory: Path, amqp_url: str, adapters: str, partners_file: Path) -> Settings:
+    """A test gateway's settings: SQLite in `directory`, the broker, no MLLP port."""
+    return Settings(
+        env="test",
+        database_url=f"sqlite+aiosqlite:///{directory}/gw.db",
+        amqp_url=amqp_url,
+        mllp_port=0,
+        adapters=adapters,
+        partners_file=partners_file,
+    )
+
+
+@asynccontextmanager
+async def client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client of the gateway of `settings`, served for as long as the client lives."""
+    with served(settings) as port:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as http:
+            yield http
