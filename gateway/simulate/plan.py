@@ -50,6 +50,7 @@ class Fault(StrEnum):
 
 # the release tests a manufacturer reports (the demo products' lists, and identity for the others)
 QC_TESTS = ("sterility", "mycoplasma", "endotoxin", "viability", "identity", "car_expression", "potency")
+EARLIER = timedelta(days=4)  # a swap borrows from a journey at least this far ahead
 SWAPS = frozenset({Fault.swap_din, Fault.swap_mrn, Fault.swap_tracking})
 ALL_FAULTS = tuple(Fault)
 
@@ -330,12 +331,18 @@ def plan(
     ]
     faulty = sorted(rng.sample(range(count), k=min(count, round(count * fault_rate)))) if kinds else []
     for i, n in enumerate(faulty):
-        # a swap borrows from a journey of the same parties: a mix-up happens within one site,
-        # one courier, one manufacturer (across them the gateway refuses before it reconciles)
-        peers = [k for k in range(n % len(parties), count, len(parties)) if k != n]
+        # A swap borrows from a journey of the same parties (a mix-up happens within one site, one
+        # courier, one manufacturer: across them the gateway refuses before it reconciles) that
+        # started days earlier, so that what is borrowed is bound by then (its MRN, DIN, tracking).
+        me = journeys[n]
+        peers = [
+            k
+            for k in range(n % len(parties), count, len(parties))
+            if k != n and journeys[k].start <= me.start - EARLIER
+        ]
         if not peers:
             continue
-        inject(journeys[n], kinds[i % len(kinds)], journeys[rng.choice(peers)], rng)
+        inject(me, kinds[i % len(kinds)], journeys[rng.choice(peers)], rng)
     for j in journeys:
         j.steps.sort(key=lambda step: step.at)  # stable: a step and its copy keep their order
     return journeys

@@ -134,7 +134,8 @@ class Senders:
         if response.status_code >= 500 or response.status_code == 429:
             raise _Transient(str(response.status_code))
         body = _json(response.content)
-        if response.status_code == 401 and "received before" in str(body.get("detail", "")):
+        said = f"{body.get('title', '')} {body.get('detail', '')}"
+        if response.status_code == 401 and "received before" in said:
             # Standard Webhooks takes a signed attempt (id + timestamp, in seconds) once: a retry
             # signed in the same second as an earlier attempt is refused; the sender retries later.
             raise _Transient("401 replay of an attempt of the same second")
@@ -142,6 +143,8 @@ class Senders:
         inbound = found if isinstance(found, str) else None
         if response.headers.get("Idempotent-Replayed") == "true":
             return "replayed", "", inbound
+        if wire.path.endswith("/epcis/capture") and response.status_code == 202:
+            return _capture_job(body), "", inbound
         if response.status_code >= 400:
             return (
                 "refused",
@@ -149,8 +152,8 @@ class Senders:
                 inbound,
             )
         # the outcome itself, or a problem that carries it in `outcome` (`status`: the HTTP one)
-        said = body.get("outcome", body.get("status"))
-        got = said if said in ("applied", "quarantined", "ignored") else "applied"
+        outcome = body.get("outcome", body.get("status"))
+        got = outcome if isinstance(outcome, str) and outcome in ("quarantined", "ignored") else "applied"
         return got, str(body.get("title") or "") if got == "quarantined" else "", inbound
 
     async def close(self) -> None:
@@ -158,6 +161,19 @@ class Senders:
             await client.aclose()
         for site in self.mllp.values():
             await site.close()
+
+
+def _capture_job(job: dict[str, object]) -> str:
+    """An EPCIS capture job: applied, held for review, refused; no job at all: not ours."""
+    if not job:
+        return "ignored"
+    found = job.get("errors")
+    errors = found if isinstance(found, list) else []
+    if job.get("success") is True:
+        return "applied"
+    if any(isinstance(e, dict) and e.get("outcome") == "quarantined" for e in errors):
+        return "quarantined"
+    return "refused"
 
 
 class _Transient(Exception):

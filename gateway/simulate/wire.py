@@ -11,13 +11,14 @@ import base64
 import hashlib
 import hmac
 import time
+import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 
-from gateway.simulate.plan import Boundary, Step
+from gateway.simulate.plan import Boundary, Fault, Step
 
 # canonical event -> the UPS status-description code, activity type and text that say it
 TRACKING = {
@@ -25,6 +26,8 @@ TRACKING = {
     "shipment.in_transit": ("005", "I", "On the Way"),
     "shipment.delivered": ("011", "D", "Delivered"),
 }
+EPCIS_CONTEXT = "https://ref.gs1.org/standards/epcis/epcis-context.jsonld"
+BOL = "urn:epcglobal:cbv:bt:0614141000005"  # a bill of lading under the GS1 examples' company prefix
 # canonical event -> the MES dialect's type (org.cgt.mes.<type>)
 MES = {
     "slot.confirmed": "slot_confirmed",
@@ -86,6 +89,10 @@ class Encoder:
             return self._mes(step, now)
         if step.boundary is Boundary.courier and step.event in TRACKING and step.fault is None:
             return self._tracking(step, now)
+        if step.boundary is Boundary.courier and step.fault is Fault.swap_tracking:
+            return self._epcis_scan(step, now)  # a handoff scan: a tracking number and the label's COI
+        if step.event == "shipment.readings_reported" and step.data["leg"] == "inbound":
+            return self._epcis_readings(step)
         envelope = {"message_id": step.key, "commands": [self._command(step, now)]}
         return self._http(step, orjson.dumps(envelope), "/api/messages")
 
@@ -195,6 +202,61 @@ class Encoder:
             "gmtActivityTime": f"{local:%H%M%S}",
         }
         return self._signed(step, orjson.dumps(body), f"/couriers/{step.sender}/tracking")
+
+    def _epcis(self, step: Step, events: list[dict[str, Any]], now: datetime) -> Wire:
+        """A GS1 EPCIS 2.0 document on the courier's capture endpoint, signed like its webhooks."""
+        document = {
+            "@context": [EPCIS_CONTEXT, {"cgt": "https://cgt-gateway.example.org/epcis/"}],
+            "type": "EPCISDocument",
+            "schemaVersion": "2.0",
+            "creationDate": _iso(now),
+            "id": f"urn:uuid:{uuid.uuid5(uuid.NAMESPACE_URL, step.key)}",
+            "epcisBody": {"eventList": events},
+        }
+        wire = self._signed(step, orjson.dumps(document), f"/couriers/{step.sender}/epcis/capture")
+        headers = tuple(h for h in wire.headers if h[0] != "Content-Type")
+        extra = (("Content-Type", "application/ld+json"), ("GS1-EPCIS-Version", "2.0.0"))
+        return Wire(step, wire.body, wire.path, (*headers, *extra))
+
+    def _epcis_readings(self, step: Step) -> Wire:
+        """The inbound leg's logger readings as an EPCIS sensor report of the shipment."""
+        ids, readings = step.ids, step.data["readings"]
+        last = readings[-1]["at"]
+        event = {
+            "type": "ObjectEvent",
+            "eventID": f"urn:uuid:{uuid.uuid5(uuid.NAMESPACE_URL, step.key + '/1')}",
+            "eventTime": _iso(last),
+            "eventTimeZoneOffset": "+00:00",
+            "epcList": [],
+            "action": "OBSERVE",
+            "bizStep": "sensor_reporting",
+            "bizTransactionList": [{"type": "bol", "bizTransaction": f"{BOL}:{ids.inbound_tracking}"}],
+            "sensorElementList": [
+                {
+                    "sensorMetadata": {"time": _iso(r["at"]), "deviceID": ids.inbound_logger},
+                    "sensorReport": [{"type": "Temperature", "value": r["temperature_c"], "uom": "CEL"}],
+                }
+                for r in readings
+            ],
+        }
+        return self._epcis(step, [event], last)
+
+    def _epcis_scan(self, step: Step, now: datetime) -> Wire:
+        """A handoff scan at the manufacturer's dock: the tracking number and the label's COI."""
+        ids = step.ids
+        event = {
+            "type": "ObjectEvent",
+            "eventID": f"urn:uuid:{uuid.uuid5(uuid.NAMESPACE_URL, step.key + '/1')}",
+            "eventTime": _iso(now),
+            "eventTimeZoneOffset": "+00:00",
+            "epcList": [],
+            "action": "OBSERVE",
+            "bizStep": "arriving",
+            "disposition": "in_transit",
+            "bizTransactionList": [{"type": "bol", "bizTransaction": f"{BOL}:{ids.inbound_tracking}"}],
+            "cgt:coi": ids.coi,
+        }
+        return self._epcis(step, [event], now)
 
     def _mes(self, step: Step, now: datetime) -> Wire:
         """An MES event in the gateway's CloudEvents dialect, on POST /mes/{manufacturer}/events."""
