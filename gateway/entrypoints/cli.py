@@ -1,4 +1,4 @@
-"""`cgt-gateway`: serve, relay, migrate, contracts, audit, outbox, messages."""
+"""`cgt-gateway`: serve, relay, migrate, contracts, audit, outbox, messages, simulate."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ import typer
 
 from gateway.entrypoints.messages_cli import messages_app
 from gateway.entrypoints.review_cli import quarantine_app, users_app
+from gateway.entrypoints.simulate_cli import simulate_app
 from gateway.errors import ConfigError
 from gateway.settings import Settings
 
@@ -28,6 +29,7 @@ outbox_app = typer.Typer(help="The transactional outbox", no_args_is_help=True)
 app.add_typer(contracts_app, name="contracts")
 app.add_typer(audit_app, name="audit")
 app.add_typer(outbox_app, name="outbox")
+app.add_typer(simulate_app, name="simulate")
 
 T = TypeVar("T")
 

@@ -1,0 +1,348 @@
+"""What a simulation sends: each journey as the messages its parties send, in simulated time, and
+the faults injected into them, each with what the gateway must make of it.
+
+A step is an *intent* (a canonical event, the identities it names, a few fields); which dialect
+carries it is the wire's business (gateway.simulate.wire), so the plan does not change when a
+boundary moves to another dialect.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+from gateway.simulate.identities import Identities, identities
+
+H = timedelta(hours=1)
+D = timedelta(days=1)
+M = timedelta(minutes=1)
+
+
+class Boundary(StrEnum):
+    """Where a message crosses into the gateway: who sends it, over what."""
+
+    site_hl7 = "site.hl7"  # HL7 v2 over MLLP
+    site_http = "site.http"  # the site's JSON over HTTP
+    courier = "courier.http"
+    mes = "mes.http"
+
+
+class Expect(StrEnum):
+    applied = "applied"
+    quarantined = "quarantined"
+    refused = "refused"  # an error answer (4xx, AE/AR): nothing applied
+    ignored = "ignored"  # acknowledged, not ours
+    replayed = "replayed"  # the first answer again: nothing changed
+
+
+class Fault(StrEnum):
+    duplicate = "duplicate"  # the same message sent again
+    out_of_order = "out_of_order"  # a step sent before the one it depends on, then again in order
+    swap_din = "swap_din"  # another patient's bag DIN scanned at receipt
+    swap_mrn = "swap_mrn"  # another patient's MRN on this order's update
+    swap_tracking = "swap_tracking"  # another shipment's tracking number on this order's scan
+    malformed = "malformed"  # bytes no dialect can read
+    excursion = "excursion"  # readings out of the class's range on the inbound leg
+
+
+# the release tests a manufacturer reports (the demo products' lists, and identity for the others)
+QC_TESTS = ("sterility", "mycoplasma", "endotoxin", "viability", "identity", "car_expression", "potency")
+EARLIER = timedelta(days=4)  # a swap borrows from a journey at least this far ahead
+SWAPS = frozenset({Fault.swap_din, Fault.swap_mrn, Fault.swap_tracking})
+ALL_FAULTS = tuple(Fault)
+
+
+@dataclass(frozen=True)
+class Parties:
+    site: str
+    courier: str
+    manufacturer: str
+    product: str  # the ISBT 128 product code (which manufacturer makes it is the gateway's data)
+
+
+@dataclass
+class Step:
+    journey: int
+    at: timedelta  # simulated time from the journey's start
+    boundary: Boundary
+    sender: str
+    event: str  # the canonical event it means ("adt.noise", "malformed" for the others)
+    ids: Identities
+    data: dict[str, Any] = field(default_factory=dict)
+    fault: Fault | None = None
+    expect: Expect = Expect.applied
+    key: str = ""  # the message id; set by the plan
+    said_at: timedelta | None = None  # when the message says it happened, if not when it is sent
+
+    @property
+    def clean(self) -> bool:
+        return self.fault is None
+
+    @property
+    def stamp(self) -> timedelta:
+        return self.at if self.said_at is None else self.said_at
+
+
+@dataclass
+class Journey:
+    n: int
+    ids: Identities
+    parties: Parties
+    start: datetime  # simulated
+    steps: list[Step] = field(default_factory=list)
+    faults: list[Fault] = field(default_factory=list)
+
+
+def _readings(
+    start: datetime, hours: float, rng: random.Random, low: float, high: float
+) -> list[dict[str, Any]]:
+    """A logger's readings every 5-15 minutes for `hours`, within [low, high]."""
+    out, t, end = [], start, start + timedelta(hours=hours)
+    while t < end:
+        out.append({"at": t, "temperature_c": round(rng.uniform(low, high), 2)})
+        t += timedelta(minutes=rng.randint(5, 15))
+    return out
+
+
+def _telemetry(
+    j: int,
+    ids: Identities,
+    sender: str,
+    leg_start: timedelta,
+    hours: float,
+    start: datetime,
+    rng: random.Random,
+    band: tuple[float, float],
+    batch_hours: float,
+    leg: str,
+) -> list[Step]:
+    """The leg's readings, sent in batches of `batch_hours` as the logger uploads them."""
+    readings = _readings(start + leg_start, hours, rng, *band)
+    steps: list[Step] = []
+    batch: list[dict[str, Any]] = []
+    upload = start + leg_start + timedelta(hours=batch_hours)
+    for reading in [*readings, None]:
+        if reading is None or reading["at"] >= upload:
+            if batch:
+                steps.append(
+                    Step(
+                        j,
+                        upload - start,
+                        Boundary.courier,
+                        sender,
+                        "shipment.readings_reported",
+                        ids,
+                        {"leg": leg, "readings": batch},
+                    )
+                )
+            batch, upload = [], upload + timedelta(hours=batch_hours)
+        if reading is not None:
+            batch.append(reading)
+    return steps
+
+
+def journey(
+    n: int, parties: Parties, start: datetime, rng: random.Random, run: int, batch_hours: float = 6.0
+) -> Journey:
+    """One patient's clean journey, about four weeks from order to infusion."""
+    ids = identities(n, rng, run)
+    s, c, m = parties.site, parties.courier, parties.manufacturer
+    collect, release = 7 * D + rng.randint(0, 48) * H, 24 * D + rng.randint(0, 72) * H
+    steps = [
+        Step(n, 0 * H, Boundary.site_hl7, s, "order.placed", ids),
+        Step(n, 10 * M, Boundary.site_hl7, s, "adt.noise", ids, expect=Expect.ignored),
+        Step(n, 2 * H, Boundary.mes, m, "slot.confirmed", ids, {"slot_start": start + 9 * D}),
+        Step(
+            n, 2 * D, Boundary.site_hl7, s, "collection.scheduled", ids, {"scheduled_start": start + collect}
+        ),
+        Step(
+            n,
+            collect - 1 * D,
+            Boundary.site_http,
+            s,
+            "shipment.declared",
+            ids,
+            {"leg": "inbound", "courier": c},
+        ),
+        Step(
+            n,
+            collect + 4 * H,
+            Boundary.site_http,
+            s,
+            "collection.completed",
+            ids,
+            {"collected_at": start + collect + 4 * H},
+        ),
+        Step(n, collect + 6 * H, Boundary.courier, c, "shipment.picked_up", ids, {"leg": "inbound"}),
+        *_telemetry(n, ids, c, collect + 6 * H, 20, start, rng, (2.5, 7.5), batch_hours, "inbound"),
+        Step(n, collect + 27 * H, Boundary.courier, c, "shipment.delivered", ids, {"leg": "inbound"}),
+        Step(
+            n,
+            collect + 28 * H,
+            Boundary.mes,
+            m,
+            "manufacturing.material_received",
+            ids,
+            {"temperature_c": round(rng.uniform(3.0, 6.0), 1), "condition": "intact"},
+        ),
+        Step(n, collect + 2 * D, Boundary.mes, m, "manufacturing.started", ids),
+        Step(
+            n, collect + 5 * D, Boundary.mes, m, "manufacturing.step_completed", ids, {"step": "activation"}
+        ),
+        Step(n, collect + 9 * D, Boundary.mes, m, "manufacturing.step_completed", ids, {"step": "expansion"}),
+        *[
+            Step(
+                n,
+                release - (len(QC_TESTS) - i) * H,
+                Boundary.mes,
+                m,
+                "manufacturing.qc_result",
+                ids,
+                {"test": test},
+            )
+            for i, test in enumerate(QC_TESTS)
+        ],
+        Step(n, release, Boundary.mes, m, "manufacturing.released", ids),
+        Step(
+            n,
+            release + 2 * H,
+            Boundary.site_http,
+            s,
+            "shipment.declared",
+            ids,
+            {"leg": "outbound", "courier": c},
+        ),
+        Step(n, release + 20 * H, Boundary.mes, m, "manufacturing.shipped", ids, {"courier": c}),
+        Step(n, release + 1 * D, Boundary.courier, c, "shipment.picked_up", ids, {"leg": "outbound"}),
+        *_telemetry(n, ids, c, release + 1 * D, 20, start, rng, (-190.0, -160.0), batch_hours, "outbound"),
+        Step(n, release + 2 * D, Boundary.courier, c, "shipment.delivered", ids, {"leg": "outbound"}),
+        Step(
+            n,
+            release + 2 * D + 2 * H,
+            Boundary.site_hl7,
+            s,
+            "infusion.scheduled",
+            ids,
+            {"planned_at": start + release + 3 * D},
+        ),
+        Step(
+            n,
+            release + 3 * D + 2 * H,
+            Boundary.site_http,
+            s,
+            "infusion.completed",
+            ids,
+            {"infused_at": start + release + 3 * D},
+        ),
+    ]
+    for i, step in enumerate(steps):
+        step.key = f"SIM{run:02d}-{n:06d}-{i:03d}"
+    return Journey(n, ids, parties, start, steps)
+
+
+def inject(j: Journey, fault: Fault, other: Journey, rng: random.Random) -> None:
+    """Add `fault` to journey `j` (`other`: a journey whose identifiers a swap borrows). Each
+    injected message is an extra one: the clean journey still runs to the end."""
+    steps = j.steps
+    tag = f"{len(j.faults):02d}"
+
+    def at(event: str, leg: str | None = None) -> Step:
+        return next(s for s in steps if s.event == event and (leg is None or s.data.get("leg") == leg))
+
+    def extra(base: Step, ids: Identities, expect: Expect, after: bool = True, **data: Any) -> None:
+        index = steps.index(base)
+        step = replace(
+            base,
+            ids=ids,
+            data={**base.data, **data},
+            fault=fault,
+            expect=expect,
+            key=f"{base.key}-F{tag}",
+            at=base.at + (M if after else -M),
+        )
+        steps.insert(index + (1 if after else 0), step)
+
+    if fault is Fault.duplicate:
+        base = rng.choice(
+            [s for s in steps if s.boundary is not Boundary.site_hl7 and s.event != "shipment.declared"]
+        )
+        index = steps.index(base)
+        again = replace(base, fault=fault, expect=Expect.replayed, at=base.at + M, said_at=base.stamp)
+        steps.insert(index + 1, again)  # the very same message: the same bytes
+    elif fault is Fault.out_of_order:
+        base = at("manufacturing.started")
+        early = replace(
+            base,
+            fault=fault,
+            expect=Expect.refused,
+            at=at("shipment.picked_up", "inbound").at + M,
+            said_at=base.at,
+        )
+        steps.insert(steps.index(at("shipment.picked_up", "inbound")) + 1, early)
+    elif fault is Fault.swap_din:
+        base = at("manufacturing.material_received")
+        extra(
+            base,
+            replace(j.ids, din=other.ids.din, din_check=other.ids.din_check),
+            Expect.quarantined,
+            after=False,
+        )
+    elif fault is Fault.swap_mrn:
+        base = at("collection.scheduled")
+        extra(base, replace(j.ids, mrn=other.ids.mrn), Expect.quarantined)
+    elif fault is Fault.swap_tracking:
+        base = at("shipment.delivered", "inbound")
+        extra(
+            base, replace(j.ids, inbound_tracking=other.ids.inbound_tracking), Expect.quarantined, after=False
+        )
+    elif fault is Fault.malformed:
+        base = rng.choice([s for s in steps[1:] if s.boundary is not Boundary.site_hl7])
+        extra(base, j.ids, Expect.refused)
+        steps[steps.index(base) + 1].event = "malformed"
+    elif fault is Fault.excursion:
+        first = next(s for s in steps if s.event == "shipment.readings_reported")
+        hot = [{**r, "temperature_c": round(rng.uniform(11.0, 14.0), 2)} for r in first.data["readings"]]
+        first.data = {**first.data, "readings": hot}
+        first.fault = fault  # applied as usual; the gateway must publish an excursion
+    j.faults.append(fault)
+
+
+def plan(
+    count: int,
+    parties: list[Parties],
+    *,
+    seed: int,
+    run: int,
+    start: datetime,
+    spread: timedelta,
+    fault_rate: float,
+    kinds: tuple[Fault, ...] = ALL_FAULTS,
+    batch_hours: float = 6.0,
+) -> list[Journey]:
+    """`count` journeys started evenly over `spread` (simulated), `fault_rate` of them with one
+    fault each (kinds taken in turn, so a small run still has every kind)."""
+    rng = random.Random(seed)
+    journeys = [
+        journey(n, parties[n % len(parties)], start + spread * (n / max(count, 1)), rng, run, batch_hours)
+        for n in range(count)
+    ]
+    faulty = sorted(rng.sample(range(count), k=min(count, round(count * fault_rate)))) if kinds else []
+    for i, n in enumerate(faulty):
+        # A swap borrows from a journey of the same parties (a mix-up happens within one site, one
+        # courier, one manufacturer: across them the gateway refuses before it reconciles) that
+        # started days earlier, so that what is borrowed is bound by then (its MRN, DIN, tracking).
+        me = journeys[n]
+        peers = [
+            k
+            for k in range(n % len(parties), count, len(parties))
+            if k != n and journeys[k].start <= me.start - EARLIER
+        ]
+        if not peers:
+            continue
+        inject(me, kinds[i % len(kinds)], journeys[rng.choice(peers)], rng)
+    for j in journeys:
+        j.steps.sort(key=lambda step: step.at)  # stable: a step and its copy keep their order
+    return journeys
