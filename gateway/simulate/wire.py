@@ -87,10 +87,10 @@ class Encoder:
             return self._declare(step)
         if step.boundary is Boundary.mes and step.event in MES:
             return self._mes(step, now)
-        if step.boundary is Boundary.courier and step.event in TRACKING and step.fault is None:
-            return self._tracking(step, now)
         if step.boundary is Boundary.courier and step.fault is Fault.swap_tracking:
             return self._epcis_scan(step, now)  # a handoff scan: a tracking number and the label's COI
+        if step.boundary is Boundary.courier and step.event in TRACKING:
+            return self._tracking(step, now)
         if step.event == "shipment.readings_reported" and step.data["leg"] == "inbound":
             return self._epcis_readings(step)
         envelope = {"message_id": step.key, "commands": [self._command(step, now)]}

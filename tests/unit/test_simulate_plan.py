@@ -69,3 +69,19 @@ def test_an_hl7_ack_is_read_as_accepted_held_or_refused() -> None:
     assert read_ack(aa)[0] == "accepted"
     assert read_ack(held)[0] == "quarantined"
     assert read_ack(ar)[0] == "refused"
+
+
+def test_a_duplicate_is_the_very_same_message_whatever_the_boundary() -> None:
+    from gateway.simulate.wire import Encoder
+
+    journeys = _plan(count=200)
+    who = cast(1, 1, 1)
+    encoder = Encoder(who.credentials, START)
+    copies = [(j, s) for j in journeys for s in j.steps if s.fault is Fault.duplicate]
+    assert copies
+    for j, copy in copies:
+        (first,) = [s for s in j.steps if s.key == copy.key and s.fault is None]
+        assert (
+            encoder.encode(copy, j.start, j.parties.product).body
+            == encoder.encode(first, j.start, j.parties.product).body
+        )
