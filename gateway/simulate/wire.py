@@ -91,8 +91,9 @@ class Encoder:
             return self._epcis_scan(step, now)  # a handoff scan: a tracking number and the label's COI
         if step.boundary is Boundary.courier and step.event in TRACKING:
             return self._tracking(step, now)
-        if step.event == "shipment.readings_reported" and step.data["leg"] == "inbound":
-            return self._epcis_readings(step)
+        if step.event == "shipment.readings_reported":
+            # the inbound leg's logger reports through EPCIS, the dry shipper's logger by webhook
+            return self._epcis_readings(step) if step.data["leg"] == "inbound" else self._logger(step)
         envelope = {"message_id": step.key, "commands": [self._command(step, now)]}
         return self._http(step, orjson.dumps(envelope), "/api/messages")
 
@@ -257,6 +258,24 @@ class Encoder:
             "cgt:coi": ids.coi,
         }
         return self._epcis(step, [event], now)
+
+    def _logger(self, step: Step) -> Wire:
+        """The outbound dry shipper's logger: a batch of entries in Tive's webhook shape, the
+        shipper named by its SSCC."""
+        ids = step.ids
+        entries = [
+            {
+                "DeviceId": ids.outbound_logger,
+                "DeviceName": ids.outbound_logger,
+                "EntryTimeEpoch": int(r["at"].timestamp() * 1000),
+                "EntryTimeUtc": r["at"].astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "Temperature": {"Celsius": r["temperature_c"]},
+                "Battery": {"Percentage": 80},
+                "Shipper": {"Serial": ids.outbound_sscc, "Ln2LevelPercentage": 70.0, "State": "Charged"},
+            }
+            for r in step.data["readings"]
+        ]
+        return self._signed(step, orjson.dumps(entries), f"/couriers/{step.sender}/telemetry")
 
     def _mes(self, step: Step, now: datetime) -> Wire:
         """An MES event in the gateway's CloudEvents dialect, on POST /mes/{manufacturer}/events."""
