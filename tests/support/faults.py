@@ -80,6 +80,7 @@ class Gateway:
         self.url = f"http://127.0.0.1:{port}"
         self.process: subprocess.Popen[bytes] | None = None
         self.starts = 0
+        self.checkpoints = log_dir / "audit-checkpoints.jsonl"
 
     def start(self, timeout: float = 60) -> None:
         self.starts += 1
@@ -90,6 +91,9 @@ class Gateway:
             "CGT_HTTP_PORT": str(self.port),
             "CGT_MLLP_PORT": str(self.mllp_port),
             "CGT_OUTBOX_POLL_SECONDS": "0.1",
+            # this database's checkpoints, beside its logs: never the checkout's var/ (another
+            # test's database would disagree with them)
+            "CGT_AUDIT_CHECKPOINTS_FILE": str(self.checkpoints),
         }
         with open(self.log_dir / f"gateway-{self.port}-{self.starts}.log", "wb") as out:
             self.process = subprocess.Popen(
@@ -195,8 +199,10 @@ async def count_orders(database_url: str) -> tuple[int, int]:
     return int(stored), int(twice)
 
 
-def audit_verifies(database_url: str) -> bool:
+def audit_verifies(database_url: str, checkpoints: Path | None = None) -> bool:
     env = {**os.environ, "CGT_DATABASE_URL": database_url}
+    if checkpoints is not None:
+        env["CGT_AUDIT_CHECKPOINTS_FILE"] = str(checkpoints)
     done = subprocess.run(
         [sys.executable, "-m", "gateway.entrypoints.cli", "audit", "verify"],
         env=env,
@@ -245,7 +251,7 @@ async def run(
         report.acked_lost += max(0, report.acked - report.orders_stored)
     finally:
         gateway.stop()
-    report.audit_ok = audit_verifies(database_url)
+    report.audit_ok = audit_verifies(database_url, gateway.checkpoints)
     report.seconds = time.monotonic() - started
     return report
 
