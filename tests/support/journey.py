@@ -91,7 +91,8 @@ async def journey(intake: Intake, engine: AsyncEngine, n: int = 1, *, infused: b
 
 
 async def _rows(engine: AsyncEngine, order_id: str) -> None:
-    """The inbound leg's logger readings (one excursion above 8 °C) and both legs' clocks."""
+    """The inbound leg's logger readings (one excursion above 8 °C). The legs' clocks are the
+    core's own (gateway.service.clocks), started and stopped by the journey's events."""
     readings: list[dict[str, Any]] = []
     for i in range(29):  # every 15 minutes from pickup to delivery
         when = T0 + timedelta(hours=3, minutes=15 * i)
@@ -101,14 +102,6 @@ async def _rows(engine: AsyncEngine, order_id: str) -> None:
     readings.append({"order_id": order_id, "shipment_id": "SH-OUT-1", "device_id": "LOG-0002", "probe": "",
                      "at": T0 + timedelta(hours=243), "until": T0 + timedelta(hours=263),
                      "min_c": -192.0, "max_c": -181.5, "mean_c": -188.0})  # fmt: skip
-    clocks = [
-        {"order_id": order_id, "shipment_id": "SH-IN-1", "clock": "viability", "starts_at": T0 + timedelta(hours=2),
-         "due_at": T0 + timedelta(hours=38), "warned_pct": 0, "stopped_at": T0 + timedelta(hours=10.5)},
-        {"order_id": order_id, "shipment_id": "SH-OUT-1", "clock": "dry_shipper_hold",
-         "starts_at": T0 + timedelta(hours=242), "due_at": T0 + timedelta(hours=242 + 240), "warned_pct": 90,
-         "stopped_at": T0 + timedelta(hours=264)},
-    ]  # fmt: skip
     async with engine.begin() as conn:
         await conn.execute(insert(t.shipment_readings), readings[:-1])
         await conn.execute(insert(t.shipment_readings), readings[-1:])
-        await conn.execute(insert(t.deadlines), clocks)
