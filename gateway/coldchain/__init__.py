@@ -1,0 +1,1 @@
+"""The cold chain: temperature classes as data and the excursion evaluator (pure functions)."""
