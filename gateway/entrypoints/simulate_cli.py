@@ -43,7 +43,7 @@ def simulate(
     if ctx.invoked_subcommand is not None:
         return
     from gateway.simulate.config import cast
-    from gateway.simulate.plan import ALL_FAULTS, Fault
+    from gateway.simulate.model import ALL_FAULTS, Fault
     from gateway.simulate.session import Options
     from gateway.simulate.session import simulate as go
 

@@ -12,8 +12,7 @@ from pathlib import Path
 
 import yaml
 
-from gateway.simulate.plan import Parties
-from gateway.simulate.wire import Credentials
+from gateway.simulate.model import Credentials, Parties
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO_PRODUCT = "S1234"

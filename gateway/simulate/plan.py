@@ -1,99 +1,25 @@
-"""What a simulation sends: each journey as the messages its parties send, in simulated time, and
-the faults injected into them, each with what the gateway must make of it.
+"""What a simulation sends: each journey as the messages its parties send, in simulated time,
+with faults injected into some (gateway.simulate.faults), each step saying what the gateway must
+make of it.
 
 A step is an *intent* (a canonical event, the identities it names, a few fields); which dialect
-carries it is the wire's business (gateway.simulate.wire), so the plan does not change when a
-boundary moves to another dialect.
+carries it is the wire's business (gateway.simulate.wire and .dialects), so the plan does not
+change when a boundary moves to another dialect.
 """
 
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from enum import StrEnum
 from typing import Any
 
+from gateway.simulate.faults import inject
 from gateway.simulate.identities import Identities, identities
-
-H = timedelta(hours=1)
-D = timedelta(days=1)
-M = timedelta(minutes=1)
-
-
-class Boundary(StrEnum):
-    """Where a message crosses into the gateway: who sends it, over what."""
-
-    site_hl7 = "site.hl7"  # HL7 v2 over MLLP
-    site_http = "site.http"  # the site's JSON over HTTP
-    courier = "courier.http"
-    mes = "mes.http"
-
-
-class Expect(StrEnum):
-    applied = "applied"
-    quarantined = "quarantined"
-    refused = "refused"  # an error answer (4xx, AE/AR): nothing applied
-    ignored = "ignored"  # acknowledged, not ours
-    replayed = "replayed"  # the first answer again: nothing changed
-
-
-class Fault(StrEnum):
-    duplicate = "duplicate"  # the same message sent again
-    out_of_order = "out_of_order"  # a step sent before the one it depends on, then again in order
-    swap_din = "swap_din"  # another patient's bag DIN scanned at receipt
-    swap_mrn = "swap_mrn"  # another patient's MRN on this order's update
-    swap_tracking = "swap_tracking"  # another shipment's tracking number on this order's scan
-    malformed = "malformed"  # bytes no dialect can read
-    excursion = "excursion"  # readings out of the class's range on the inbound leg
-
+from gateway.simulate.model import ALL_FAULTS, Boundary, D, Expect, Fault, H, Journey, M, Parties, Step
 
 # the release tests a manufacturer reports (the demo products' lists, and identity for the others)
 QC_TESTS = ("sterility", "mycoplasma", "endotoxin", "viability", "identity", "car_expression", "potency")
 EARLIER = timedelta(days=4)  # a swap borrows from a journey at least this far ahead
-SWAPS = frozenset({Fault.swap_din, Fault.swap_mrn, Fault.swap_tracking})
-ALL_FAULTS = tuple(Fault)
-
-
-@dataclass(frozen=True)
-class Parties:
-    site: str
-    courier: str
-    manufacturer: str
-    product: str  # the ISBT 128 product code (which manufacturer makes it is the gateway's data)
-
-
-@dataclass
-class Step:
-    journey: int
-    at: timedelta  # simulated time from the journey's start
-    boundary: Boundary
-    sender: str
-    event: str  # the canonical event it means ("adt.noise", "malformed" for the others)
-    ids: Identities
-    data: dict[str, Any] = field(default_factory=dict)
-    fault: Fault | None = None
-    expect: Expect = Expect.applied
-    key: str = ""  # the message id; set by the plan
-    said_at: timedelta | None = None  # when the message says it happened, if not when it is sent
-
-    @property
-    def clean(self) -> bool:
-        return self.fault is None
-
-    @property
-    def stamp(self) -> timedelta:
-        return self.at if self.said_at is None else self.said_at
-
-
-@dataclass
-class Journey:
-    n: int
-    ids: Identities
-    parties: Parties
-    start: datetime  # simulated
-    steps: list[Step] = field(default_factory=list)
-    faults: list[Fault] = field(default_factory=list)
 
 
 def _readings(
@@ -241,73 +167,6 @@ def journey(
     for i, step in enumerate(steps):
         step.key = f"SIM{run:02d}-{n:06d}-{i:03d}"
     return Journey(n, ids, parties, start, steps)
-
-
-def inject(j: Journey, fault: Fault, other: Journey, rng: random.Random) -> None:
-    """Add `fault` to journey `j` (`other`: a journey whose identifiers a swap borrows). Each
-    injected message is an extra one: the clean journey still runs to the end."""
-    steps = j.steps
-    tag = f"{len(j.faults):02d}"
-
-    def at(event: str, leg: str | None = None) -> Step:
-        return next(s for s in steps if s.event == event and (leg is None or s.data.get("leg") == leg))
-
-    def extra(base: Step, ids: Identities, expect: Expect, after: bool = True, **data: Any) -> None:
-        index = steps.index(base)
-        step = replace(
-            base,
-            ids=ids,
-            data={**base.data, **data},
-            fault=fault,
-            expect=expect,
-            key=f"{base.key}-F{tag}",
-            at=base.at + (M if after else -M),
-        )
-        steps.insert(index + (1 if after else 0), step)
-
-    if fault is Fault.duplicate:
-        base = rng.choice(
-            [s for s in steps if s.boundary is not Boundary.site_hl7 and s.event != "shipment.declared"]
-        )
-        index = steps.index(base)
-        again = replace(base, fault=fault, expect=Expect.replayed, at=base.at + M, said_at=base.stamp)
-        steps.insert(index + 1, again)  # the very same message: the same bytes
-    elif fault is Fault.out_of_order:
-        base = at("manufacturing.started")
-        early = replace(
-            base,
-            fault=fault,
-            expect=Expect.refused,
-            at=at("shipment.picked_up", "inbound").at + M,
-            said_at=base.at,
-        )
-        steps.insert(steps.index(at("shipment.picked_up", "inbound")) + 1, early)
-    elif fault is Fault.swap_din:
-        base = at("manufacturing.material_received")
-        extra(
-            base,
-            replace(j.ids, din=other.ids.din, din_check=other.ids.din_check),
-            Expect.quarantined,
-            after=False,
-        )
-    elif fault is Fault.swap_mrn:
-        base = at("collection.scheduled")
-        extra(base, replace(j.ids, mrn=other.ids.mrn), Expect.quarantined)
-    elif fault is Fault.swap_tracking:
-        base = at("shipment.delivered", "inbound")
-        extra(
-            base, replace(j.ids, inbound_tracking=other.ids.inbound_tracking), Expect.quarantined, after=False
-        )
-    elif fault is Fault.malformed:
-        base = rng.choice([s for s in steps[1:] if s.boundary is not Boundary.site_hl7])
-        extra(base, j.ids, Expect.refused)
-        steps[steps.index(base) + 1].event = "malformed"
-    elif fault is Fault.excursion:
-        first = next(s for s in steps if s.event == "shipment.readings_reported")
-        hot = [{**r, "temperature_c": round(rng.uniform(11.0, 14.0), 2)} for r in first.data["readings"]]
-        first.data = {**first.data, "readings": hot}
-        first.fault = fault  # applied as usual; the gateway must publish an excursion
-    j.faults.append(fault)
 
 
 def plan(

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
 
-from gateway.simulate.plan import Boundary, Expect, Journey, Step
+from gateway.simulate.model import Boundary, Expect, Journey, Step
 from gateway.simulate.senders import Answer, Senders
 from gateway.simulate.wire import Encoder
 

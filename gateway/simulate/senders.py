@@ -12,8 +12,7 @@ from dataclasses import dataclass
 import httpx
 import orjson
 
-from gateway.simulate.plan import Boundary, Step
-from gateway.simulate.wire import Wire
+from gateway.simulate.model import Boundary, Step, Wire
 
 START, END = b"\x0b", b"\x1c\x0d"
 Connection = tuple[asyncio.StreamReader, asyncio.StreamWriter]

@@ -9,7 +9,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from gateway.simulate.config import Cast
-from gateway.simulate.plan import ALL_FAULTS, Fault, plan
+from gateway.simulate.model import ALL_FAULTS, Fault
+from gateway.simulate.plan import plan
 from gateway.simulate.run import run
 from gateway.simulate.senders import Senders
 from gateway.simulate.verdict import Report, fetch_orders, judge

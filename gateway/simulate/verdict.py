@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 
-from gateway.simulate.plan import SWAPS, Expect, Fault, Journey, Step
+from gateway.simulate.model import SWAPS, Expect, Fault, Journey, Step
 from gateway.simulate.senders import Answer
 
 # The answer each expectation admits. HL7's AA says "accepted" for applied and ignored alike.

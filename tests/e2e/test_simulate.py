@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from gateway.simulate.config import cast
-from gateway.simulate.plan import ALL_FAULTS
+from gateway.simulate.model import ALL_FAULTS
 from gateway.simulate.session import Options, simulate
 from tests.support.faults import Gateway
 from tests.support.private_broker import free_port

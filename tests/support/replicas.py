@@ -19,7 +19,7 @@ import aio_pika
 
 from gateway.bus.topology import declare_consumer_queue
 from gateway.simulate.config import Cast
-from gateway.simulate.plan import ALL_FAULTS
+from gateway.simulate.model import ALL_FAULTS
 from gateway.simulate.session import Options, simulate
 from gateway.simulate.verdict import Report
 from tests.support.faults import Gateway, settle

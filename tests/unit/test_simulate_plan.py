@@ -9,7 +9,8 @@ from datetime import UTC, datetime, timedelta
 from gateway.canonical.ids import mod37_2_check, validate_coi, validate_din
 from gateway.simulate.config import cast
 from gateway.simulate.identities import gs1_check_digit, identities
-from gateway.simulate.plan import ALL_FAULTS, QC_TESTS, SWAPS, Expect, Fault, plan
+from gateway.simulate.model import ALL_FAULTS, SWAPS, Expect, Fault
+from gateway.simulate.plan import QC_TESTS, plan
 from gateway.simulate.senders import read_ack
 
 START = datetime(2027, 1, 4, 8, tzinfo=UTC)
