@@ -171,9 +171,15 @@ def judge(
     return r
 
 
+def resent_and_answered(a: Answer) -> bool:
+    """A message sent again after its answer was lost (a replica killed mid-request) gets the
+    first answer again: it was applied once, by the attempt that got no answer."""
+    return a.step.expect is Expect.applied and a.got == "replayed" and a.attempts > 1
+
+
 def _count(r: Report, a: Answer) -> None:
     step: Step = a.step
-    fine = a.got in ADMITS[step.expect]
+    fine = a.got in ADMITS[step.expect] or resent_and_answered(a)
     if step.fault is not None:
         r.faults[step.fault.value] = r.faults.get(step.fault.value, 0) + 1
         if fine:
@@ -198,7 +204,8 @@ def _lost(answers: list[Answer], timeline: list[dict[str, Any]]) -> int:
     have = Counter(str(e.get("type", "")).removeprefix("org.cgt.") for e in timeline)
     want: Counter[str] = Counter()
     for a in answers:
-        if a.got != "applied" and not (a.got == "accepted" and a.step.expect is Expect.applied):
+        took = a.got == "applied" or (a.got == "accepted" and a.step.expect is Expect.applied)
+        if not (took or resent_and_answered(a)):
             continue
         event = ON_TIMELINE.get(a.step.event, a.step.event)
         if event is not None and a.step.expect is not Expect.replayed:

@@ -86,3 +86,16 @@ def test_a_duplicate_is_the_very_same_message_whatever_the_boundary() -> None:
             encoder.encode(copy, j.start, j.parties.product).body
             == encoder.encode(first, j.start, j.parties.product).body
         )
+
+
+def test_a_message_sent_again_after_a_lost_answer_may_get_the_first_answer_again() -> None:
+    from gateway.simulate.senders import Answer
+    from gateway.simulate.verdict import judge
+
+    (j,) = plan(1, cast(1, 1, 1).parties, seed=1, run=0, start=START, spread=timedelta(0), fault_rate=0)
+    step = next(s for s in j.steps if s.event == "manufacturing.qc_result")
+    timeline = {"order": {"status": "ordered"}, "timeline": [{"type": f"org.cgt.{step.event}"}]}
+    resent = judge([j], [Answer(step, "replayed", 0.01, attempts=2)], {j.ids.coi: timeline}, 1.0, 1)
+    assert resent.unexpected == 0 and resent.acked_lost == 0
+    first_try = judge([j], [Answer(step, "replayed", 0.01, attempts=1)], {j.ids.coi: timeline}, 1.0, 0)
+    assert first_try.unexpected == 1  # a first attempt answered as a repeat is not what was sent
