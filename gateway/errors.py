@@ -200,6 +200,12 @@ class NotAuthenticated(GatewayError):
     http_status = 401
 
 
+class Replayed(NotAuthenticated):
+    """A signed attempt taken before, while its signature is still fresh: a copy, not a resend."""
+
+    public_message = "this signed request was received before"
+
+
 class NotPermitted(GatewayError):
     public_message = "the partner may not act on this resource"
     http_status = 403

@@ -24,6 +24,7 @@ from gateway.canonical.envelope import CloudEvent
 from gateway.canonical.ids import ExternalRef
 from gateway.canonical.lifecycle import OrderStatus
 from gateway.canonical.order import TherapyOrder
+from gateway.claims import Claim
 from gateway.errors import GatewayError
 from gateway.outcome import Outcome
 from gateway.partners import Partner, Partners
@@ -54,11 +55,13 @@ class Door(Protocol):
         received_at: datetime | None = None,
         request: object | None = None,
         decoded: Decoded | None = None,
+        claim: Claim | None = None,
     ) -> tuple[Outcome, bytes | None]:
         """The message's outcome and the adapter's answer, once it is committed. `request`: the
         transport's view of the message, handed to `decode` as `InboundContext.request`.
         `decoded`: the adapter's decode of `raw` done beforehand (off the event loop, for a large
-        message)."""
+        message). `claim`: the signed attempt it came in, taken in the message's transaction;
+        raises Replayed (nothing stored) when that attempt was taken before."""
         ...
 
     async def keep_unattributed(
@@ -212,9 +215,9 @@ class Refusals(Protocol):
 class Replays(Protocol):
     """A memory of what was seen, shared by every replica (signed webhooks' replay refusal)."""
 
-    async def first_use(self, scope: str, key: str, expires_at: datetime) -> bool:
-        """True the first time `key` is seen in `scope`; False while an earlier sighting is kept
-        (until `expires_at`)."""
+    async def take(self, claim: Claim) -> bool:
+        """True the first time the attempt is seen; False while an earlier sighting is kept (until
+        its `expires_at`)."""
         ...
 
 

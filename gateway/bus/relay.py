@@ -142,7 +142,9 @@ class OutboxRelay:
     async def run_once(self) -> int:
         """Publish one claimed batch and mark it; returns how many the broker confirmed."""
         await self.broker.connect()  # also when idle, so that /health tells the truth
-        batch, self._ahead = self._ahead or (await self.claim() if await self.waiting() else []), []
+        # Woken by a commit: events wait, claim at once. Polled: look first, without the write lock.
+        due = self._wake.is_set() or await self.waiting()
+        batch, self._ahead = self._ahead or (await self.claim() if due else []), []
         if not batch:
             return 0
         try:

@@ -4,8 +4,9 @@ signature schemes (gateway.sdk.signatures).
 A route may take several schemes (`WebhookRoute(path, StandardWebhooks(), EASYPOST, ApiKey())`):
 each partner is verified with the first of them it has credentials for, so that couriers on one
 dialect's path may each authenticate their own way. A scheme that signs a timestamp names what a
-replay would repeat: the route takes each such attempt once, across replicas (the Replays port),
-for as long as it is fresh.
+replay would repeat: the route takes each such attempt once, across replicas, for as long as it is
+fresh, in the message's own transaction (the door's `claim`), so that a webhook costs one commit
+and a failed transaction takes nothing.
 
 A dialect with HTTP conventions of its own (EPCIS capture: 202 and a Location, its own problem
 types, request headers that change what the body means) gives the route three optional hooks:
@@ -24,8 +25,9 @@ from typing import TYPE_CHECKING
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
+from gateway.claims import Claim
 from gateway.entrypoints.problems import PROBLEM, problem
-from gateway.errors import ConfigError, NotAuthenticated
+from gateway.errors import ConfigError, NotAuthenticated, Replayed
 from gateway.http_body import bounded_body, refuse
 from gateway.outcome import Outcome
 from gateway.partners import Partner
@@ -107,21 +109,26 @@ async def authenticate(
     raw request kept within its hourly cap (the Refusals port; `keep_refused=False` for a request
     that carries nothing of the partner's, such as a signed GET)."""
     runtime: Runtime = request.app.state.gateway
+    sender, claim = await _verified(request, adapter, route, raw, keep_refused)
+    if claim is not None and not await runtime.replays.take(claim):
+        replayed = Replayed(detail=f"{sender.id}: replay")
+        raise await _refusal(request, adapter, route, raw, sender, "replayed", replayed, keep_refused)
+    return sender
+
+
+async def _verified(
+    request: Request, adapter: Adapter, route: WebhookRoute, raw: bytes, keep_refused: bool
+) -> tuple[Partner, Claim | None]:
+    """The partner named in the path, once one of the route's schemes verifies `raw`, and the
+    attempt to take once (None: the scheme signs nothing that ages). The replay check is the
+    caller's: in the message's own transaction (the door), or on its own (`authenticate`)."""
+    runtime: Runtime = request.app.state.gateway
     partner = request.path_params.get("partner", "")
     try:
         sender = runtime.partners.get(partner)
     except NotAuthenticated as exc:  # an unknown partner: counted, nothing of it kept
         refuse(request, "not_authenticated", exc.detail)
         raise
-
-    async def refused(reason: str, exc: NotAuthenticated) -> NotAuthenticated:
-        if keep_refused:
-            content_type = request.headers.get("content-type")
-            detail = f"{reason}: {exc.detail}"
-            await runtime.refusals.keep(sender.id, adapter.name, route.transport, raw, content_type, detail)
-        refuse(request, reason, exc.detail)
-        return exc
-
     chosen = route.scheme_for(runtime, sender)
     if (
         chosen is None
@@ -130,20 +137,39 @@ async def authenticate(
     ):
         names = ", ".join(s.name for s in route.schemes)
         unknown = NotAuthenticated(detail=f"{partner} does not authenticate {route.path} with {names}")
-        raise await refused("not_authenticated", unknown)
+        raise await _refusal(request, adapter, route, raw, sender, "not_authenticated", unknown, keep_refused)
     scheme, secrets = chosen
     try:
         verified = scheme.verify(request.headers, raw, secrets, time.time())
     except NotAuthenticated as exc:
-        raise await refused("bad_signature", exc) from None
-    if verified.replay_key is not None:
-        until = datetime.fromtimestamp(verified.fresh_until or time.time() + TOLERANCE_S, UTC)
-        if not await runtime.replays.first_use(f"webhook:{sender.id}", verified.replay_key, until):
-            replayed = NotAuthenticated(
-                "this signed request was received before", detail=f"{sender.id}: replay"
-            )
-            raise await refused("replayed", replayed)
-    return sender
+        raise await _refusal(
+            request, adapter, route, raw, sender, "bad_signature", exc, keep_refused
+        ) from None
+    if verified.replay_key is None:
+        return sender, None
+    until = datetime.fromtimestamp(verified.fresh_until or time.time() + TOLERANCE_S, UTC)
+    return sender, Claim.of(f"webhook:{sender.id}", verified.replay_key, until)
+
+
+async def _refusal(
+    request: Request,
+    adapter: Adapter,
+    route: WebhookRoute,
+    raw: bytes,
+    sender: Partner,
+    reason: str,
+    exc: NotAuthenticated,
+    keep: bool,
+) -> NotAuthenticated:
+    """`exc`, once the refusal is counted by `reason` and, with `keep`, the raw request of a known
+    partner kept within its hourly cap."""
+    if keep:
+        runtime: Runtime = request.app.state.gateway
+        content_type = request.headers.get("content-type")
+        detail = f"{reason}: {exc.detail}"
+        await runtime.refusals.keep(sender.id, adapter.name, route.transport, raw, content_type, detail)
+    refuse(request, reason, exc.detail)
+    return exc
 
 
 def _receiver(adapter: Adapter, route: WebhookRoute) -> Callable[[Request, str], Awaitable[Response]]:
@@ -151,17 +177,23 @@ def _receiver(adapter: Adapter, route: WebhookRoute) -> Callable[[Request, str],
         runtime: Runtime = request.app.state.gateway
         raw = await bounded_body(request, runtime.settings.max_body_bytes)
         try:
-            sender = await authenticate(request, adapter, route, raw)
+            sender, claim = await _verified(request, adapter, route, raw, True)
         except NotAuthenticated as exc:
             return _refused(exc, route)
-        outcome, rendered = await runtime.door.accept(
-            adapter,
-            sender,
-            raw,
-            transport=route.transport,
-            content_type=request.headers.get("content-type"),
-            request=route.request_view(request) if route.request_view else None,
-        )
+        try:  # the attempt is taken in the message's own transaction: one commit a webhook
+            outcome, rendered = await runtime.door.accept(
+                adapter,
+                sender,
+                raw,
+                transport=route.transport,
+                content_type=request.headers.get("content-type"),
+                request=route.request_view(request) if route.request_view else None,
+                claim=claim,
+            )
+        except Replayed as exc:
+            return _refused(
+                await _refusal(request, adapter, route, raw, sender, "replayed", exc, True), route
+            )
         if route.respond is not None:
             return route.respond(outcome, rendered)
         media = adapter.content_type if outcome.status in ("applied", "ignored") else PROBLEM

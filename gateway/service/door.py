@@ -7,6 +7,7 @@ from datetime import datetime
 
 from gateway.adapter_contract import Adapter, Decoded
 from gateway.canonical.envelope import utcnow
+from gateway.claims import Claim
 from gateway.errors import GatewayError
 from gateway.outcome import Outcome
 from gateway.partners import Partner
@@ -33,6 +34,7 @@ class IntakeDoor:
         received_at: datetime | None = None,
         request: object | None = None,
         decoded: Decoded | None = None,
+        claim: Claim | None = None,
     ) -> tuple[Outcome, bytes | None]:
         return await accept(
             self.intake,
@@ -44,6 +46,7 @@ class IntakeDoor:
             received_at=received_at,
             request=request,
             decoded=decoded,
+            claim=claim,
         )
 
     async def keep_unattributed(

@@ -14,7 +14,8 @@ from gateway import metrics
 from gateway.adapter_contract import Adapter, Decoded, InboundContext
 from gateway.canonical.command import Command
 from gateway.canonical.envelope import utcnow
-from gateway.errors import GatewayError, NotOurs
+from gateway.claims import Claim
+from gateway.errors import GatewayError, NotOurs, Replayed
 from gateway.outcome import Outcome
 from gateway.partners import Partner
 from gateway.service.intake import Decode, Intake, failed_decode, mapping_failure
@@ -33,16 +34,20 @@ async def accept(
     request: object | None = None,
     decoded: Decoded | None = None,
     reprocessing: Reprocessing | None = None,
+    claim: Claim | None = None,
 ) -> tuple[Outcome, bytes | None]:
     """The message's outcome and the adapter's rendered answer, after the commit. `decoded`: the
     adapter's own decode of `raw`, done beforehand. `reprocessing`: a stored message run again
-    (gateway.service.reprocess), under its own idempotency key rather than the sender's."""
+    (gateway.service.reprocess), under its own idempotency key rather than the sender's.
+    `claim`: the signed attempt it came in, taken with it; Replayed when it was taken before."""
     started = time.perf_counter()
     ctx = InboundContext(partner, transport, received_at or utcnow(), request)
     if decoded is None:
         decoded = decode_message(adapter, raw, ctx, intake.log_phi)
     render = partial(_answer, adapter, decoded=decoded)
     if isinstance(decoded.error, NotOurs):
+        if claim is not None and not await intake.take(claim):
+            raise Replayed(detail=f"{partner.id}: replay")
         return ignored(adapter.name, partner, decoded.error, started, render)
     message_id, fingerprint = decoded.message_id, decoded.fingerprint
     if reprocessing:
@@ -59,6 +64,7 @@ async def accept(
         raw=raw,
         fingerprint=fingerprint,
         reprocessing=reprocessing,
+        claim=claim,
     )
     outcome, rendered = await intake.receive(record, decode, render)
     if outcome.status == "ignored":

@@ -21,14 +21,16 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway import audit
 from gateway.canonical.envelope import utcnow
+from gateway.claims import Claim
 from gateway.coldchain.classes import ColdChain, default_cold_chain
+from gateway.errors import Replayed
 from gateway.identity.authorise import Authority
 from gateway.service.decoding import Decode, Render, failed_decode, mapping_failure
 from gateway.service.mes_rules import ManufacturingRules, configured_rules
 from gateway.service.ports import Transactions
 from gateway.service.recent import RecentFailures
 from gateway.service.retries import alone
-from gateway.service.transaction import Answered, Job, Rules, run_batch
+from gateway.service.transaction import REPLAYED, Answered, Job, Rules, run_batch
 from gateway.store.records import InboundRecord
 from gateway.store.unit_of_work import SqlTransactions
 
@@ -83,11 +85,19 @@ class Intake:
             task.add_done_callback(self._flushers.discard)
         try:
             result = await job.future
+        except Replayed:
+            raise  # the sender's copy, refused: not a failure of the gateway's
         except Exception:
             self.recent.record(failed=True)
             raise
         self.recent.record(failed=result[0].error == "InternalError")
         return result
+
+    async def take(self, claim: Claim) -> bool:
+        """Take a signed attempt in a transaction of its own, for a message that stores nothing
+        else (traffic that is not the gateway's): False while an earlier sighting lives."""
+        now = self.rules.clock()
+        return await self.transactions.run(lambda uow: uow.take(claim, now))
 
     async def _flush(self) -> None:
         try:
@@ -121,5 +131,9 @@ class Intake:
             results = [await alone(self.transactions, batch[0], self.rules)]
         self.on_commit()
         for job, result in zip(batch, results, strict=True):
-            if not job.future.done():
+            if job.future.done():
+                continue
+            if result[0] is REPLAYED:
+                job.future.set_exception(Replayed(detail=f"{job.record.partner}: replay"))
+            else:
                 job.future.set_result(result)

@@ -21,6 +21,7 @@ from gateway.audit import AuditEntry
 from gateway.canonical.envelope import CloudEvent
 from gateway.canonical.ids import ExternalRef
 from gateway.canonical.order import PatientIdentity, TherapyOrder
+from gateway.claims import Claim
 from gateway.identity import Binding
 from gateway.store.records import InboundRecord, StoredAnswer
 
@@ -126,6 +127,10 @@ class UnitOfWork(Protocol):
 
     def settle_delivery(self, consumer: str, event_id: str, at: datetime) -> None:
         """Record the event as settled by an outbound `consumer` (again: no error)."""
+        ...
+
+    def take(self, claim: Claim, now: datetime) -> bool:
+        """Take a signed attempt in this transaction: False while an earlier sighting lives."""
         ...
 
 

@@ -29,6 +29,9 @@ from gateway.service.quarantine import Result, quarantine
 from gateway.store.records import InboundRecord
 
 Answered = tuple[Outcome, bytes | None]
+# What run_batch answers for a message whose signed attempt was taken before (nothing of it is
+# stored): the intake raises Replayed to its sender instead.
+REPLAYED = Outcome(status="rejected", inbound_id=None, partner="", error="Replayed", http_status=401)
 
 
 @dataclass
@@ -61,6 +64,9 @@ def run_batch(uow: UnitOfWork, batch: list[Job], rules: Rules) -> list[Answered]
     results: list[Answered] = []
     for job in batch:
         record = job.record
+        if record.claim is not None and not uow.take(record.claim, now):
+            results.append((REPLAYED, None))  # before its id is looked at: a copy, not a resend
+            continue
         first = answers.first(record)
         if first is not None and (again := repeat(record, first)) is not None:
             results.append(again)

@@ -18,7 +18,9 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.canonical.envelope import CloudEvent
+from gateway.claims import Claim
 from gateway.errors import ConcurrentChange, TransientError
+from gateway.store import replays
 from gateway.store.appends import PendingWrites
 from gateway.store.coldchain import SqlColdChain
 from gateway.store.db import Writer, writer_for
@@ -83,6 +85,9 @@ class SqlUnitOfWork(Repository):
             self.conn.execute(
                 insert(consumed_events).values(consumer=consumer, event_id=event_id, consumed_at=at)
             )
+
+    def take(self, claim: Claim, now: datetime) -> bool:
+        return replays.take(self.conn, claim, now)
 
     def finish(self) -> None:
         """Write what is still pending, the appends, then the audit records (which lock the

@@ -234,6 +234,13 @@ async def test_a_replayed_attempt_is_refused_and_either_live_secret_admits(
     )  # that very attempt
     assert replayed.status_code == 401
     assert await stored(settings) == kept
+    # traffic that is not the order's business is refused as a replay too, though it stores nothing
+    label = fixture("ups", "alert_label_created.json")
+    headers = standard_signed(label, "msg_label")
+    first = await http.post("/couriers/test-ups/tracking", content=label, headers=headers)
+    again = await http.post("/couriers/test-ups/tracking", content=label, headers=headers)
+    assert (first.status_code, again.status_code) == (200, 401)
+    assert again.json()["detail"] == "this signed request was received before"
 
 
 # EasyPost's published vector (EasyPost/examples, official/fixtures: client-library-fixtures.json

@@ -17,6 +17,7 @@ from gateway.audit import AuditEntry
 from gateway.canonical.envelope import CloudEvent
 from gateway.canonical.ids import ExternalRef, IdentifierScope
 from gateway.canonical.order import PatientIdentity, TherapyOrder
+from gateway.claims import Claim
 from gateway.errors import ConcurrentChange, GatewayError
 from gateway.identity import Binding
 from gateway.store.records import InboundRecord, StoredAnswer
@@ -41,6 +42,7 @@ class State:
     readings: dict[tuple[str, str, str], dict[str, Any]] = field(default_factory=dict)
     cold_states: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     clocks: dict[tuple[str, str, str], dict[str, Any]] = field(default_factory=dict)
+    claims: dict[tuple[str, str], datetime] = field(default_factory=dict)  # replay memory
 
     def copy(self) -> State:
         return replace(self, **{name: type(value)(value) for name, value in vars(self).items()})
@@ -197,6 +199,13 @@ class FakeUnitOfWork:
 
     def settle_delivery(self, consumer: str, event_id: str, at: datetime) -> None:
         self.state.settled.add((consumer, event_id))
+
+    def take(self, claim: Claim, now: datetime) -> bool:
+        key = (claim.scope, claim.key)
+        if key in self.state.claims and self.state.claims[key] >= now:
+            return False
+        self.state.claims[key] = claim.expires_at
+        return True
 
 
 class FakeTransactions:

@@ -6,13 +6,15 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import orjson
 import pytest
 
 from gateway.canonical.command import Command, fingerprint
-from gateway.errors import ConcurrentChange, NotOurs, TransientError
+from gateway.claims import Claim
+from gateway.errors import ConcurrentChange, NotOurs, Replayed, TransientError
 from gateway.outcome import Outcome
 from gateway.service.decoding import Decode
 from gateway.service.handlers import advance_order, handler_for, merge_patients, place_order, update_patient
@@ -226,6 +228,34 @@ async def test_a_transient_store_error_reaches_the_sender_at_once() -> None:
         await send(service(store), place(1))
     assert store.runs == 1 and store.committed.inbound == []
     assert (await send(service(store), place(1))).status == "applied"
+
+
+async def test_a_signed_attempt_is_taken_with_its_message_once() -> None:
+    store = FakeTransactions()
+    gate = service(store)
+    claim = Claim.of("webhook:demo-hospital", "msg_1.1800000000", datetime(2026, 11, 30, 9, 5, tzinfo=UTC))
+    rec = replace(record(place(1), message_id="msg_1"), claim=claim)
+    first, _ = await gate.receive(rec, lambda: [place(1)], render)
+    assert first.status == "applied" and store.commits == 1
+    with pytest.raises(Replayed):  # a copy of the same attempt: refused, nothing stored
+        await gate.receive(rec, lambda: [place(1)], render)
+    assert len(store.committed.inbound) == 1 and gate.recent.summary()["failed"] == 0
+    # the same message sent again in a new attempt (a new signature): the first answer again
+    again = replace(rec, claim=Claim.of("webhook:demo-hospital", "msg_1.1800000060", claim.expires_at))
+    repeat, _ = await gate.receive(again, lambda: [place(1)], render)
+    assert repeat.duplicate and repeat.inbound_id == first.inbound_id
+
+
+async def test_an_attempt_whose_transaction_failed_is_not_taken() -> None:
+    store = FakeTransactions()
+    store.fail = [TransientError(detail="database: OperationalError")]
+    gate = service(store)
+    claim = Claim.of("webhook:demo-hospital", "msg_1.1800000000", datetime(2026, 11, 30, 9, 5, tzinfo=UTC))
+    rec = replace(record(place(1)), claim=claim)
+    with pytest.raises(TransientError):
+        await gate.receive(rec, lambda: [place(1)], render)
+    outcome, _ = await gate.receive(rec, lambda: [place(1)], render)  # the sender's retry, as sent
+    assert outcome.status == "applied"
 
 
 async def test_traffic_found_not_ours_while_mapping_is_answered_and_not_stored() -> None:
