@@ -24,6 +24,7 @@ from typing import Any, Literal, Protocol, runtime_checkable
 from fastapi import APIRouter
 
 from gateway.canonical.command import Command
+from gateway.canonical.ids import ExternalRef
 from gateway.errors import GatewayError
 from gateway.outcome import Outcome
 from gateway.partners import Partner, Partners
@@ -49,13 +50,17 @@ class Decoded:
     without what does not change its meaning in the dialect (framing, line ends, key order...);
     a message under a used id is a repeat when its fingerprint equals the first's, and refused
     otherwise (None: the raw bytes are the fingerprint). `content`: whatever the adapter needs
-    to answer (a header, the parsed document)."""
+    to answer (a header, the parsed document). `ours_if_known`: when given, the message is the
+    gateway's business only if one of these identifiers is bound (a carrier's event about a parcel
+    no shipment was declared for): otherwise it is answered as not ours (reason
+    `unknown_identifier`), stored nowhere and counted, as an ADT of a patient nobody ordered for."""
 
     message_id: str | None = None
     commands: tuple[Command, ...] = ()
     error: GatewayError | None = None
     fingerprint: bytes | None = None
     content: Any = None
+    ours_if_known: tuple[ExternalRef, ...] = ()
 
 
 @dataclass(frozen=True)

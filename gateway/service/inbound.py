@@ -66,7 +66,7 @@ async def accept(
         reprocessing=reprocessing,
         claim=claim,
     )
-    outcome, rendered = await intake.receive(record, decode, render)
+    outcome, rendered = await intake.receive(record, decode, render, ours_if_known=decoded.ours_if_known)
     if outcome.status == "ignored":
         metrics.IGNORED.labels(partner.id, adapter.name, outcome.code or "unknown").inc()
     metrics.INBOUND.labels(partner.id, adapter.name, outcome.status).inc()

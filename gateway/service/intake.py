@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway import audit
 from gateway.canonical.envelope import utcnow
+from gateway.canonical.ids import ExternalRef
 from gateway.claims import Claim
 from gateway.coldchain.classes import ColdChain, default_cold_chain
 from gateway.errors import Replayed
@@ -74,9 +75,17 @@ class Intake:
         self._flushers: set[asyncio.Task[None]] = set()
         self.recent = RecentFailures()  # messages it could not commit, or failed on, for /health
 
-    async def receive(self, record: InboundRecord, decode: Decode, render: Render | None = None) -> Answered:
-        """Process one message; returns, after its commit, its outcome and the rendered answer."""
-        job = Job(record, decode, render, asyncio.get_running_loop().create_future())
+    async def receive(
+        self,
+        record: InboundRecord,
+        decode: Decode,
+        render: Render | None = None,
+        *,
+        ours_if_known: tuple[ExternalRef, ...] = (),
+    ) -> Answered:
+        """Process one message; returns, after its commit, its outcome and the rendered answer.
+        `ours_if_known`: the message is ignored unless one of these is bound."""
+        job = Job(record, decode, render, asyncio.get_running_loop().create_future(), ours_if_known)
         self._queue.append(job)
         if self._flushing < self.transactions.concurrency:
             self._flushing += 1

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from gateway.canonical.command import Command
+from gateway.canonical.ids import ExternalRef
 from gateway.coldchain.classes import ColdChain, default_cold_chain
 from gateway.errors import GatewayError, IdentityProblem, NotOurs, TransientError
 from gateway.identity.authorise import Authority
@@ -40,6 +41,7 @@ class Job:
     decode: Decode
     render: Render | None
     future: asyncio.Future[Answered]
+    ours_if_known: tuple[ExternalRef, ...] = ()  # see gateway.adapter_contract.Decoded
 
 
 @dataclass(frozen=True)
@@ -71,6 +73,10 @@ def run_batch(uow: UnitOfWork, batch: list[Job], rules: Rules) -> list[Answered]
         if first is not None and (again := repeat(record, first)) is not None:
             results.append(again)
             continue
+        if job.ours_if_known and not uow.bindings(job.ours_if_known):
+            commands[id(job)] = NotOurs(
+                "unknown_identifier", detail="no identifier the message names is bound"
+            )
         if isinstance(nothing := commands[id(job)], NotOurs):
             # Found out only while mapping: still nothing of it is stored, nor its answer.
             outcome = _ignored(record, nothing)
@@ -110,7 +116,7 @@ def _prepare(uow: UnitOfWork, batch: list[Job], rules: Rules) -> dict[int, list[
     every = [c for d in commands.values() if isinstance(d, list) for c in d]
     uow.load_batch(
         ((j.record.partner, j.record.message_id) for j in batch if j.record.message_id),
-        (r for c in every for r in c.refs),
+        [*(r for c in every for r in c.refs), *(r for j in batch for r in j.ours_if_known)],
         patients=any(map(wants_patients, every)),
     )
     return commands

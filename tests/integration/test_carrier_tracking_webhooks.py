@@ -133,14 +133,18 @@ async def test_an_unknown_status_code_is_kept_answered_and_counted_never_applied
 
 async def test_another_couriers_tracking_number_changes_nothing(http: httpx.AsyncClient) -> None:
     order_coi = await booked_order(http, "test-ups", UPS_TRACKING)
-    # test-aftership names a tracking number booked with test-ups: unknown in its namespace
+    # test-aftership names a tracking number booked with test-ups: unknown in its namespace, so a
+    # parcel of no declared shipment: not ours, acknowledged, stored nowhere, counted
+    labels = {"partner": "test-aftership", "adapter": "carrier-tracking", "reason": "unknown_identifier"}
+    before = counted("cgt_inbound_ignored_total", labels)
     update = orjson.loads(fixture("aftership", "delivered.json"))
     update["msg"]["tracking_number"] = UPS_TRACKING
     body = orjson.dumps(update)
     answer = await http.post(
         "/couriers/test-aftership/tracking", content=body, headers=standard_signed(body, "m1")
     )
-    assert answer.status_code == 202 and answer.json()["outcome"] == "quarantined"
+    assert answer.status_code == 200 and answer.json()["code"] == "unknown_identifier"
+    assert counted("cgt_inbound_ignored_total", labels) == before + 1
     assert (await order_of(http, order_coi))["order"]["status"] == "collected"
     # and naming that order by the COI on its label: not a party to it, refused
     update["msg"]["order_id"], update["event_id"] = order_coi, "evt-2"  # a new event: a new id
@@ -266,8 +270,8 @@ async def test_easypost_published_vector_verifies_through_the_vendor_route(http:
     body = (samples_dir() / "webhooks" / "easypost-event-body.json").read_bytes().removesuffix(b"\n")
     headers = {"X-Hmac-Signature": EASYPOST_VECTOR, "Content-Type": "application/json"}
     answer = await http.post("/couriers/test-easypost/tracking/vendor-hmac", content=body, headers=headers)
-    # authenticated, read (FedEx in transit), and held: no shipment has its tracking number here
-    assert answer.status_code == 202 and answer.json()["outcome"] == "quarantined", answer.text
+    # authenticated, read (FedEx in transit), and not ours: no shipment has its tracking number here
+    assert answer.status_code == 200 and answer.json()["code"] == "unknown_identifier", answer.text
     with_lf = await http.post(
         "/couriers/test-easypost/tracking/vendor-hmac", content=body + b"\n", headers=headers
     )

@@ -258,6 +258,22 @@ async def test_an_attempt_whose_transaction_failed_is_not_taken() -> None:
     assert outcome.status == "applied"
 
 
+async def test_a_message_about_nothing_bound_is_not_ours_when_its_adapter_says_so() -> None:
+    store = FakeTransactions()
+    gate = service(store)
+    await send(gate, place(1))
+    cancel = event("order.cancelled", placer("PO-000001"))
+    # a carrier's event about a parcel no shipment was declared for: ignored, stored nowhere
+    unknown = (placer("PO-999999"),)
+    rec = record(cancel, message_id="parcel-1")
+    outcome, _ = await gate.receive(rec, lambda: [cancel], render, ours_if_known=unknown)
+    assert outcome.status == "ignored" and outcome.code == "unknown_identifier"
+    assert len(store.committed.inbound) == 1 and ("demo-hospital", "parcel-1") not in store.committed.answers
+    # the same message once what it names is bound: applied
+    outcome, _ = await gate.receive(rec, lambda: [cancel], render, ours_if_known=(placer("PO-000001"),))
+    assert outcome.status == "applied"
+
+
 async def test_traffic_found_not_ours_while_mapping_is_answered_and_not_stored() -> None:
     store = FakeTransactions()
 

@@ -21,7 +21,7 @@ from pydantic import ValidationError
 
 from adapters.couriers.tracking.codes import CodeTable, load_tables
 from adapters.couriers.tracking.events import TrackEvent, malformed
-from adapters.couriers.tracking.mapping import UnknownStatusCode, command_for
+from adapters.couriers.tracking.mapping import UnknownStatusCode, command_for, tracking_namespace
 from adapters.couriers.tracking.profile import TrackingProfile
 from adapters.couriers.tracking.shapes import SHAPES
 from gateway.sdk import (
@@ -29,6 +29,7 @@ from gateway.sdk import (
     ConfigError,
     Decoded,
     Example,
+    ExternalRef,
     GatewayError,
     InboundContext,
     MalformedMessage,
@@ -111,11 +112,19 @@ class CarrierTracking:
     def decoded(
         self, message_id: str, event: TrackEvent, partner: Partner, profile: TrackingProfile
     ) -> Decoded:
+        # A parcel no shipment was declared for (an account-wide subscription sends every parcel's)
+        # is not the gateway's business, unless the event echoes a COI or DIN: reconciliation must
+        # see that one.
+        labelled = any(kind in profile.references for kind, _ in event.references)
+        parcel = ExternalRef(namespace=tracking_namespace(partner), value=event.tracking_number)
+        scope = () if labelled else (parcel,)
         try:
             command = command_for(event, self.tables[event.carrier], partner, profile)
         except GatewayError as exc:
-            return Decoded(message_id, error=exc, content=event)
-        return Decoded(message_id, (command,), fingerprint=fingerprint([command]), content=event)
+            return Decoded(message_id, error=exc, content=event, ours_if_known=scope)
+        return Decoded(
+            message_id, (command,), fingerprint=fingerprint([command]), content=event, ours_if_known=scope
+        )
 
     def answer(self, outcome: Outcome, decoded: Decoded | None) -> bytes:
         unknown = decoded.error if decoded is not None else None
