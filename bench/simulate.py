@@ -86,6 +86,7 @@ async def one(journeys: int, database: str, amqp_url: str, run: int, rate: float
             speed=0.0,
             progress=True,
             settle_seconds=0,
+            amqp=amqp_url,
         )
         began = time.monotonic()
         report = await simulate(options, cast(1, 1, 1))

@@ -33,12 +33,17 @@ def simulate(
         "http://127.0.0.1:8080", help="HTTP base URL; several: comma-separated (replicas)"
     ),
     mllp: str = typer.Option("127.0.0.1:2575", help="MLLP host:port; several: comma-separated (replicas)"),
+    amqp: str = typer.Option(
+        "amqp://guest:guest@127.0.0.1:5672/",
+        envvar="CGT_AMQP_URL",
+        help="the gateway's broker: half the journeys' MES events go to the manufacturer's queue ('none': all over HTTP)",
+    ),
     operator_key: str = typer.Option(
         "demo-operator-key", envvar="CGT_OPERATOR_KEY", help="to read orders back"
     ),
     report: Annotated[Path | None, typer.Option(help="write the report as JSON here")] = None,
 ) -> None:
-    """Run journeys from order to infusion through HL7 v2/MLLP and HTTP, inject faults, then
+    """Run journeys from order to infusion through HL7 v2/MLLP, HTTP and AMQP, inject faults, then
     print the journeys' outcome, throughput, latency by boundary and the mix-up audit."""
     if ctx.invoked_subcommand is not None:
         return
@@ -67,6 +72,7 @@ def simulate(
         fault_rate=fault_rate,
         faults=kinds,
         progress=True,
+        amqp=None if amqp == "none" else amqp,
     )
     result = asyncio.run(go(options, cast(sites, couriers, manufacturers)))
     for line in result.lines():

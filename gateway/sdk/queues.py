@@ -19,6 +19,13 @@ raises UnsupportedMessage, and the message is dead-lettered with that reason.
 
 A dead letter is a copy published (confirmed) to `cgt.dlx` before the original is acked: a reject
 cannot carry a reason, and a message must never be acked before its copy is safe.
+
+A sender that wants to know what became of each message, as an HTTP sender reads its answer, asks
+with RabbitMQ's direct reply-to: `reply_to` `amq.rabbitmq.reply-to` (consumed on the publishing
+channel) and a `correlation_id`. The gateway answers on it before it acks, with the same JSON the
+HTTP route answers (the outcome, or a problem carrying it; a repeat's answer carries the header
+`x-cgt-repeat: true`); a dead-lettered message is answered `rejected` with the reason. A `reply_to` naming anything else is not answered: the gateway never
+publishes into a queue a partner names.
 """
 
 from __future__ import annotations
@@ -29,6 +36,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import aio_pika
+import orjson
 from aio_pika.abc import (
     AbstractChannel,
     AbstractConnection,
@@ -41,6 +49,7 @@ from aiormq.exceptions import ChannelPreconditionFailed
 from gateway.bus.topology import DEAD_LETTERS, consumer_queue_arguments, declare_topology
 from gateway.errors import NotAuthenticated, TransientError, UnsupportedMessage
 from gateway.partners import Partner
+from gateway.sdk.answers import outcome_json
 
 if TYPE_CHECKING:
     from gateway.adapter_contract import Adapter
@@ -49,6 +58,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 PARTNER_HEADER = "partner"
+DIRECT_REPLY = "amq.rabbitmq.reply-to"
+REPEAT_HEADER = "x-cgt-repeat"
 REASON_HEADER = "x-cgt-reason"
 ERROR_HEADER = "x-cgt-error"
 
@@ -73,6 +84,7 @@ class InboundQueues:
     dead_lettered: int = 0
     _connection: AbstractConnection | None = field(default=None, repr=False)
     _dlx: AbstractExchange | None = field(default=None, repr=False)
+    _replies: AbstractExchange | None = field(default=None, repr=False)
 
     async def start(self) -> InboundQueues:
         partners = list(self.partners or (p for p in self.runtime.partners if p.speaks(self.adapter.name)))
@@ -80,6 +92,7 @@ class InboundQueues:
         publishing = await self._connection.channel(publisher_confirms=True)
         await declare_topology(publishing)
         self._dlx = await publishing.get_exchange(DEAD_LETTERS)
+        self._replies = publishing.default_exchange
         for partner in partners:
             channel: AbstractChannel = await self._connection.channel()
             queue = await self._declare(channel, inbound_queue_name(self.kind, partner.id))
@@ -146,12 +159,38 @@ class InboundQueues:
                 await self._dead_letter(message, type(exc).__name__, exc.public_message)
             return
         if outcome.status == "rejected":
-            await self._dead_letter(message, outcome.error or "RejectedMessage", outcome.reason or "rejected")
+            await self._dead_letter(
+                message,
+                outcome.error or "RejectedMessage",
+                outcome.reason or "rejected",
+                outcome_json(outcome),
+            )
             return
+        await self._reply(message, outcome_json(outcome), repeat=outcome.duplicate)
         self.handled += 1
         await message.ack()
 
-    async def _dead_letter(self, message: AbstractIncomingMessage, error: str, reason: str) -> None:
+    async def _reply(self, message: AbstractIncomingMessage, answer: bytes, *, repeat: bool = False) -> None:
+        """The answer on the sender's direct reply-to, if it asked; best effort (what became of the
+        message is stored either way). `repeat`: it answers a message taken before (the header
+        `x-cgt-repeat: true`, as HTTP's `Idempotent-Replayed`)."""
+        to = message.reply_to or ""
+        if self._replies is None or not to.startswith(DIRECT_REPLY):
+            return
+        reply = aio_pika.Message(
+            answer,
+            content_type="application/json",
+            correlation_id=message.correlation_id,
+            headers={REPEAT_HEADER: "true"} if repeat else None,
+        )
+        try:
+            await self._replies.publish(reply, routing_key=to)
+        except Exception as exc:  # the sender went away: nothing to answer
+            log.info("inbound queue: the reply was not delivered (%s)", type(exc).__name__)
+
+    async def _dead_letter(
+        self, message: AbstractIncomingMessage, error: str, reason: str, answer: bytes | None = None
+    ) -> None:
         assert self._dlx is not None, "started"
         headers = {**(message.headers or {}), ERROR_HEADER: error, REASON_HEADER: reason}
         copy = aio_pika.Message(
@@ -169,4 +208,6 @@ class InboundQueues:
             return
         log.warning("inbound queue: message dead-lettered: %s (%s)", error, reason)
         self.dead_lettered += 1
+        refused = {"type": "about:blank", "title": error, "detail": reason, "outcome": "rejected"}
+        await self._reply(message, answer or orjson.dumps(refused))
         await message.ack()

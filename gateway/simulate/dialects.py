@@ -14,7 +14,7 @@ from typing import Any
 
 import orjson
 
-from gateway.simulate.model import Credentials, Step, Wire, iso
+from gateway.simulate.model import Boundary, Credentials, Step, Wire, iso
 
 # canonical event -> the UPS status-description code, activity type and text that say it
 TRACKING = {
@@ -185,6 +185,9 @@ class PartnerDialects:
             "datacontenttype": "application/json",
             "data": data,
         }
+        if step.boundary is Boundary.mes_amqp:  # the manufacturer's own queue
+            headers = (("Content-Type", "application/cloudevents+json"), ("partner", step.sender))
+            return Wire(step, orjson.dumps(event), None, headers, queue=f"cgt.inbound.mes.{step.sender}")
         who = self.directory[step.sender]
         headers = (("Content-Type", "application/cloudevents+json"), ("X-API-Key", who.api_key or ""))
         return Wire(step, orjson.dumps(event), f"/mes/{step.sender}/events", headers)

@@ -21,6 +21,7 @@ class Boundary(StrEnum):
     site_http = "site.http"  # the site's JSON over HTTP
     courier = "courier.http"
     mes = "mes.http"
+    mes_amqp = "mes.amqp"  # the manufacturer's queue, the outcome on a direct reply-to
 
 
 class Expect(StrEnum):
@@ -101,12 +102,14 @@ class Credentials:
 
 @dataclass(frozen=True)
 class Wire:
-    """One message ready to send: MLLP when `path` is None, else an HTTP POST to `path`."""
+    """One message ready to send: to the AMQP `queue` when one is named, else an HTTP POST to
+    `path`, else over MLLP."""
 
     step: Step
     body: bytes
     path: str | None = None
     headers: tuple[tuple[str, str], ...] = ()
+    queue: str | None = None
 
 
 def iso(t: Any) -> Any:

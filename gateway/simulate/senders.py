@@ -1,6 +1,8 @@
 """Sending a wire message as a partner would, and reading what the gateway answered: MLLP
-connections per site (one message at a time on each, as interface engines do) and one HTTP client.
-A transient failure (5xx, a dropped connection) is sent again, as a partner's engine would."""
+connections per site (one message at a time on each, as interface engines do), HTTP clients, and
+a manufacturer's AMQP channel (each message's outcome read on RabbitMQ's direct reply-to). A
+transient failure (5xx, a dropped connection, no answer in time) is sent again, as a partner's
+engine would."""
 
 from __future__ import annotations
 
@@ -9,12 +11,15 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import aio_pika
 import httpx
 import orjson
+from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractIncomingMessage
 
 from gateway.simulate.model import Boundary, Step, Wire
 
 START, END = b"\x0b", b"\x1c\x0d"
+DIRECT_REPLY = "amq.rabbitmq.reply-to"
 Connection = tuple[asyncio.StreamReader, asyncio.StreamWriter]
 
 
@@ -86,6 +91,7 @@ class Senders:
         connections: int = 4,
         timeout: float = 30.0,
         attempts: int = 20,
+        amqp_url: str | None = None,
     ) -> None:
         # 64 connections a gateway, in 8 clients of 8: httpcore's pool scans its connections for
         # each one on every request (quadratic), which at 64 in one pool cost the simulator more
@@ -100,6 +106,7 @@ class Senders:
         self.mllp = {site: Mllp(addresses, connections) for site, addresses in mllp.items()}
         self.timeout, self.attempts = timeout, attempts
         self.resends = 0
+        self.amqp = Amqp(amqp_url) if amqp_url else None
 
     async def send(self, make: Callable[[], Wire]) -> Answer:
         """Send the message `make` builds; a transient failure sends it again, built again (signed
@@ -111,13 +118,19 @@ class Senders:
             if attempt > 1:
                 wire = make()
             try:
-                got, detail, inbound = await (self._mllp(wire) if wire.path is None else self._http(wire))
+                if wire.queue is not None:
+                    got, detail, inbound = await self._amqp(wire)
+                elif wire.path is None:
+                    got, detail, inbound = await self._mllp(wire)
+                else:
+                    got, detail, inbound = await self._http(wire)
                 return Answer(wire.step, got, time.perf_counter() - began, detail, inbound, attempt)
             except (
                 TimeoutError,
                 OSError,
                 asyncio.IncompleteReadError,
                 httpx.TransportError,
+                aio_pika.exceptions.AMQPError,
                 _Transient,
             ) as exc:
                 last = type(exc).__name__ + (f": {exc}" if isinstance(exc, _Transient) else "")
@@ -132,6 +145,17 @@ class Senders:
         got, detail = read_ack(await site.exchange(wire.body, self.timeout))
         return got, detail, None
 
+    async def _amqp(self, wire: Wire) -> tuple[str, str, str | None]:
+        assert wire.queue is not None
+        if self.amqp is None:
+            raise RuntimeError("an AMQP step, and no broker to send it to")
+        raw, repeat = await self.amqp.ask(wire, self.timeout)
+        body = _json(raw)
+        if repeat:
+            found = body.get("inbound_id")
+            return "replayed", "", found if isinstance(found, str) else None
+        return _outcome(422 if body.get("outcome") == "rejected" else 200, body)
+
     async def _http(self, wire: Wire) -> tuple[str, str, str | None]:
         assert wire.path is not None
         self.turn += 1  # spread requests over the replicas; a failed one is sent again to the next
@@ -145,28 +169,94 @@ class Senders:
             # Standard Webhooks takes a signed attempt (id + timestamp, in seconds) once: a retry
             # signed in the same second as an earlier attempt is refused; the sender retries later.
             raise _Transient("401 replay of an attempt of the same second")
-        found = body.get("inbound_id")
-        inbound = found if isinstance(found, str) else None
         if response.headers.get("Idempotent-Replayed") == "true":
-            return "replayed", "", inbound
+            found = body.get("inbound_id")
+            return "replayed", "", found if isinstance(found, str) else None
         if wire.path.endswith("/epcis/capture") and response.status_code == 202:
-            return _capture_job(body), "", inbound
-        if response.status_code >= 400:
-            return (
-                "refused",
-                f"{response.status_code} {body.get('title') or body.get('error') or ''}: {body.get('detail') or ''}",
-                inbound,
-            )
-        # the outcome itself, or a problem that carries it in `outcome` (`status`: the HTTP one)
-        outcome = body.get("outcome", body.get("status"))
-        got = outcome if isinstance(outcome, str) and outcome in ("quarantined", "ignored") else "applied"
-        return got, str(body.get("title") or "") if got == "quarantined" else "", inbound
+            return _capture_job(body), "", None
+        return _outcome(response.status_code, body)
 
     async def close(self) -> None:
         for client in self.http:
             await client.aclose()
         for site in self.mllp.values():
             await site.close()
+        if self.amqp is not None:
+            await self.amqp.close()
+
+
+def _outcome(status: int, body: dict[str, object]) -> tuple[str, str, str | None]:
+    """What an answer says: the outcome itself, or a problem that carries it in `outcome`
+    (`status`: the HTTP one)."""
+    found = body.get("inbound_id")
+    inbound = found if isinstance(found, str) else None
+    if status >= 400:
+        return (
+            "refused",
+            f"{status} {body.get('title') or body.get('error') or ''}: {body.get('detail') or ''}",
+            inbound,
+        )
+    outcome = body.get("outcome", body.get("status"))
+    got = outcome if isinstance(outcome, str) and outcome in ("quarantined", "ignored") else "applied"
+    return got, str(body.get("title") or "") if got == "quarantined" else "", inbound
+
+
+class Amqp:
+    """A manufacturer's channel to its queues: each message published persistently with publisher
+    confirms, its outcome awaited on the direct reply-to (consumed on the same channel)."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.connection: AbstractConnection | None = None
+        self.channel: AbstractChannel | None = None
+        self.waiting: dict[str, asyncio.Future[tuple[bytes, bool]]] = {}
+        self.asked = 0
+        self.lock = asyncio.Lock()
+
+    async def _channel(self) -> AbstractChannel:
+        async with self.lock:
+            if self.channel is None or self.channel.is_closed:
+                if self.connection is None or self.connection.is_closed:
+                    self.connection = await aio_pika.connect(self.url)
+                channel = await self.connection.channel(publisher_confirms=True)
+                replies = await channel.get_queue(DIRECT_REPLY, ensure=False)
+                await replies.consume(self._answered, no_ack=True)
+                self.channel = channel
+            return self.channel
+
+    async def _answered(self, message: AbstractIncomingMessage) -> None:
+        waiting = self.waiting.pop(message.correlation_id or "", None)
+        if waiting is not None and not waiting.done():
+            waiting.set_result((message.body, (message.headers or {}).get("x-cgt-repeat") == "true"))
+
+    async def ask(self, wire: Wire, limit: float) -> tuple[bytes, bool]:
+        """The answer to `wire` (its JSON, and whether it answers a repeat)."""
+        assert wire.queue is not None
+        channel = await self._channel()
+        self.asked += 1
+        correlation = f"{wire.step.key}.{self.asked}"
+        future: asyncio.Future[tuple[bytes, bool]] = asyncio.get_running_loop().create_future()
+        self.waiting[correlation] = future
+        headers = dict(wire.headers)
+        message = aio_pika.Message(
+            wire.body,
+            headers={"partner": headers["partner"]},
+            content_type=headers["Content-Type"],
+            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+            reply_to=DIRECT_REPLY,
+            correlation_id=correlation,
+        )
+        try:
+            await channel.default_exchange.publish(message, routing_key=wire.queue, timeout=limit)
+            return await asyncio.wait_for(future, limit)
+        except TimeoutError:
+            raise _Transient("no answer on the reply-to in time") from None
+        finally:
+            self.waiting.pop(correlation, None)
+
+    async def close(self) -> None:
+        if self.connection is not None:
+            await self.connection.close()
 
 
 def _capture_job(job: dict[str, object]) -> str:

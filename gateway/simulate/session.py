@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from gateway.simulate.config import Cast
-from gateway.simulate.model import ALL_FAULTS, Fault
+from gateway.simulate.model import ALL_FAULTS, Boundary, Fault
 from gateway.simulate.plan import plan
 from gateway.simulate.run import run
 from gateway.simulate.senders import Senders
@@ -37,6 +37,7 @@ class Options:
     batch_hours: float = 6.0
     settle_seconds: float = 2.0  # after the last answer, before reading the orders back
     progress: bool = False
+    amqp: str | None = None  # the broker: odd journeys' MES events go to the manufacturer's queue
 
 
 async def simulate(options: Options, cast: Cast, during: Callable[[float], object] | None = None) -> Report:
@@ -53,6 +54,11 @@ async def simulate(options: Options, cast: Cast, during: Callable[[float], objec
         kinds=options.faults,
         batch_hours=options.batch_hours,
     )
+    if options.amqp:  # half the manufacturers' messages over AMQP, half over HTTP
+        for j in journeys[1::2]:
+            for step in j.steps:
+                if step.boundary is Boundary.mes:
+                    step.boundary = Boundary.mes_amqp
     total = JOURNEY + timedelta(days=options.spread_days)
     speed = options.speed or total.total_seconds() / 10.0
     sites = {p.site for p in cast.parties}
@@ -60,6 +66,7 @@ async def simulate(options: Options, cast: Cast, during: Callable[[float], objec
         list(options.base_urls),
         {site: list(options.mllp) for site in sites},
         connections=options.mllp_connections,
+        amqp_url=options.amqp,
     )
     try:
         answers, seconds = await run(

@@ -38,7 +38,7 @@ class Encoder:
             return Wire(step, self._hl7(step, now, product).encode())
         if step.event == "shipment.declared":
             return self._declare(step)
-        if step.boundary is Boundary.mes and step.event in MES:
+        if step.boundary in (Boundary.mes, Boundary.mes_amqp) and step.event in MES:
             return self.partners.mes(step, now)
         if step.boundary is Boundary.courier and step.fault is Fault.swap_tracking:
             return self.partners.epcis_scan(

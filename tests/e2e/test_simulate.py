@@ -30,6 +30,7 @@ async def test_fifty_journeys_with_every_fault_kind_pass_the_mix_up_audit(
             faults=ALL_FAULTS,
             seed=11,
             run=7,
+            amqp=amqp_url,
         )
         report = await simulate(options, cast(1, 1, 1))
     finally:
@@ -41,6 +42,7 @@ async def test_fifty_journeys_with_every_fault_kind_pass_the_mix_up_audit(
     assert report.false_quarantines == 0 and report.acked_lost == 0 and report.unexpected == 0
     assert report.excursions_published == report.excursions_expected > 0
     assert report.journeys_completed == report.journeys == 50
+    assert report.boundaries["mes.amqp"].messages > 0 and report.boundaries["mes.http"].messages > 0
     assert report.ok
 
 
@@ -64,6 +66,8 @@ def test_the_command_prints_the_audit_and_writes_the_report(amqp_url: str, tmp_p
                 gateway.url,
                 "--mllp",
                 f"127.0.0.1:{gateway.mllp_port}",
+                "--amqp",
+                amqp_url,
                 "--run",
                 "8",
                 "--report",

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import aio_pika
+import orjson
 import pytest
 from aio_pika.abc import AbstractChannel
 from sqlalchemy import func, select
@@ -21,7 +22,7 @@ from adapters.mes.inbound.adapter import adapter as mes
 from gateway.entrypoints.bootstrap import Gateway, bootstrap
 from gateway.partners import Partner
 from gateway.sdk import Adapter, Door, InboundQueues
-from gateway.sdk.queues import ERROR_HEADER, REASON_HEADER, inbound_queue_name
+from gateway.sdk.queues import DIRECT_REPLY, ERROR_HEADER, REASON_HEADER, inbound_queue_name
 from gateway.service.outcome import Outcome
 from gateway.store import tables as t
 from tests.integration.test_inbound_queues import Flaky, dead_letter, until
@@ -155,6 +156,53 @@ async def test_a_poison_message_is_dead_lettered_with_its_reason(
         assert dead.headers[ERROR_HEADER] == error
         assert reason in str(dead.headers[REASON_HEADER])
         assert queues.dead_lettered == 1 and queues.handled == 0
+    finally:
+        await queues.stop()
+
+
+async def test_a_sender_that_asks_is_answered_on_its_direct_reply_to(
+    gateway: Gateway, channel: AbstractChannel
+) -> None:
+    queues = await mes.start_transport(gateway)
+    assert isinstance(queues, InboundQueues)
+    answers: asyncio.Queue[aio_pika.abc.AbstractIncomingMessage] = asyncio.Queue()
+    replies = await channel.get_queue(DIRECT_REPLY, ensure=False)
+    await replies.consume(answers.put, no_ack=True)
+
+    async def ask(body: bytes, correlation: str, content_type: str = CE) -> dict[str, Any]:
+        message = aio_pika.Message(
+            body,
+            headers={"partner": DEMO},
+            content_type=content_type,
+            reply_to=DIRECT_REPLY,
+            correlation_id=correlation,
+        )
+        await channel.default_exchange.publish(message, routing_key=inbound_queue_name("mes", DEMO))
+        answer = await asyncio.wait_for(answers.get(), 10)
+        assert answer.correlation_id == correlation
+        return {**orjson.loads(answer.body), "repeat": (answer.headers or {}).get("x-cgt-repeat")}
+
+    try:
+        order = await m.collected_order(gateway.door, gateway.partners, 6)
+        applied = await ask(m.received(order, "mes-q-6", m.din(6)), "c-1")
+        assert applied["status"] == "applied" and applied["message_id"] == "mes-q-6"
+        again = await ask(m.received(order, "mes-q-6", m.din(6)), "c-2")  # the repeat: the same answer
+        assert again["inbound_id"] == applied["inbound_id"] and again["repeat"] == "true"
+        assert applied["repeat"] is None
+        refused = await ask(b"{not json", "c-3")
+        assert refused["outcome"] == "rejected" and refused["title"] == "MalformedMessage"
+        # a reply_to naming a queue is not answered: the gateway publishes into no partner's queue
+        other = await channel.declare_queue("", exclusive=True)
+        message = aio_pika.Message(
+            m.received(order, "mes-q-7", m.din(6)),
+            headers={"partner": DEMO},
+            content_type=CE,
+            reply_to=other.name,
+        )
+        await channel.default_exchange.publish(message, routing_key=inbound_queue_name("mes", DEMO))
+        await until(lambda: queues.handled == 3)
+        await asyncio.sleep(0.2)
+        assert (await other.get(fail=False)) is None
     finally:
         await queues.stop()
 

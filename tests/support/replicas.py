@@ -116,6 +116,7 @@ async def replica_run(
             seed=seed,
             run=run,
             settle_seconds=0.0,
+            amqp=amqp_url,
         )
         survivor = gateways[0]
         report = await simulate(options, cast, during=during)
