@@ -9,7 +9,8 @@ it in `make test`). Everything an adapter needs is here, by name:
 - signed webhooks (`webhook_router`, `WebhookRoute`, the schemes) and inbound AMQP queues
   (`gateway.sdk.queues`).
 - the outbound contract (`Outbound`: render / deliver) and its one runner (`OutboundRunner`,
-  `Destination`, `Retry`, `retrying`).
+  `Destination`, `Retry`, `retrying`); OAuth client-credentials tokens for a partner's API
+  (`ClientCredentials`, `BearerTokens`).
 - the demo-credential checks production runs on an adapter's own keys and secrets.
 
 Nothing here is a handle on the gateway's insides: no engine, no intake, no table.
@@ -107,6 +108,7 @@ from gateway.sdk.signatures import (
     StandardWebhooks,
     Verified,
 )
+from gateway.sdk.tokens import BearerTokens, ClientCredentials, TokenUnavailable, bearer_tokens
 from gateway.sdk.webhooks import WebhookRoute, authenticate, webhook_router
 from gateway.service.decoding import mapping_failure
 from gateway.settings import ROOT, Settings
@@ -118,8 +120,10 @@ __all__ = [
     "Adapter",
     "ApiKey",
     "Assignments",
+    "BearerTokens",
     "Canonical",
     "CgtHmac",
+    "ClientCredentials",
     "CloudEvent",
     "CollectionScheduled",
     "Command",
@@ -189,6 +193,7 @@ __all__ = [
     "TellsRejection",
     "TemperatureClass",
     "TherapyOrder",
+    "TokenUnavailable",
     "TooLarge",
     "TransientError",
     "UnsupportedMessage",
@@ -197,6 +202,7 @@ __all__ = [
     "WithReason",
     "__version__",
     "authenticate",
+    "bearer_tokens",
     "bounded_body",
     "credential",
     "errors",

@@ -23,7 +23,7 @@ from gateway.canonical.ids import ExternalRef
 from gateway.entrypoints.bootstrap import Gateway, bootstrap
 from gateway.store import tables as t
 from tests.support.builders import coi, envelope_json, event, place
-from tests.support.carriers import FEDEX_URL, with_carriers
+from tests.support.carriers import FEDEX_URL, UPS_TOKEN_URL, UPS_URL, with_carriers
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "couriers"
 DHL = "https://dhl.test/track/shipments"
@@ -204,6 +204,31 @@ async def test_fedex_is_polled_by_post_and_its_scans_apply_oldest_first(gateway:
     assert (
         await kept(gateway, "test-fedex") == ["applied"] * 4
     )  # picked up, exception, out for delivery, delivered
+    assert await status_of(gateway, order_coi) == "received_by_manufacturer"
+
+
+async def test_an_api_that_issues_bearer_tokens_is_polled_with_one_renewed_when_refused(
+    gateway: Gateway,
+) -> None:
+    order_coi = await booked(gateway, "test-ups-api", "1Z999AA10000000202")
+    clock = Clock()
+    body = (FIXTURES / "ups" / "track_api.poll.json").read_bytes()
+    url = UPS_URL.replace("{tracking_number}", "1Z999AA10000000202")
+    with respx.mock() as mock:
+        tokens = mock.post(UPS_TOKEN_URL).mock(
+            side_effect=[
+                httpx.Response(200, json={"access_token": "tok-1", "expires_in": 14399}),
+                httpx.Response(200, json={"access_token": "tok-2", "expires_in": 14399}),
+            ]
+        )
+        # the first token refused (revoked before its time): renewed once, and the poll asked again
+        api = mock.get(url).mock(side_effect=[httpx.Response(401), httpx.Response(200, content=body)])
+        polling = poller(gateway, clock)
+        assert await polling.sweep() == 3  # every new event handed in: the label (not tracked), two moves
+        await polling.stop()
+    assert tokens.call_count == 2
+    assert [c.request.headers["authorization"] for c in api.calls] == ["Bearer tok-1", "Bearer tok-2"]
+    assert await kept(gateway, "test-ups-api") == ["applied"] * 2
     assert await status_of(gateway, order_coi) == "received_by_manufacturer"
 
 

@@ -25,6 +25,8 @@ SW = StandardWebhooks()
 
 DHL_URL = "https://dhl.test/track/shipments?trackingNumber={tracking_number}"
 UPS_URL = "https://ups.test/api/track/v1/details/{tracking_number}"
+UPS_TOKEN_URL = "https://ups.test/security/v1/oauth/token"
+UPS_CLIENT = ("ups-test-client", "ups-test-client-secret")
 FEDEX_URL = "https://fedex.test/track/v1/trackingnumbers"
 FEDEX_BODY = '{"includeDetailedScans": true, "trackingInfo": [{"trackingNumberInfo": {"trackingNumber": "{tracking_number}"}}]}'
 
@@ -42,7 +44,18 @@ PROFILES: dict[str, dict[str, Any]] = {
             "interval_s": 600,
         },
     },
-    "test-ups-api": {"shape": "ups", "poll": {"url": UPS_URL, "interval_s": 600}},
+    "test-ups-api": {
+        "shape": "ups",
+        "poll": {
+            "url": UPS_URL,
+            "interval_s": 600,
+            "oauth": {
+                "token_url": UPS_TOKEN_URL,
+                "client_id": {"env": "CGT_TEST_UPS_CLIENT_ID", "demo_default": UPS_CLIENT[0]},
+                "client_secret": {"env": "CGT_TEST_UPS_CLIENT_SECRET", "demo_default": UPS_CLIENT[1]},
+            },
+        },
+    },
     "test-fedex": {
         "shape": "fedex",
         "references": {"SHIPPER_REFERENCE": "coi"},

@@ -42,6 +42,7 @@ class SlowDown:
 @dataclass(frozen=True)
 class Failed:
     reason: str
+    status: int | None = None  # the HTTP status, when there was an answer
 
 
 Answer = Fresh | Unchanged | SlowDown | Failed
@@ -87,7 +88,7 @@ async def fetch(client: httpx.AsyncClient, request: httpx.Request, now: datetime
     if response.status_code in (429, 503):
         return SlowDown(retry_after(response.headers.get("retry-after"), now))
     if response.status_code != 200:
-        return Failed(f"HTTP {response.status_code}")
+        return Failed(f"HTTP {response.status_code}", response.status_code)
     try:
         document = orjson.loads(response.content)
     except orjson.JSONDecodeError:

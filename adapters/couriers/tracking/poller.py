@@ -31,12 +31,13 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from adapters.couriers.tracking.codes import CodeTable
 from adapters.couriers.tracking.events import TrackEvent, newest_first
-from adapters.couriers.tracking.fetch import Failed, Fresh, SlowDown, Unchanged, fetch, request_for
+from adapters.couriers.tracking.fetch import Answer, Failed, Fresh, SlowDown, Unchanged, fetch, request_for
 from adapters.couriers.tracking.mapping import tracking_namespace
 from adapters.couriers.tracking.profile import PollApi, TrackingProfile
 from adapters.couriers.tracking.shapes import SHAPES
 from gateway.sdk import (
     Adapter,
+    BearerTokens,
     ConfigError,
     GatewayError,
     MalformedMessage,
@@ -44,7 +45,9 @@ from gateway.sdk import (
     PollState,
     Profiles,
     Runtime,
+    TokenUnavailable,
     TransientError,
+    bearer_tokens,
     utcnow,
 )
 
@@ -71,6 +74,7 @@ class Polled:
     profile: TrackingProfile
     api: PollApi
     secrets: dict[str, str]
+    tokens: BearerTokens | None = None  # when the API issues bearer tokens
 
 
 @dataclass
@@ -108,7 +112,14 @@ class TrackingPoller:
                         f"{adapter.name}: {partner.id}'s poll headers {', '.join(unset)} are unset"
                     )
                 given = {h: value for h, value in secrets.items() if value is not None}
-                polled.append(Polled(partner, profile, profile.poll, given))
+                tokens = None
+                if profile.poll.oauth is not None:
+                    tokens = bearer_tokens(profile.poll.oauth, production)
+                    if tokens is None:
+                        raise ConfigError(
+                            f"{adapter.name}: {partner.id}'s OAuth client id or secret is unset"
+                        )
+                polled.append(Polled(partner, profile, profile.poll, given, tokens))
         return cls(runtime, adapter, tables, polled)
 
     async def start(self) -> TrackingPoller:
@@ -192,8 +203,10 @@ class TrackingPoller:
     async def poll(self, one: Polled, state: PollState) -> int:
         """Poll one shipment; returns how many new events went through the door."""
         assert self.client is not None, "start the poller first"
-        request = request_for(one.api, state.key, one.secrets, state.etag, state.last_modified)
-        answer = await fetch(self.client, request, self.clock())
+        answer = await self._ask(one, state)
+        if isinstance(answer, Failed) and answer.status == 401 and one.tokens is not None:
+            one.tokens.invalidate()  # revoked or expired early: one more try with a new token
+            answer = await self._ask(one, state)
         if isinstance(answer, Unchanged):
             await self._again(state, self._next(one), 0)
             return 0
@@ -205,6 +218,17 @@ class TrackingPoller:
             await self._again(state, self._backoff(one, failures, floor), failures)
             return 0
         return await self._take(one, state, answer)
+
+    async def _ask(self, one: Polled, state: PollState) -> Answer:
+        assert self.client is not None
+        headers = dict(one.secrets)
+        if one.tokens is not None:
+            try:
+                headers |= await one.tokens.header(self.client)
+            except TokenUnavailable as exc:
+                return Failed(exc.detail)
+        request = request_for(one.api, state.key, headers, state.etag, state.last_modified)
+        return await fetch(self.client, request, self.clock())
 
     async def _take(self, one: Polled, state: PollState, answer: Fresh) -> int:
         shape = SHAPES[one.profile.shape]

@@ -9,12 +9,13 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from adapters.couriers.tracking.shapes import SHAPES
-from gateway.sdk import SecretRef
+from gateway.sdk import ClientCredentials, SecretRef
 
 
 class PollApi(BaseModel):
     """One GET (or POST, FedEx's way) a tracking number. `url` and `body` name it
-    `{tracking_number}`; `secret_headers` come from the environment (an API key)."""
+    `{tracking_number}`; `secret_headers` come from the environment (an API key); `oauth`: a
+    bearer token from the carrier's token endpoint (client credentials, as UPS and FedEx ask)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -23,6 +24,7 @@ class PollApi(BaseModel):
     body: str | None = Field(default=None, description="a JSON template, for POST")
     headers: dict[str, str] = {}
     secret_headers: dict[str, SecretRef] = {}
+    oauth: ClientCredentials | None = None
     interval_s: float = Field(default=900.0, ge=1, description="between two polls of one shipment")
 
     @model_validator(mode="after")
