@@ -18,10 +18,11 @@ client on its own keep-alive connection, as a load generator speaks. One at a ti
 machine, the client's own time adds to every round trip: httpx's several hundred µs a request are
 the client's, not the gateway's; the raw client's rate is the gateway's.
 
-    .venv/bin/python bench/carrier_webhooks.py [--n 1000] [--rounds 3] [--relay embedded|separate]
+    .venv/bin/python bench/carrier_webhooks.py [--n 1000] [--rounds 3] [--relay embedded|process|separate]
 
-`--relay separate` runs the server (and the door-alone gateway) with `CGT_RELAY=separate` and no
-relay at all: the serving process's own cost, as when `cgt-gateway relay` publishes elsewhere.
+`--relay process` runs the server with `CGT_RELAY=separate` and `cgt-gateway relay` in a process
+of its own beside it, publishing as it goes (the layout docs/scale-out.md recommends at rate);
+`--relay separate` runs no relay at all: the serving process's own cost.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ import sys
 import tempfile
 import time
 import timeit
+import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -59,6 +61,9 @@ from tests.integration.test_carrier_tracking_polling import booked
 from tests.support.carriers import NEW_SECRET, booked_order, standard_signed, with_carriers
 
 TRACKING = "1Z999AA10000000777"
+RELAY = ["embedded"]  # --relay
+DATABASE = ["sqlite"]  # --database
+RELAYS: list[subprocess.Popen[bytes]] = []
 # Each through httpx (as every earlier run measured) and through a raw HTTP/1.1 client.
 VARIANTS = tuple(f"{v}{c}" for c in ("", " (raw client)") for v in ("applied", "ignored", "refused"))
 
@@ -69,8 +74,19 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def database(workdir: Path) -> str:
+    """A SQLite file in `workdir`, or with `--database postgresql` a fresh PostgreSQL database."""
+    if DATABASE[0] == "sqlite":
+        return with_carriers(workdir).database_url
+    name = f"cgt_bench_{uuid.uuid4().hex[:10]}"
+    subprocess.run(
+        ["psql", "-h", "127.0.0.1", "-U", "postgres", "-qc", f'CREATE DATABASE "{name}"'], check=True
+    )
+    return f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}"
+
+
 def start(workdir: Path, amqp_url: str) -> tuple[subprocess.Popen[bytes], int]:
-    settings = with_carriers(workdir)
+    settings = with_carriers(workdir).model_copy(update={"database_url": database(workdir)})
     port = free_port()
     env = {
         **os.environ,
@@ -88,6 +104,12 @@ def start(workdir: Path, amqp_url: str) -> tuple[subprocess.Popen[bytes], int]:
     process = subprocess.Popen(
         [str(cli), "serve"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
+    if RELAY[0] == "process":  # publishing beside the server, as `cgt-gateway relay` does
+        RELAYS.append(
+            subprocess.Popen(
+                [str(cli), "relay"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+            )
+        )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:
@@ -134,8 +156,14 @@ class RawClient:
         self.writer: asyncio.StreamWriter | None = None
 
     async def __aenter__(self) -> RawClient:
-        self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
+        await self.connect()
         return self
+
+    async def connect(self) -> None:
+        """A new connection (the server closes one idle past its keep-alive, 5 s)."""
+        if self.writer is not None:
+            self.writer.close()
+        self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
 
     async def __aexit__(self, *exc: object) -> None:
         assert self.writer is not None
@@ -166,6 +194,8 @@ async def run_variant(
     )
     expected = {"applied": 201, "ignored": 200, "refused": 401}[variant.split()[0]]
     bodies = [alert(first + i, code=code) for i in range(n)]
+    if isinstance(http, RawClient):
+        await http.connect()
     latencies = []
     started = time.perf_counter()
     for i, body in enumerate(bodies):
@@ -224,7 +254,10 @@ async def main(n: int, rounds: int) -> None:
         decoding = decode_us(Path(tmp) / "decode")
         process, port = start(Path(tmp), amqp_url)
         os.environ["CGT_TRACKING_POLL_ENABLED"] = "false"
-        local = bootstrap(with_carriers(Path(tmp) / "door").model_copy(update={"amqp_url": amqp_url}))
+        door = Path(tmp) / "door"
+        local = bootstrap(
+            with_carriers(door).model_copy(update={"amqp_url": amqp_url, "database_url": database(door)})
+        )
         await local.start()
         try:
             await booked(local, "test-ups", TRACKING)
@@ -243,13 +276,14 @@ async def main(n: int, rounds: int) -> None:
                     results.append(await door_alone(local, 9_000_000 + r * n, n))
         finally:
             await local.stop()
-            process.terminate()
-            process.wait(30)
+            for running in (process, *RELAYS):
+                running.terminate()
+                running.wait(30)
     print(
         f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, Python {platform.python_version()}, sum(range(1000)) {calibration:.1f} µs"
     )
     print(f"{n} webhooks a round, {rounds} rounds, one at a time on one keep-alive connection")
-    print(f"relay {os.environ['CGT_RELAY']}, load average before: {os.getloadavg()[0]:.1f}\n")
+    print(f"{DATABASE[0]}, relay {RELAY[0]}, load average before: {os.getloadavg()[0]:.1f}\n")
     print("| variant | webhooks/s (median) | rounds | p50 | p99 |")
     print("|---|---:|---|---:|---:|")
     applied = 0.0
@@ -273,7 +307,10 @@ if __name__ == "__main__":
     parser.add_argument("--n", type=int, default=1000)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--loop", choices=loops.CHOICES, default="uvloop", help="the client's event loop")
-    parser.add_argument("--relay", choices=("embedded", "separate"), default="embedded")
+    parser.add_argument("--relay", choices=("embedded", "process", "separate"), default="embedded")
+    parser.add_argument("--database", choices=("sqlite", "postgresql"), default="sqlite")
     options = parser.parse_args()
-    os.environ["CGT_RELAY"] = options.relay
+    os.environ["CGT_RELAY"] = "embedded" if options.relay == "embedded" else "separate"
+    RELAY[0] = options.relay
+    DATABASE[0] = options.database
     loops.run(main(options.n, options.rounds))
