@@ -23,9 +23,10 @@ from gateway.canonical.command import Command
 from gateway.canonical.order import Shipment, ShipmentDirection, TherapyOrder
 from gateway.canonical.payloads import CollectionCompleted, ShipmentUpdate
 from gateway.coldchain.classes import ColdChain
+from gateway.coldchain.steps import SILENCE
 from gateway.service.ports import ColdChainRows
 
-VIABILITY, HOLD_TIME, PROMISED, SILENCE = "viability", "hold_time", "promised_delivery", "logger_silence"
+VIABILITY, HOLD_TIME, PROMISED = "viability", "hold_time", "promised_delivery"
 SHIPMENT_CLOCKS = (HOLD_TIME, PROMISED, SILENCE)
 ORDER_WIDE = ""  # the shipment_id of a clock that is the order's (viability: before any shipment)
 _ENDS_ORDER = frozenset({"order.cancelled", "order.rejected", "manufacturing.failed"})

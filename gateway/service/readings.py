@@ -20,10 +20,10 @@ from gateway.canonical.events import order_event, source_of
 from gateway.canonical.order import PatientIdentity
 from gateway.canonical.payloads import Reading, ShipmentReadings
 from gateway.coldchain.excursions import ColdState, Evaluation, Sample
+from gateway.coldchain.steps import SILENCE
 from gateway.errors import IllegalTransition
 from gateway.identity import Resolution
 from gateway.service.auditing import entry
-from gateway.service.clocks import SILENCE
 from gateway.service.effects import Context, Effect
 
 GATEWAY_SOURCE = source_of("gateway", "cold-chain")
@@ -113,7 +113,9 @@ def report_readings(
         )
         state = evaluation.run(samples)
         rows.save_state(oid, sid, state.to_json(), ctx.now, new=stored is None)
-        if state.last_at is not None:  # the logger's silence is counted from its latest reading
+        # The logger's silence is counted from its latest reading, until the shipment is delivered:
+        # a logger read out at the dock after delivery (as many are) restarts no clock.
+        if state.last_at is not None and shipment.delivered_at is None:
             latest = datetime.fromtimestamp(state.last_at, UTC)
             rows.set_clock(oid, sid, SILENCE, latest, latest + timedelta(minutes=chain.no_data_minutes))
         for finding in evaluation.findings:

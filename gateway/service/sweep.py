@@ -24,26 +24,27 @@ from gateway.audit import AuditEntry
 from gateway.canonical.events import order_event, source_of
 from gateway.canonical.order import ShipmentDirection, TherapyOrder
 from gateway.canonical.payloads import LoggerFault, Payload, ShipmentDelayed
+from gateway.coldchain.steps import SILENCE, STEPS, next_warning, steps_of
 from gateway.errors import TransientError
-from gateway.service.clocks import SILENCE
 from gateway.store import tables as t
 from gateway.store.prepared import Prepared
 from gateway.store.unit_of_work import SqlTransactions, SqlUnitOfWork
 
 log = logging.getLogger(__name__)
-STEPS = (75, 90, 100)
 SOURCE = source_of("gateway", "clocks")
 _d = t.deadlines
-_RUNNING = Prepared(
+# The clocks whose next warning is due (its index: a sweep reads these, not every running clock).
+_DUE = Prepared(
     select(_d.c.id, _d.c.order_id, _d.c.shipment_id, _d.c.clock, _d.c.starts_at, _d.c.due_at, _d.c.warned_pct)
-    .where(_d.c.stopped_at.is_(None), _d.c.warned_pct < 100)
+    .where(_d.c.next_at <= bindparam("now"), _d.c.stopped_at.is_(None))
     .order_by(_d.c.id)
 )
 _CLAIM = Prepared(
     update(_d)
     .where(_d.c.id == bindparam("cid"), _d.c.warned_pct < bindparam("step"), _d.c.stopped_at.is_(None))
-    .values(warned_pct=bindparam("step"))
+    .values(warned_pct=bindparam("step"), next_at=bindparam("next_at"))
 )
+_RESCHEDULE = Prepared(update(_d).where(_d.c.id == bindparam("cid")).values(next_at=bindparam("next_at")))
 
 
 def step_reached(starts_at: datetime, due_at: datetime, now: datetime, warned: int) -> tuple[int, int] | None:
@@ -96,14 +97,16 @@ def _finding(
 def sweep_once(uow: SqlUnitOfWork, now: datetime) -> int:
     """One sweep on one transaction; the number of warnings published."""
     warned = 0
-    for cid, order_id, shipment_id, clock, starts_at, due_at, was in _RUNNING.rows(uow.conn):
+    for cid, order_id, shipment_id, clock, starts_at, due_at, was in _DUE.rows(uow.conn, {"now": now}):
         reached = step_reached(starts_at, due_at, now, was)
-        if reached is None:
+        if reached is None or reached[0] not in steps_of(clock):  # a logger's silence: at 100 only
+            _RESCHEDULE.execute(
+                uow.conn, {"cid": cid, "next_at": next_warning(clock, starts_at, due_at, was)}
+            )
             continue
         step, pct = reached
-        if clock == SILENCE and step < 100:
-            continue  # a logger's silence is a fault at its deadline only
-        if _CLAIM.execute(uow.conn, {"cid": cid, "step": step}).rowcount != 1:
+        then = {"cid": cid, "step": step, "next_at": next_warning(clock, starts_at, due_at, step)}
+        if _CLAIM.execute(uow.conn, then).rowcount != 1:
             continue  # another replica warned first
         order = uow.order(order_id)
         name, payload = _finding(order, shipment_id, clock, (starts_at, due_at), now, pct)

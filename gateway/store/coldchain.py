@@ -11,6 +11,7 @@ from sqlalchemy import Connection, and_, bindparam, insert, select, type_coerce,
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.types import NullType
 
+from gateway.coldchain.steps import next_warning
 from gateway.store import tables as t
 from gateway.store.prepared import Prepared
 
@@ -61,7 +62,13 @@ _clock = and_(
 _MOVE_CLOCK = Prepared(
     update(_d)
     .where(_clock)
-    .values(starts_at=bindparam("starts_at"), due_at=bindparam("due_at"), warned_pct=0, stopped_at=None)
+    .values(
+        starts_at=bindparam("starts_at"),
+        due_at=bindparam("due_at"),
+        warned_pct=0,
+        stopped_at=None,
+        next_at=bindparam("next_at"),
+    )
 )
 _INSERT_CLOCK = Prepared(
     insert(_d).values(
@@ -71,10 +78,13 @@ _INSERT_CLOCK = Prepared(
         starts_at=bindparam("starts_at"),
         due_at=bindparam("due_at"),
         warned_pct=0,
+        next_at=bindparam("next_at"),
     )
 )
 _CLOCK = Prepared(select(_d.c.due_at, _d.c.stopped_at).where(_clock))
-_STOP_CLOCK = Prepared(update(_d).where(_clock, _d.c.stopped_at.is_(None)).values(stopped_at=bindparam("at")))
+_STOP_CLOCK = Prepared(
+    update(_d).where(_clock, _d.c.stopped_at.is_(None)).values(stopped_at=bindparam("at"), next_at=None)
+)
 
 
 class SqlColdChain:
@@ -119,6 +129,7 @@ class SqlColdChain:
             "clock": clock,
             "starts_at": starts_at,
             "due_at": due_at,
+            "next_at": next_warning(clock, starts_at, due_at, 0),
         }
         # Read first: in a PostgreSQL pipeline an update's row count is not known at once.
         known = _CLOCK.first(self.conn, values)

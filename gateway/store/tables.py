@@ -322,9 +322,11 @@ deadlines = Table(
     Column("due_at", Time, nullable=False),
     Column("warned_pct", Integer, nullable=False, server_default="0"),
     Column("stopped_at", Time),
+    Column("next_at", Time),  # its next warning (gateway.coldchain.steps); None: stopped or all given
 )
 Index("ux_deadlines_clock", deadlines.c.order_id, deadlines.c.shipment_id, deadlines.c.clock, unique=True)
 Index("ix_deadlines_due", deadlines.c.stopped_at, deadlines.c.due_at)
+Index("ix_deadlines_next", deadlines.c.next_at)
 
 # What a poller asks a partner's API about, and when: one row a (poller, partner, key), e.g. a
 # courier's tracking number. `seen` holds short digests of the events already handed to the door

@@ -47,8 +47,8 @@ async def _delayed(engine: AsyncEngine) -> list[dict[str, Any]]:
     return [orjson.loads(body)["data"] for (body,) in rows]
 
 
-async def _collected(http: httpx.AsyncClient, at: datetime) -> str:
-    order_coi = await placed(http)
+async def _collected(http: httpx.AsyncClient, at: datetime, n: int = 1) -> str:
+    order_coi = await placed(http, n)
     completed = event("collection.completed", coi(order_coi), collected_at=at)
     response = await http.post(
         "/api/messages", content=envelope_json(f"c-{order_coi}", completed), headers=HOSPITAL
@@ -109,6 +109,32 @@ async def test_several_replicas_warn_once(database_url: str, amqp_url: str, tmp_
         assert sum([await r.sweep() for r in replicas]) == 0
 
 
+async def test_a_sweep_reads_the_clocks_that_are_due_and_each_keeps_its_next_warning(
+    database_url: str, amqp_url: str, tmp_path: Path
+) -> None:
+    settings = settings_for(database_url, amqp_url, tmp_path, clock_sweep_seconds=3600)
+    clock = Clock(NOW)
+    async with running(settings, clock) as (gw, http):
+        for n, hours in enumerate((1, 2, 3), start=1):  # young clocks: their first warning is hours away
+            await _collected(http, NOW - timedelta(hours=hours), n)
+        await _collected(http, NOW - timedelta(hours=37), 4)  # 77 % of 48 h: due
+        sweeper = ClockSweeper(
+            SqlTransactions(gw.engine, audit.append, pipelined=False), 1, clock, lambda: None
+        )
+        due = select(t.deadlines.c.id).where(t.deadlines.c.next_at <= NOW)
+        async with gw.engine.connect() as conn:
+            assert len((await conn.execute(due)).all()) == 1  # what a sweep reads, by the index
+        assert await sweeper.sweep() == 1
+        async with gw.engine.connect() as conn:
+            assert (await conn.execute(due)).all() == []
+            rows = (await conn.execute(select(t.deadlines.c.warned_pct, t.deadlines.c.next_at))).all()
+        warned = [r for r in rows if r.warned_pct == 75]
+        assert len(warned) == 1 and warned[0].next_at.replace(tzinfo=UTC) > NOW  # next: its 90 %
+        clock.now = NOW + timedelta(hours=48)  # every clock past its deadline
+        assert await sweeper.sweep() == 4  # each at its deadline, the highest step only
+        assert [w["elapsed_pct"] >= 100 for w in await _delayed(gw.engine)] == [False, True, True, True, True]
+
+
 async def test_delivery_stops_the_clocks_and_a_promised_window_moves(
     database_url: str, amqp_url: str, tmp_path: Path
 ) -> None:
@@ -149,7 +175,7 @@ async def test_a_silent_logger_is_a_fault_once(database_url: str, amqp_url: str,
     settings = settings_for(database_url, amqp_url, tmp_path)
     clock = Clock(NOW)
     async with running(settings, clock) as (gw, http):
-        order_coi = await placed(http)
+        order_coi = await _collected(http, NOW - timedelta(hours=1))  # its viability clock: 1 of 48 h
         assert (await declare(http, order_coi, logger_id="LOG-S")).status_code == 201
         batch = readings("LOG-S", NOW - timedelta(minutes=50), [5.0] * 10)  # the latest at NOW - 41 min
         assert (await from_courier(http, "demo-courier", batch)).status_code == 201
@@ -174,3 +200,17 @@ async def test_a_silent_logger_is_a_fault_once(database_url: str, amqp_url: str,
         again = readings("LOG-S", clock.now - timedelta(minutes=1), [5.0])
         assert (await from_courier(http, "demo-courier", again)).status_code == 201
         assert await gw.sweeper.sweep() == 0
+        # delivered, then read out at the dock: the readings are kept, and no silence clock restarts
+        tracking = ExternalRef(namespace="courier:demo-courier:tracking", value="1Z0000000000000001")
+        for step in ("shipment.picked_up", "shipment.delivered"):
+            moved = event(step, tracking, shipment_id="1Z0000000000000001", occurred_at=clock.now)
+            assert (await from_courier(http, "demo-courier", moved)).status_code == 201
+        late = readings("LOG-S", clock.now, [5.0, 5.1])
+        assert (await from_courier(http, "demo-courier", late)).status_code == 201
+        clock.now += timedelta(hours=3)
+        assert await gw.sweeper.sweep() == 0
+        async with gw.engine.connect() as conn:
+            running_clocks = (
+                await conn.execute(select(t.deadlines.c.clock).where(t.deadlines.c.stopped_at.is_(None)))
+            ).all()
+        assert running_clocks == []
