@@ -157,8 +157,8 @@ async def main() -> None:
                 run=60 + i,
                 fault_rate=0.1,
             )
-            lines += [f"- {line}" for line in result.lines()]
-            print("\n".join(result.lines()))
+            lines += [f"- {line}" for line in result.lines() + result.report.examples]
+            print("\n".join(result.lines() + result.report.examples))
     else:
         rows = []
         for i, n in enumerate(counts):

@@ -4,12 +4,13 @@ another journey's identifier of the same parties, identifiers never repeat acros
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from gateway.canonical.ids import mod37_2_check, validate_coi, validate_din
 from gateway.simulate.config import cast
 from gateway.simulate.identities import gs1_check_digit, identities
-from gateway.simulate.model import ALL_FAULTS, SWAPS, Expect, Fault
+from gateway.simulate.model import ALL_FAULTS, SWAPS, Boundary, Expect, Fault
 from gateway.simulate.plan import QC_TESTS, plan
 from gateway.simulate.senders import read_ack
 
@@ -99,3 +100,10 @@ def test_a_message_sent_again_after_a_lost_answer_may_get_the_first_answer_again
     assert resent.unexpected == 0 and resent.acked_lost == 0
     first_try = judge([j], [Answer(step, "replayed", 0.01, attempts=1)], {j.ids.coi: timeline}, 1.0, 0)
     assert first_try.unexpected == 1  # a first attempt answered as a repeat is not what was sent
+    # on a queue, the broker delivers again what a killed replica took and never acked
+    queued = replace(step, boundary=Boundary.mes_amqp)
+    redelivered = judge([j], [Answer(queued, "replayed", 0.01, attempts=1)], {j.ids.coi: timeline}, 1.0, 0)
+    assert redelivered.unexpected == 0 and redelivered.acked_lost == 0
+    absent = {"order": {"status": "ordered"}, "timeline": []}
+    lost = judge([j], [Answer(queued, "replayed", 0.01, attempts=1)], {j.ids.coi: absent}, 1.0, 0)
+    assert lost.acked_lost == 1  # answered as applied before: it must be on the timeline
