@@ -215,14 +215,25 @@ class Amqp:
 
     async def _channel(self) -> AbstractChannel:
         async with self.lock:
-            if self.channel is None or self.channel.is_closed:
+            if self.channel is not None and not self.channel.is_closed:
+                return self.channel
+            # The channel went with its connection (a broker restarted): the answers awaited on
+            # its reply-to will not come, so those messages go again now, as a sender's would.
+            for waiting in self.waiting.values():
+                if not waiting.done():
+                    waiting.set_exception(_Transient("the broker connection was lost"))
+            self.waiting.clear()
+            try:
                 if self.connection is None or self.connection.is_closed:
                     self.connection = await aio_pika.connect(self.url)
                 channel = await self.connection.channel(publisher_confirms=True)
                 replies = await channel.get_queue(DIRECT_REPLY, ensure=False)
                 await replies.consume(self._answered, no_ack=True)
-                self.channel = channel
-            return self.channel
+            except Exception as exc:  # the broker is away, or the connection died under us
+                self.channel, self.connection = None, None
+                raise _Transient(f"broker: {type(exc).__name__}") from None
+            self.channel = channel
+            return channel
 
     async def _answered(self, message: AbstractIncomingMessage) -> None:
         waiting = self.waiting.pop(message.correlation_id or "", None)
@@ -251,6 +262,9 @@ class Amqp:
             return await asyncio.wait_for(future, limit)
         except TimeoutError:
             raise _Transient("no answer on the reply-to in time") from None
+        except (aio_pika.exceptions.AMQPError, RuntimeError, ConnectionError) as exc:
+            self.channel = None  # closed under us: the next message opens another
+            raise _Transient(f"broker: {type(exc).__name__}") from None
         finally:
             self.waiting.pop(correlation, None)
 
