@@ -64,9 +64,10 @@ async def accept(
         raw=raw,
         fingerprint=fingerprint,
         reprocessing=reprocessing,
-        claim=claim,
     )
-    outcome, rendered = await intake.receive(record, decode, render, ours_if_known=decoded.ours_if_known)
+    outcome, rendered = await intake.receive(
+        record, decode, render, ours_if_known=decoded.ours_if_known, claim=claim
+    )
     if outcome.status == "ignored":
         metrics.IGNORED.labels(partner.id, adapter.name, outcome.code or "unknown").inc()
     metrics.INBOUND.labels(partner.id, adapter.name, outcome.status).inc()

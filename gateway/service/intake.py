@@ -82,10 +82,13 @@ class Intake:
         render: Render | None = None,
         *,
         ours_if_known: tuple[ExternalRef, ...] = (),
+        claim: Claim | None = None,
     ) -> Answered:
         """Process one message; returns, after its commit, its outcome and the rendered answer.
-        `ours_if_known`: the message is ignored unless one of these is bound."""
-        job = Job(record, decode, render, asyncio.get_running_loop().create_future(), ours_if_known)
+        `ours_if_known`: the message is ignored unless one of these is bound. `claim`: the signed
+        attempt it came in, taken in its transaction (Replayed when it was taken before)."""
+        future = asyncio.get_running_loop().create_future()
+        job = Job(record, decode, render, future, ours_if_known, claim)
         self._queue.append(job)
         if self._flushing < self.transactions.concurrency:
             self._flushing += 1

@@ -15,6 +15,7 @@ from datetime import datetime
 
 from gateway.canonical.command import Command
 from gateway.canonical.ids import ExternalRef
+from gateway.claims import Claim
 from gateway.coldchain.classes import ColdChain, default_cold_chain
 from gateway.errors import GatewayError, IdentityProblem, NotOurs, TransientError
 from gateway.identity.authorise import Authority
@@ -42,6 +43,9 @@ class Job:
     render: Render | None
     future: asyncio.Future[Answered]
     ours_if_known: tuple[ExternalRef, ...] = ()  # see gateway.adapter_contract.Decoded
+    # The signed attempt it came in, taken in the message's own transaction: a copy of the same
+    # attempt is refused as a replay (None: the transport signs nothing that ages).
+    claim: Claim | None = None
 
 
 @dataclass(frozen=True)
@@ -66,7 +70,7 @@ def run_batch(uow: UnitOfWork, batch: list[Job], rules: Rules) -> list[Answered]
     results: list[Answered] = []
     for job in batch:
         record = job.record
-        if record.claim is not None and not uow.take(record.claim, now):
+        if job.claim is not None and not uow.take(job.claim, now):
             results.append((REPLAYED, None))  # before its id is looked at: a copy, not a resend
             continue
         first = answers.first(record)

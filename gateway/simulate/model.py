@@ -100,6 +100,10 @@ class Credentials:
     mrn_authority: str = "SIMHOSP"
 
 
+class Transient(Exception):
+    """A failure a partner's engine would send the message again after (5xx, no answer in time)."""
+
+
 @dataclass(frozen=True)
 class Wire:
     """One message ready to send: to the AMQP `queue` when one is named, else an HTTP POST to

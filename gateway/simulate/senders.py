@@ -14,12 +14,11 @@ from dataclasses import dataclass
 import aio_pika
 import httpx
 import orjson
-from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractIncomingMessage
 
-from gateway.simulate.model import Boundary, Step, Wire
+from gateway.simulate.amqp import Amqp
+from gateway.simulate.model import Boundary, Step, Transient, Wire
 
 START, END = b"\x0b", b"\x1c\x0d"
-DIRECT_REPLY = "amq.rabbitmq.reply-to"
 Connection = tuple[asyncio.StreamReader, asyncio.StreamWriter]
 
 
@@ -131,9 +130,9 @@ class Senders:
                 asyncio.IncompleteReadError,
                 httpx.TransportError,
                 aio_pika.exceptions.AMQPError,
-                _Transient,
+                Transient,
             ) as exc:
-                last = type(exc).__name__ + (f": {exc}" if isinstance(exc, _Transient) else "")
+                last = type(exc).__name__ + (f": {exc}" if isinstance(exc, Transient) else "")
                 self.resends += 1
                 await asyncio.sleep(1.0 if "same second" in last else min(0.05 * 2**attempt, 2.0))
         return Answer(
@@ -162,13 +161,13 @@ class Senders:
         client = self.http[self.turn % len(self.http)]
         response = await client.post(wire.path, content=wire.body, headers=list(wire.headers))
         if response.status_code >= 500 or response.status_code == 429:
-            raise _Transient(str(response.status_code))
+            raise Transient(str(response.status_code))
         body = _json(response.content)
         said = f"{body.get('title', '')} {body.get('detail', '')}"
         if response.status_code == 401 and "received before" in said:
             # Standard Webhooks takes a signed attempt (id + timestamp, in seconds) once: a retry
             # signed in the same second as an earlier attempt is refused; the sender retries later.
-            raise _Transient("401 replay of an attempt of the same second")
+            raise Transient("401 replay of an attempt of the same second")
         if response.headers.get("Idempotent-Replayed") == "true":
             found = body.get("inbound_id")
             return "replayed", "", found if isinstance(found, str) else None
@@ -201,76 +200,16 @@ def _outcome(status: int, body: dict[str, object]) -> tuple[str, str, str | None
     return got, str(body.get("title") or "") if got == "quarantined" else "", inbound
 
 
-class Amqp:
-    """A manufacturer's channel to its queues: each message published persistently with publisher
-    confirms, its outcome awaited on the direct reply-to (consumed on the same channel)."""
+def _json(raw: bytes) -> dict[str, object]:
+    try:
+        value = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return {}
+    return value if isinstance(value, dict) else {}
 
-    def __init__(self, url: str) -> None:
-        self.url = url
-        self.connection: AbstractConnection | None = None
-        self.channel: AbstractChannel | None = None
-        self.waiting: dict[str, asyncio.Future[tuple[bytes, bool]]] = {}
-        self.asked = 0
-        self.lock = asyncio.Lock()
 
-    async def _channel(self) -> AbstractChannel:
-        async with self.lock:
-            if self.channel is not None and not self.channel.is_closed:
-                return self.channel
-            # The channel went with its connection (a broker restarted): the answers awaited on
-            # its reply-to will not come, so those messages go again now, as a sender's would.
-            for waiting in self.waiting.values():
-                if not waiting.done():
-                    waiting.set_exception(_Transient("the broker connection was lost"))
-            self.waiting.clear()
-            try:
-                if self.connection is None or self.connection.is_closed:
-                    self.connection = await aio_pika.connect(self.url)
-                channel = await self.connection.channel(publisher_confirms=True)
-                replies = await channel.get_queue(DIRECT_REPLY, ensure=False)
-                await replies.consume(self._answered, no_ack=True)
-            except Exception as exc:  # the broker is away, or the connection died under us
-                self.channel, self.connection = None, None
-                raise _Transient(f"broker: {type(exc).__name__}") from None
-            self.channel = channel
-            return channel
-
-    async def _answered(self, message: AbstractIncomingMessage) -> None:
-        waiting = self.waiting.pop(message.correlation_id or "", None)
-        if waiting is not None and not waiting.done():
-            waiting.set_result((message.body, (message.headers or {}).get("x-cgt-repeat") == "true"))
-
-    async def ask(self, wire: Wire, limit: float) -> tuple[bytes, bool]:
-        """The answer to `wire` (its JSON, and whether it answers a repeat)."""
-        assert wire.queue is not None
-        channel = await self._channel()
-        self.asked += 1
-        correlation = f"{wire.step.key}.{self.asked}"
-        future: asyncio.Future[tuple[bytes, bool]] = asyncio.get_running_loop().create_future()
-        self.waiting[correlation] = future
-        headers = dict(wire.headers)
-        message = aio_pika.Message(
-            wire.body,
-            headers={"partner": headers["partner"]},
-            content_type=headers["Content-Type"],
-            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-            reply_to=DIRECT_REPLY,
-            correlation_id=correlation,
-        )
-        try:
-            await channel.default_exchange.publish(message, routing_key=wire.queue, timeout=limit)
-            return await asyncio.wait_for(future, limit)
-        except TimeoutError:
-            raise _Transient("no answer on the reply-to in time") from None
-        except (aio_pika.exceptions.AMQPError, RuntimeError, ConnectionError) as exc:
-            self.channel = None  # closed under us: the next message opens another
-            raise _Transient(f"broker: {type(exc).__name__}") from None
-        finally:
-            self.waiting.pop(correlation, None)
-
-    async def close(self) -> None:
-        if self.connection is not None:
-            await self.connection.close()
+def boundary_of(answer: Answer) -> Boundary:
+    return answer.step.boundary
 
 
 def _capture_job(job: dict[str, object]) -> str:
@@ -284,19 +223,3 @@ def _capture_job(job: dict[str, object]) -> str:
     if any(isinstance(e, dict) and e.get("outcome") == "quarantined" for e in errors):
         return "quarantined"
     return "refused"
-
-
-class _Transient(Exception):
-    pass
-
-
-def _json(raw: bytes) -> dict[str, object]:
-    try:
-        value = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        return {}
-    return value if isinstance(value, dict) else {}
-
-
-def boundary_of(answer: Answer) -> Boundary:
-    return answer.step.boundary

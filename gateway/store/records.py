@@ -8,8 +8,6 @@ from datetime import datetime
 from functools import cached_property
 from typing import Any
 
-from gateway.claims import Claim
-
 
 @dataclass(frozen=True)
 class Reprocessing:
@@ -37,9 +35,6 @@ class InboundRecord:
     # messages under one id are one message sent twice when their fingerprints are equal.
     fingerprint: bytes | None = None
     reprocessing: Reprocessing | None = None  # None: as received from the partner
-    # The signed attempt it came in, taken in the message's own transaction: a copy of the same
-    # attempt is refused as a replay (None: the transport signs nothing that ages).
-    claim: Claim | None = None
 
     @cached_property
     def content_hash(self) -> str:

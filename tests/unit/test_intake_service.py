@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from dataclasses import replace
 from datetime import UTC, datetime
 
 import orjson
@@ -234,15 +233,15 @@ async def test_a_signed_attempt_is_taken_with_its_message_once() -> None:
     store = FakeTransactions()
     gate = service(store)
     claim = Claim.of("webhook:demo-hospital", "msg_1.1800000000", datetime(2026, 11, 30, 9, 5, tzinfo=UTC))
-    rec = replace(record(place(1), message_id="msg_1"), claim=claim)
-    first, _ = await gate.receive(rec, lambda: [place(1)], render)
+    rec = record(place(1), message_id="msg_1")
+    first, _ = await gate.receive(rec, lambda: [place(1)], render, claim=claim)
     assert first.status == "applied" and store.commits == 1
     with pytest.raises(Replayed):  # a copy of the same attempt: refused, nothing stored
-        await gate.receive(rec, lambda: [place(1)], render)
+        await gate.receive(rec, lambda: [place(1)], render, claim=claim)
     assert len(store.committed.inbound) == 1 and gate.recent.summary()["failed"] == 0
     # the same message sent again in a new attempt (a new signature): the first answer again
-    again = replace(rec, claim=Claim.of("webhook:demo-hospital", "msg_1.1800000060", claim.expires_at))
-    repeat, _ = await gate.receive(again, lambda: [place(1)], render)
+    again = Claim.of("webhook:demo-hospital", "msg_1.1800000060", claim.expires_at)
+    repeat, _ = await gate.receive(rec, lambda: [place(1)], render, claim=again)
     assert repeat.duplicate and repeat.inbound_id == first.inbound_id
 
 
@@ -251,10 +250,10 @@ async def test_an_attempt_whose_transaction_failed_is_not_taken() -> None:
     store.fail = [TransientError(detail="database: OperationalError")]
     gate = service(store)
     claim = Claim.of("webhook:demo-hospital", "msg_1.1800000000", datetime(2026, 11, 30, 9, 5, tzinfo=UTC))
-    rec = replace(record(place(1)), claim=claim)
+    rec = record(place(1))
     with pytest.raises(TransientError):
-        await gate.receive(rec, lambda: [place(1)], render)
-    outcome, _ = await gate.receive(rec, lambda: [place(1)], render)  # the sender's retry, as sent
+        await gate.receive(rec, lambda: [place(1)], render, claim=claim)
+    outcome, _ = await gate.receive(rec, lambda: [place(1)], render, claim=claim)  # the retry, as sent
     assert outcome.status == "applied"
 
 
