@@ -9,6 +9,7 @@ taken through the door as its own message (adapters.mes.orders.answer).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass, field
 
@@ -162,7 +163,13 @@ async def start_orders(runtime: Runtime, adapter: Adapter, profiles: list[OrderP
                 await transport.open()  # the manufacturer's queue exists before the first order
         except TransientError:
             runner.start()
-        except Exception as exc:  # the queue could not be declared: the broker retries it on send
+        except (Exception, asyncio.CancelledError) as exc:
+            # The queue could not be declared: it is declared again on the first send. aiormq
+            # reports a channel the broker closed under the call as a CancelledError; only this
+            # task's own cancellation (the start-up given up) goes on up.
+            task = asyncio.current_task()
+            if isinstance(exc, asyncio.CancelledError) and task is not None and task.cancelling():
+                raise
             log.warning(
                 "manufacturing orders to %s: queue not declared yet (%s)",
                 profile.manufacturer,
