@@ -76,12 +76,9 @@ class StoreReplays:
         self.engine = engine
         self.writer = writer_for(engine)
 
-    async def first_use(self, scope: str, key: str, expires_at: datetime) -> bool:
-        """True the first time (`scope`, `key`) is seen; False while an earlier sighting lives."""
-        return await self.take(Claim.of(scope, key, expires_at))
-
     async def take(self, claim: Claim) -> bool:
-        """`claim` taken on its own, relaxed (see the module's note)."""
+        """`claim` taken on its own, relaxed (see the module's note): True the first time it is
+        seen, False while an earlier sighting lives."""
         try:
             return await self.writer.run(partial(self._take, claim))
         except DBAPIError as exc:
