@@ -28,7 +28,7 @@ sys.path.insert(0, str(ROOT))
 
 import asyncpg
 
-from gateway.simulate.config import cast
+from gateway.simulate.config import cast, write
 from gateway.simulate.session import Options, simulate
 from tests.support.faults import Gateway, settle
 from tests.support.private_broker import free_port
@@ -68,9 +68,12 @@ async def _database(kind: str, folder: Path) -> str:
     return f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}"
 
 
-async def one(journeys: int, database: str, amqp_url: str, run: int, rate: float) -> dict[str, object]:
+async def one(
+    journeys: int, database: str, amqp_url: str, run: int, rate: float, parties: tuple[int, int, int]
+) -> dict[str, object]:
     folder = Path(tempfile.mkdtemp(prefix="cgt-sim-"))
-    gateway = Gateway(folder, await _database(database, folder), amqp_url, free_port(), free_port())
+    env = write(folder / "partners", *parties) if parties != (1, 1, 1) else None
+    gateway = Gateway(folder, await _database(database, folder), amqp_url, free_port(), free_port(), env=env)
     gateway.start(timeout=120)
     assert gateway.process is not None
     own = resource.getrusage(resource.RUSAGE_SELF)
@@ -89,7 +92,7 @@ async def one(journeys: int, database: str, amqp_url: str, run: int, rate: float
             amqp=amqp_url,
         )
         began = time.monotonic()
-        report = await simulate(options, cast(1, 1, 1))
+        report = await simulate(options, cast(*parties))
         await settle(gateway.url, timeout=600)
         wall = time.monotonic() - began
         cpu, peak = _proc(gateway.process.pid)
@@ -104,14 +107,16 @@ async def one(journeys: int, database: str, amqp_url: str, run: int, rate: float
         "gateway_cpu": cpu,
         "gateway_peak_mib": peak / 1024,
         "simulator_cpu": (mine.ru_utime + mine.ru_stime) - (own.ru_utime + own.ru_stime),
+        "simulator_peak_mib": mine.ru_maxrss / 1024,  # this process's peak so far (runs go up in N)
     }
 
 
 def _table(rows: list[dict[str, object]]) -> list[str]:
     out = [
         "| journeys | db | wall s | msgs | msgs/s | completed | swaps inj/quar/applied | false q. | acked lost "
-        "| gateway CPU s | CPU ms/journey | gateway peak MiB | simulator CPU s | p50/p99 ms by boundary |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| gateway CPU s | CPU ms/journey | gateway peak MiB | simulator CPU s | simulator peak MiB "
+        "| p50/p99 ms by boundary |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
         r = row["report"]
@@ -121,7 +126,7 @@ def _table(rows: list[dict[str, object]]) -> list[str]:
             f"| {r.journeys_completed:,} | {r.swaps_injected}/{r.swaps_quarantined}/{r.swaps_applied} "  # type: ignore[attr-defined]
             f"| {r.false_quarantines} | {r.acked_lost} | {row['gateway_cpu']:.0f} "  # type: ignore[attr-defined]
             f"| {1000 * row['gateway_cpu'] / row['journeys']:.0f} | {row['gateway_peak_mib']:.0f} "  # type: ignore[operator]
-            f"| {row['simulator_cpu']:.0f} | {bounds} |"
+            f"| {row['simulator_cpu']:.0f} | {row.get('simulator_peak_mib', 0):.0f} | {bounds} |"
         )
     return out
 
@@ -133,15 +138,20 @@ async def main() -> None:
     parser.add_argument("--amqp", default="amqp://guest:guest@127.0.0.1:5672/")
     parser.add_argument("--rate", type=float, default=0.0, help="messages/s cap (0: as fast as answered)")
     parser.add_argument("--replicas", type=int, default=1)
+    parser.add_argument(
+        "--parties", default="1,1,1", help="sites,couriers,manufacturers (see simulate config)"
+    )
     parser.add_argument("--kill", action="store_true", help="kill one replica mid-run (with --replicas > 1)")
     args = parser.parse_args()
     counts = [int(n) for n in args.journeys.split(",")]
+    sites, couriers, manufacturers = (int(n) for n in args.parties.split(","))
+    parties = (sites, couriers, manufacturers)
     lines = [
         f"\n## {datetime.now(UTC):%Y-%m-%d %H:%M} UTC: {args.database}, "
         f"{args.replicas} replica(s){', one killed mid-run' if args.kill else ''}\n",
         f"`sum(range(1000))`: {_baseline_us():.1f} µs (this machine's speed that day); command: "
         f"`bench/simulate.py --journeys {args.journeys} --database {args.database} --replicas {args.replicas}"
-        f"{' --kill' if args.kill else ''}`\n",
+        f"{' --kill' if args.kill else ''}{f' --parties {args.parties}' if parties != (1, 1, 1) else ''}`\n",
     ]
     if args.replicas > 1:
         for i, n in enumerate(counts):
@@ -162,7 +172,7 @@ async def main() -> None:
     else:
         rows = []
         for i, n in enumerate(counts):
-            row = await one(n, args.database, args.amqp, 40 + i, args.rate)
+            row = await one(n, args.database, args.amqp, 40 + i, args.rate, parties)
             print("\n" + "\n".join(row["report"].lines() + row["report"].examples))  # type: ignore[attr-defined]
             rows.append(row)
         lines += _table(rows)

@@ -92,6 +92,18 @@ REQUIRED: dict[str, dict[str, tuple[str, ...]]] = {
         ),
         "participant.status": ("accepted", "declined", "tentative", "needs-action"),
     },
+    "Procedure": {
+        "status": (
+            "preparation",
+            "in-progress",
+            "not-done",
+            "on-hold",
+            "stopped",
+            "completed",
+            "entered-in-error",
+            "unknown",
+        ),
+    },
     "BiologicallyDerivedProduct": {
         "productCategory": ("organ", "tissue", "fluid", "cells", "biologicalAgent"),
         "status": ("available", "unavailable"),

@@ -16,6 +16,7 @@ RESOURCES: dict[str, dict[str, Any]] = {
     "MedicationRequest": {"interactions": ["create", "update"], "conditionalCreate": True},
     "Patient": {"interactions": ["create", "update"], "operations": ["merge"]},
     "Appointment": {"interactions": ["create", "update"]},
+    "Procedure": {"interactions": ["create", "update"]},
     "Task": {"interactions": ["read", "search-type"], "search": {"identifier": "token"}},
 }
 DOCS = {
@@ -27,6 +28,9 @@ DOCS = {
     "A patient no order names is acknowledged (200) and ignored.",
     "Appointment": "Apheresis (collection) or infusion appointment, based on the order; any other "
     "appointment is acknowledged (200) and ignored.",
+    "Procedure": "A completed infusion (its code one of the site's infusion codes, based on the "
+    "order): the order is infused at its performed time. Any other procedure, or an infusion not "
+    "completed, is acknowledged (200) and ignored.",
     "Task": "Each order as a Task: status and businessStatus follow the order's lifecycle.",
 }
 

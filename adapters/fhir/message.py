@@ -25,6 +25,8 @@ from adapters.fhir.triage import (
     FOR_ANOTHER_ORDER,
     NOT_A_THERAPY_APPOINTMENT,
     NOT_A_THERAPY_ORDER,
+    NOT_AN_INFUSION,
+    NOT_COMPLETED,
     NOT_TAKEN,
     UNKNOWN_PATIENT,
     Passed,
@@ -33,8 +35,10 @@ from adapters.fhir.validation import ORDER_TYPES
 from gateway.sdk import Command, ExternalRef, MappingError, NotOurs, OrderStatus, Party, UnsupportedMessage
 
 MAX_ID = 200  # the idempotency key column
-ACTED_ON = (*ORDER_TYPES, "Patient", "Appointment")
-ANY_REQUEST = ("Bundle", "Parameters", *ORDER_TYPES, "Patient", "Appointment")
+ACTED_ON = (*ORDER_TYPES, "Patient", "Appointment", "Procedure")
+ANY_REQUEST = ("Bundle", "Parameters", *ORDER_TYPES, "Patient", "Appointment", "Procedure")
+# what is about an order, and the element that names it
+ABOUT = {"Appointment": "basedOn", "BiologicallyDerivedProduct": "request", "Procedure": "basedOn"}
 # The id of a message that places an order: a conditional create on its placer order number.
 PLACEMENT = "ServiceRequest?identifier="
 
@@ -78,13 +82,20 @@ def commands_of(
             others.add(id(located))
         else:
             commands.append(orders.order(located, product))
-    for located in contents.of_type("Appointment", "BiologicallyDerivedProduct"):
-        about = located.resource.get("basedOn" if located.type == "Appointment" else "request") or []
+    for located in contents.of_type(*ABOUT):
+        about = located.resource.get(ABOUT[located.type]) or []
         if any(id(contents.resolve(r)) in others for r in about):
             passed.append(Passed(located.path, located.type, FOR_ANOTHER_ORDER))
             continue
         if located.type == "BiologicallyDerivedProduct":
             command = orders.collected(located)
+            commands += [command] if command else []
+            continue
+        if located.type == "Procedure":
+            command = orders.infused(located)
+            if command is None:
+                why = NOT_COMPLETED if orders.is_infusion(located) else NOT_AN_INFUSION
+                passed.append(Passed(located.path, located.type, why))
             commands += [command] if command else []
             continue
         command = orders.appointment(located)
@@ -96,6 +107,9 @@ def commands_of(
         raise _not_ours("not_a_therapy_order", NOT_A_THERAPY_ORDER)
     if not commands and contents.of_type("Appointment"):
         raise _not_ours("not_a_therapy_appointment", NOT_A_THERAPY_APPOINTMENT)
+    if not commands and contents.of_type("Procedure"):
+        reason = passed[-1].why if passed else NOT_AN_INFUSION
+        raise _not_ours("not_a_completed_infusion", reason)
     if not commands:  # nothing about an order: the Patients are identity updates
         for located in contents.of_type("Patient"):
             command = patient_command(located, contents, profile)

@@ -1,4 +1,5 @@
-"""ServiceRequest / MedicationRequest, Appointment and BiologicallyDerivedProduct -> order commands."""
+"""ServiceRequest / MedicationRequest, Appointment, BiologicallyDerivedProduct and Procedure ->
+order commands."""
 
 from __future__ import annotations
 
@@ -246,3 +247,22 @@ class OrderMapping:
             collected_at=collected_at,
             din=dins[0].value if dins else None,
         )
+
+    def infused(self, located: Located) -> Command | None:
+        """A completed infusion Procedure (its code one of the profile's infusion codes, based on
+        the order): infusion.completed at its performed time. None: not an infusion, or not yet
+        (or never) completed, which the gateway does not act on."""
+        resource, path = located.resource, located.path
+        if resource.get("status") != "completed" or not self.is_infusion(located):
+            return None
+        performed = resource.get("performedDateTime") or (resource.get("performedPeriod") or {}).get("start")
+        infused_at = instant(performed, f"{path}.performed")
+        if infused_at is None:
+            raise MappingError("a completed infusion needs its performed time", location=f"{path}.performed")
+        refs = self.order_refs(list(resource.get("basedOn") or []), f"{path}.basedOn")
+        if resource.get("subject"):
+            refs += self.patient(resource["subject"], f"{path}.subject")[0]
+        return self._command("infusion.completed", {"refs": refs}, infused_at=infused_at)
+
+    def is_infusion(self, located: Located) -> bool:
+        return has_code([located.resource.get("code") or {}], self.profile.appointments.infusion)

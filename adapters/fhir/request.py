@@ -66,7 +66,7 @@ class Received:
         if isinstance(self.read, GatewayError):
             return []
         found = contents(self.read, method=self.interaction.method)
-        if found.of_type(*ORDER_TYPES, "Appointment", "BiologicallyDerivedProduct"):
+        if found.of_type(*ORDER_TYPES, "Appointment", "BiologicallyDerivedProduct", "Procedure"):
             return []
         return patient_refs_named(self.read, found, profile)
 

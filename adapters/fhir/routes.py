@@ -37,7 +37,7 @@ from gateway.sdk import (
 )
 
 BASE = capability.BASE
-WRITABLE = ("ServiceRequest", "MedicationRequest", "Patient", "Appointment")
+WRITABLE = ("ServiceRequest", "MedicationRequest", "Patient", "Appointment", "Procedure")
 JSON_TYPES = ("application/fhir+json", "application/json", "application/json+fhir")
 TOKEN_REQUEST_LIMIT = 16_384  # bytes: an assertion and a few scopes; read before anyone is known
 # Token endpoint errors that come before the client is authenticated: recorded as door refusals.

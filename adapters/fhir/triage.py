@@ -1,8 +1,8 @@
 """What of a request the gateway passes over: an EHR's interface engine sends every order, every
 patient and whatever else its Bundles carry, and an error answer would stall its queue.
 
-Entries are acted on (therapy orders, their appointments and collections; patients the gateway
-knows), read as the context of what is acted on (CONTEXT), or passed over: listed back to the
+Entries are acted on (therapy orders, their appointments, collections and infusions; patients
+the gateway knows), read as the context of what is acted on (CONTEXT), or passed over: listed back to the
 sender in an informational issue, never stored. A request with nothing to act on is NotOurs.
 """
 
@@ -28,6 +28,8 @@ CONTEXT = (
 
 NOT_A_THERAPY_ORDER = "not a therapy order of this site"
 NOT_A_THERAPY_APPOINTMENT = "not an apheresis or infusion appointment of this site"
+NOT_AN_INFUSION = "not an infusion procedure of this site"
+NOT_COMPLETED = "an infusion not completed (a completed one is taken)"
 FOR_ANOTHER_ORDER = "about an order that is not a therapy order"
 UNKNOWN_PATIENT = "a patient the gateway does not know"
 NOT_TAKEN = "not a resource the gateway takes"

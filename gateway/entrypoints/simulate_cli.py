@@ -86,7 +86,12 @@ def simulate(
 
 @simulate_app.command("config")
 def config(
-    folder: Annotated[Path, typer.Argument(help="where to write partners.yaml, hl7v2/ and assignments.yaml")],
+    folder: Annotated[
+        Path,
+        typer.Argument(
+            help="where to write partners.yaml, the profiles, assignments and temperature classes"
+        ),
+    ],
     sites: int = typer.Option(3),
     couriers: int = typer.Option(2),
     manufacturers: int = typer.Option(2),

@@ -1,5 +1,6 @@
 """The journey simulator: many N-of-1 journeys driven through a running gateway's real interfaces
-(HL7 v2 over MLLP and JSON over HTTP for sites, couriers and manufacturers), with faults injected
+(HL7 v2 over MLLP and FHIR R4 for sites, the couriers' and manufacturers' own dialects over HTTP
+and AMQP), with faults injected
 and an audit at the end of what each fault became. `cgt-gateway simulate --help`; docs/simulator.md.
 
 It is a client: it imports nothing of the gateway's internals but the identifier rules

@@ -173,6 +173,8 @@ class Senders:
             return "replayed", "", found if isinstance(found, str) else None
         if wire.path.endswith("/epcis/capture") and response.status_code == 202:
             return _capture_job(body), "", None
+        if wire.path.startswith("/fhir/"):
+            return _fhir_outcome(response.status_code, body)
         return _outcome(response.status_code, body)
 
     async def close(self) -> None:
@@ -198,6 +200,23 @@ def _outcome(status: int, body: dict[str, object]) -> tuple[str, str, str | None
     outcome = body.get("outcome", body.get("status"))
     got = outcome if isinstance(outcome, str) and outcome in ("quarantined", "ignored") else "applied"
     return got, str(body.get("title") or "") if got == "quarantined" else "", inbound
+
+
+def _fhir_outcome(status: int, body: dict[str, object]) -> tuple[str, str, str | None]:
+    """What a FHIR answer says: an error is an OperationOutcome with a 4xx; held for review is a
+    202 with a warning; acknowledged and ignored is a 200 whose informational issue carries the
+    reason's code (diagnostics); anything else was applied."""
+    found = body.get("issue") if body.get("resourceType") == "OperationOutcome" else None
+    first = found[0] if isinstance(found, list) and found and isinstance(found[0], dict) else {}
+    details = first.get("details")
+    text = str(details.get("text", "")) if isinstance(details, dict) else ""
+    if status >= 400:
+        return "refused", f"{status} {first.get('code', '')}: {text}", None
+    if status == 202:
+        return "quarantined", text, None
+    if first.get("severity") == "information" and first.get("diagnostics"):
+        return "ignored", text, None
+    return "applied", "", None
 
 
 def _json(raw: bytes) -> dict[str, object]:

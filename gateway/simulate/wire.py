@@ -1,7 +1,9 @@
 """How each step crosses its boundary: the bytes a site's EHR, a courier or a manufacturer's MES
 would send for it, in the dialect that boundary speaks, and where they go.
 
-HL7 v2 (ORM^O01, SIU^S12, ADT^A08) over MLLP for what EHRs send; JSON over HTTP for the rest.
+HL7 v2 (ORM^O01, SIU^S12, ADT^A08) over MLLP and FHIR R4 over HTTP (the collection and the
+infusion) for what EHRs send; the gateway's shipments API for the legs a site books; the partners'
+dialects (gateway.simulate.dialects) for couriers and manufacturers.
 Payloads are synthetic: simulated patients named `Sim<run><n>`, the examples' facility code.
 """
 
@@ -15,6 +17,7 @@ from typing import Any
 
 import orjson
 
+from gateway.simulate import fhir
 from gateway.simulate.dialects import MES, TRACKING, PartnerDialects
 from gateway.simulate.model import Boundary, Credentials, Fault, Step, Wire, iso
 
@@ -31,9 +34,17 @@ class Encoder:
 
     def encode(self, step: Step, journey_start: datetime, product: str) -> Wire:
         now = journey_start + step.stamp
+        if step.event == "malformed" and step.boundary is Boundary.site_http:
+            return self._fhir(
+                step, fhir.BASE, b'{"resourceType": "Bundle", "type": "transaction", "entry": [{'
+            )
         if step.event == "malformed":
             body = b'{"message_id": "' + step.key.encode() + b'", "commands": [{"event"'
             return self._http(step, body, "/api/messages")
+        if step.event == "collection.completed":
+            return self._fhir(step, *fhir.collection(step))
+        if step.event == "infusion.completed":
+            return self._fhir(step, *fhir.infusion(step, now))
         if step.boundary is Boundary.site_hl7:
             return Wire(step, self._hl7(step, now, product).encode())
         if step.event == "shipment.declared":
@@ -123,6 +134,13 @@ class Encoder:
             headers.append(("X-API-Key", who.api_key))
         return Wire(step, body, path, tuple(headers))
 
+    def _fhir(self, step: Step, path: str, document: dict[str, Any] | bytes) -> Wire:
+        """A site's FHIR request (its API key: a backend's token is the other way in)."""
+        body = document if isinstance(document, bytes) else orjson.dumps(document)
+        who = self.directory[step.sender]
+        headers = (("Content-Type", "application/fhir+json"), ("X-API-Key", who.api_key or ""))
+        return Wire(step, body, path, headers)
+
     def _declare(self, step: Step) -> Wire:
         ids, leg = step.ids, step.data["leg"]
         body: dict[str, Any] = {
@@ -149,10 +167,6 @@ class Encoder:
                 "slot_id": f"SLOT-{ids.n}",
                 "slot_start": iso(d["slot_start"]),
             }
-        elif event == "collection.completed":
-            din = {"namespace": "isbt128:din", "value": ids.din}
-            refs, binds = [coi, din], [din]
-            payload |= {"collected_at": iso(d["collected_at"]), "din": ids.din}
         elif event in ("shipment.picked_up", "shipment.delivered"):
             tracking = ids.inbound_tracking if d["leg"] == "inbound" else ids.outbound_tracking
             refs = [{"namespace": f"courier:{sender}:tracking", "value": tracking}, coi]
@@ -190,6 +204,4 @@ class Encoder:
                 payload["certificate_of_analysis"] = f"COA-{ids.batch}"
         elif event == "order.resumed":
             payload["reason"] = "hold investigated: the right bag, the right order"
-        elif event == "infusion.completed":
-            payload |= {"infused_at": iso(d["infused_at"])}
         return {"event": event, "refs": refs, "binds": binds, "payload": payload}

@@ -9,32 +9,40 @@ import subprocess
 import sys
 from pathlib import Path
 
-from gateway.simulate.config import cast
+from gateway.simulate.config import cast, write
 from gateway.simulate.model import ALL_FAULTS
 from gateway.simulate.session import Options, simulate
+from gateway.simulate.verdict import Report
 from tests.support.faults import Gateway
 from tests.support.private_broker import free_port
+
+
+async def _every_fault(
+    gateway: Gateway, amqp_url: str, journeys: int, *, seed: int, run: int, parties: tuple[int, int, int]
+) -> Report:
+    """`journeys` against `gateway` (started here, stopped after), half of them with a fault."""
+    gateway.start()
+    try:
+        options = Options(
+            journeys=journeys,
+            base_urls=(gateway.url,),
+            mllp=(("127.0.0.1", gateway.mllp_port),),
+            fault_rate=0.5,
+            faults=ALL_FAULTS,
+            seed=seed,
+            run=run,
+            amqp=amqp_url,
+        )
+        return await simulate(options, cast(*parties))
+    finally:
+        gateway.stop()
 
 
 async def test_fifty_journeys_with_every_fault_kind_pass_the_mix_up_audit(
     database_url: str, amqp_url: str, tmp_path: Path
 ) -> None:
     gateway = Gateway(tmp_path, database_url, amqp_url, free_port(), free_port())
-    gateway.start()
-    try:
-        options = Options(
-            journeys=50,
-            base_urls=(gateway.url,),
-            mllp=(("127.0.0.1", gateway.mllp_port),),
-            fault_rate=0.5,
-            faults=ALL_FAULTS,
-            seed=11,
-            run=7,
-            amqp=amqp_url,
-        )
-        report = await simulate(options, cast(1, 1, 1))
-    finally:
-        gateway.stop()
+    report = await _every_fault(gateway, amqp_url, 50, seed=11, run=7, parties=(1, 1, 1))
     print("\n".join(report.lines() + report.examples))
     assert set(report.faults) == {f.value for f in ALL_FAULTS}
     assert report.swaps_injected >= 3 and report.swaps_quarantined == report.swaps_injected
@@ -44,6 +52,29 @@ async def test_fifty_journeys_with_every_fault_kind_pass_the_mix_up_audit(
     assert report.journeys_completed == report.journeys == 50
     assert report.boundaries["mes.amqp"].messages > 0 and report.boundaries["mes.http"].messages > 0
     assert report.ok
+
+
+async def test_several_sites_couriers_and_manufacturers_from_simulate_config(
+    amqp_url: str, tmp_path: Path
+) -> None:
+    """`simulate config` writes what a gateway needs to take every dialect from every simulated
+    partner: 2 sites (HL7 v2 and FHIR), 2 couriers (tracking, EPCIS, logger webhooks, each its
+    own secret), 2 manufacturers (CloudEvents over HTTP and AMQP), each journey's parties in turn."""
+    settings = write(tmp_path / "sim", 2, 2, 2)
+    gateway = Gateway(
+        tmp_path,
+        f"sqlite+aiosqlite:///{tmp_path}/gateway.db",
+        amqp_url,
+        free_port(),
+        free_port(),
+        env=settings,
+    )
+    report = await _every_fault(gateway, amqp_url, 24, seed=5, run=9, parties=(2, 2, 2))
+    print("\n".join(report.lines() + report.examples))
+    assert report.journeys_completed == report.journeys == 24
+    assert report.swaps_applied == 0 and report.swaps_quarantined == report.swaps_injected
+    assert report.false_quarantines == 0 and report.acked_lost == 0 and report.unexpected == 0
+    assert report.boundaries["site.http"].messages >= 24 * 4  # collection, infusion, two legs declared
 
 
 def test_the_command_prints_the_audit_and_writes_the_report(amqp_url: str, tmp_path: Path) -> None:

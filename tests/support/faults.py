@@ -74,8 +74,17 @@ class Target:
 class Gateway:
     """`cgt-gateway serve` in a process of its own, on fixed ports so a successor takes its place."""
 
-    def __init__(self, log_dir: Path, database_url: str, amqp_url: str, port: int, mllp_port: int) -> None:
+    def __init__(
+        self,
+        log_dir: Path,
+        database_url: str,
+        amqp_url: str,
+        port: int,
+        mllp_port: int,
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.database_url, self.amqp_url = database_url, amqp_url
+        self.env = env or {}
         self.port, self.mllp_port, self.log_dir = port, mllp_port, log_dir
         self.url = f"http://127.0.0.1:{port}"
         self.process: subprocess.Popen[bytes] | None = None
@@ -94,6 +103,7 @@ class Gateway:
             # this database's checkpoints, beside its logs: never the checkout's var/ (another
             # test's database would disagree with them)
             "CGT_AUDIT_CHECKPOINTS_FILE": str(self.checkpoints),
+            **self.env,
         }
         with open(self.log_dir / f"gateway-{self.port}-{self.starts}.log", "wb") as out:
             self.process = subprocess.Popen(
