@@ -182,6 +182,52 @@ async def test_polls_are_conditional_back_off_and_take_no_event_twice_across_a_r
         await second.stop()
 
 
+def dhl_page(document: dict[str, Any], events: slice, offset: int, next_link: str | None) -> dict[str, Any]:
+    """One page of a DHL answer: its shipment's `events` slice, its own url and the next's."""
+    page = orjson.loads(orjson.dumps(document))
+    page["shipments"][0]["events"] = document["shipments"][0]["events"][events]
+    page["url"] = f"/track/shipments?trackingNumber=7770000101&offset={offset}&limit=2"
+    page["nextUrl"] = next_link or page["url"]  # the last page links to itself
+    return page
+
+
+async def test_an_answer_of_several_pages_is_read_to_its_end_on_the_carriers_own_origin(
+    gateway: Gateway,
+) -> None:
+    order_coi = await booked(gateway, "test-dhl", "7770000101")
+    whole, clock, seen = dhl_answer(order_coi), Clock(), []
+    pages = {
+        "0": dhl_page(whole, slice(0, 2), 0, "/track/shipments?trackingNumber=7770000101&offset=2&limit=2"),
+        "2": dhl_page(whole, slice(2, None), 2, None),
+    }
+
+    def carrier(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(200, json=pages[request.url.params.get("offset", "0")], headers={"ETag": '"p"'})
+
+    with respx.mock(assert_all_called=False) as mock:
+        mock.get(DHL).mock(side_effect=carrier)
+        polling = poller(gateway, clock)
+        assert await polling.sweep() == 4  # every event of both pages went to the door
+        assert [r.url.params.get("offset") for r in seen] == [None, "2"]
+        assert seen[1].headers["DHL-API-Key"] == "dhl-test-key" and "if-none-match" not in seen[1].headers
+        assert await status_of(gateway, order_coi) == "received_by_manufacturer"
+        await polling.stop()
+
+
+async def test_a_next_page_on_another_origin_is_not_followed(gateway: Gateway) -> None:
+    """The carrier's API key goes to the carrier's API only: a link elsewhere ends the answer
+    (respx would fail the test on a request to a host it does not mock)."""
+    order_coi = await booked(gateway, "test-dhl", "7770000101")
+    first = dhl_page(dhl_answer(order_coi), slice(0, 2), 0, "https://elsewhere.test/track?offset=2")
+    with respx.mock(assert_all_called=False) as mock:
+        route = mock.get(DHL).mock(return_value=httpx.Response(200, json=first))
+        polling = poller(gateway, Clock())
+        assert await polling.sweep() == 2
+        assert route.call_count == 1
+        await polling.stop()
+
+
 async def test_fedex_is_polled_by_post_and_its_scans_apply_oldest_first(gateway: Gateway) -> None:
     order_coi = await booked(gateway, "test-fedex", "794600000101")
     clock = Clock()

@@ -1,6 +1,7 @@
 """DHL Shipment Tracking - Unified API responses (`shipments[].events[]`), for polling: one event
 an entry of `events`, its `statusCode` the code (pre-transit, transit, delivered, failure,
-unknown). `status` and `description` are free text and decide nothing."""
+unknown). `status` and `description` are free text and decide nothing. An answer of several
+pages (`offset`/`limit`) links the next by `nextUrl`."""
 
 from __future__ import annotations
 
@@ -101,3 +102,15 @@ def unified(document: Any) -> list[TrackEvent]:
                 )
             )
     return found
+
+
+def next_page(document: Any) -> str | None:
+    """The next page's URL (relative to the API's), when the answer is one page of several: a
+    `nextUrl` that is not this page's own `url` (the last page may link to itself)."""
+    if not isinstance(document, dict):
+        return None
+    body = document.get("trackingResponse", document)
+    if not isinstance(body, dict):
+        return None
+    found, own = body.get("nextUrl"), body.get("url")
+    return found if isinstance(found, str) and found and found != own and body.get("shipments") else None

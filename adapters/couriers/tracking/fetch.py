@@ -1,7 +1,8 @@
 """One poll of a carrier's tracking API, sans schedule: the conditional request, and what its
 answer means (new content, nothing new, slow down, failed). httpx's exceptions end here.
 
-    Fresh(document, etag, last_modified)   200: the answer, and its validators for next time
+    Fresh(document, etag, last_modified)   200: the answer (`pages`: its further pages, when it
+                                           links them), and its validators for next time
     Unchanged()                            304: nothing new (If-None-Match / If-Modified-Since)
     SlowDown(retry_after_s)                429 or 503, with the server's Retry-After when given
     Failed(reason)                         anything else: a network error, a 4xx/5xx, not JSON
@@ -10,16 +11,21 @@ answer means (new content, nothing new, slow down, failed). httpx's exceptions e
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urljoin, urlsplit
 
 import httpx
 import orjson
 
 from adapters.couriers.tracking.profile import PollApi
+
+log = logging.getLogger(__name__)
+MAX_PAGES = 10  # pages of one answer followed: a shipment's history fits in one or two
 
 
 @dataclass(frozen=True)
@@ -27,6 +33,11 @@ class Fresh:
     document: Any
     etag: str | None
     last_modified: str | None
+    pages: tuple[Any, ...] = ()  # the answer's further pages, in order
+
+    @property
+    def documents(self) -> tuple[Any, ...]:
+        return (self.document, *self.pages)
 
 
 @dataclass(frozen=True)
@@ -78,6 +89,16 @@ def request_for(
     return httpx.Request(api.method, url, headers=headers, content=content)
 
 
+def page_request(api: PollApi, link: str, secrets: dict[str, str]) -> httpx.Request | None:
+    """A GET of the page `link` names (relative to the API's URL), or None when it points at
+    another origin: the carrier's credentials go to the carrier's API only."""
+    url = urljoin(api.url, link)
+    if urlsplit(url)[:2] != urlsplit(api.url)[:2]:
+        return None
+    headers = {"Accept": "application/json", **api.headers, **secrets}
+    return httpx.Request("GET", url, headers=headers)
+
+
 async def fetch(client: httpx.AsyncClient, request: httpx.Request, now: datetime) -> Answer:
     try:
         response = await client.send(request)
@@ -94,3 +115,31 @@ async def fetch(client: httpx.AsyncClient, request: httpx.Request, now: datetime
     except orjson.JSONDecodeError:
         return Failed("the answer is not JSON")
     return Fresh(document, response.headers.get("etag"), response.headers.get("last-modified"))
+
+
+async def with_pages(
+    client: httpx.AsyncClient,
+    api: PollApi,
+    first: Fresh,
+    secrets: dict[str, str],
+    next_page: Callable[[Any], str | None],
+    now: datetime,
+) -> Answer:
+    """`first` with the further pages it links, read in turn (MAX_PAGES in all at most, on the
+    API's own origin). A page that fails fails the poll: it is asked again whole, and the events
+    taken already are known by their digests."""
+    pages: list[Any] = []
+    link = next_page(first.document)
+    while link is not None and len(pages) + 1 < MAX_PAGES:
+        request = page_request(api, link, secrets)
+        if request is None:
+            log.warning("carrier tracking poll: a next page on another origin, not followed")
+            break
+        answer = await fetch(client, request, now)
+        if isinstance(answer, Unchanged):  # asked without validators: a 304 is not an answer
+            return Failed("a later page answered 304")
+        if not isinstance(answer, Fresh):
+            return answer
+        pages.append(answer.document)
+        link = next_page(answer.document)
+    return replace(first, pages=tuple(pages))

@@ -9,6 +9,8 @@ partner's tracking API about every shipment booked with it, on a schedule kept i
   429 or 503, not before the server's Retry-After;
 - conditional requests: the last answer's ETag / Last-Modified go back as If-None-Match /
   If-Modified-Since; a 304 is nothing new;
+- pages: an answer that links a next page (DHL's `nextUrl`) is read to its end, on the API's own
+  origin only;
 - once only: the digests of the events handed to the door are kept with the row, so an event is
   taken once across restarts (and the door's idempotency on the event's key answers a repeat);
 - replicas: a row is claimed with a lease before it is polled, so two never poll it at once.
@@ -31,7 +33,16 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from adapters.couriers.tracking.codes import CodeTable
 from adapters.couriers.tracking.events import TrackEvent, newest_first
-from adapters.couriers.tracking.fetch import Answer, Failed, Fresh, SlowDown, Unchanged, fetch, request_for
+from adapters.couriers.tracking.fetch import (
+    Answer,
+    Failed,
+    Fresh,
+    SlowDown,
+    Unchanged,
+    fetch,
+    request_for,
+    with_pages,
+)
 from adapters.couriers.tracking.mapping import tracking_namespace
 from adapters.couriers.tracking.profile import PollApi, TrackingProfile
 from adapters.couriers.tracking.shapes import SHAPES
@@ -228,13 +239,19 @@ class TrackingPoller:
             except TokenUnavailable as exc:
                 return Failed(exc.detail)
         request = request_for(one.api, state.key, headers, state.etag, state.last_modified)
-        return await fetch(self.client, request, self.clock())
+        answer = await fetch(self.client, request, self.clock())
+        next_page = SHAPES[one.profile.shape].next_page
+        if not isinstance(answer, Fresh) or next_page is None:
+            return answer
+        return await with_pages(self.client, one.api, answer, headers, next_page, self.clock())
 
     async def _take(self, one: Polled, state: PollState, answer: Fresh) -> int:
         shape = SHAPES[one.profile.shape]
         assert shape.poll is not None
         try:
-            events = [e for e in shape.poll(answer.document) if e.tracking_number == state.key]
+            events = [
+                e for page in answer.documents for e in shape.poll(page) if e.tracking_number == state.key
+            ]
         except MalformedMessage as exc:
             log.warning("carrier tracking poll %s: %s", one.partner.id, exc.public_message)
             await self._again(state, self._backoff(one, state.failures + 1), state.failures + 1)

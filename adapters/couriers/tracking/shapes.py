@@ -14,6 +14,7 @@ from gateway.sdk import NotOurs
 
 Webhook = Callable[[Any], tuple[str | None, TrackEvent] | NotOurs]
 Poll = Callable[[Any], list[TrackEvent]]
+NextPage = Callable[[Any], str | None]
 
 
 @dataclass(frozen=True)
@@ -22,6 +23,7 @@ class Shape:
     carrier: str  # its code table, mappings/couriers/status/<carrier>.yaml
     webhook: Webhook | None = None
     poll: Poll | None = None
+    next_page: NextPage | None = None  # a polled answer's link to its next page, if it has one
 
 
 def _ups_alert(document: Any) -> tuple[str | None, TrackEvent]:
@@ -33,7 +35,7 @@ SHAPES: dict[str, Shape] = {
     for shape in (
         Shape("ups", "ups", webhook=_ups_alert, poll=ups.track_api),
         Shape("fedex", "fedex", poll=fedex.track_api),
-        Shape("dhl", "dhl", poll=dhl.unified),
+        Shape("dhl", "dhl", poll=dhl.unified, next_page=dhl.next_page),
         Shape("easypost", "easypost", webhook=easypost.event),
         Shape("aftership", "aftership", webhook=aftership.webhook, poll=aftership.tracking),
         Shape("shippo", "shippo", webhook=shippo.webhook, poll=shippo.track),
