@@ -86,6 +86,11 @@ class Settings(BaseSettings):
     outbox_poll_seconds: float = Field(default=0.5, gt=0)
     outbox_linger_seconds: float = Field(default=0.02, ge=0)
     outbox_lease_seconds: float = Field(default=30.0, gt=0)
+    outbox_keep_hours: float = Field(
+        default=168.0,
+        gt=0,
+        description="published outbox rows and consumers' settled marks are deleted this long after",
+    )
     consumer_delivery_limit: int = Field(default=5, ge=1)
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
     audit_checkpoint_seconds: float = Field(

@@ -4,6 +4,9 @@ Rows are claimed with a lease (and SKIP LOCKED on PostgreSQL), so several relays
 processes share the work; a relay that dies after publishing and before marking leaves its rows
 to be published again when the lease runs out. Delivery is therefore at-least-once, and
 consumers de-duplicate on the CloudEvent id.
+
+Whoever publishes also keeps house (gateway.store.housekeeping): every `housekeeping_seconds` it
+deletes the published rows and consumers' marks older than `keep`.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from functools import partial
@@ -24,6 +28,7 @@ from gateway.bus.broker import Broker, Outgoing
 from gateway.canonical.envelope import utcnow
 from gateway.errors import TransientError
 from gateway.store.db import writer_for
+from gateway.store.housekeeping import BATCH, ROUNDS, prune_consumed, prune_outbox
 from gateway.store.tables import outbox
 
 log = logging.getLogger(__name__)
@@ -69,6 +74,8 @@ class OutboxRelay:
         linger_seconds: float = 0.02,
         lease_seconds: float = 30.0,
         max_backoff: float = 5.0,
+        keep: timedelta | None = timedelta(days=7),
+        housekeeping_seconds: float = 600.0,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self.engine = engine
@@ -81,6 +88,8 @@ class OutboxRelay:
         self.linger_seconds = linger_seconds
         self.lease = timedelta(seconds=lease_seconds)
         self.max_backoff = max_backoff
+        self.keep, self.housekeeping_seconds = keep, housekeeping_seconds
+        self._housekept = time.monotonic()  # the first pass one period after the start
         self.clock = clock
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -165,6 +174,36 @@ class OutboxRelay:
             raise TransientError("the broker did not confirm every event", detail=f"{len(unsent)} unsent")
         return len(sent)
 
+    async def housekeep(self) -> int:
+        """One housekeeping pass: rows and marks older than `keep` deleted, BATCH a transaction
+        (ROUNDS at most of each: a backlog goes on at the next pass). Returns how many."""
+        if self.keep is None:
+            return 0
+        before, deleted = self.clock() - self.keep, 0
+        for prune in (prune_outbox, prune_consumed):
+            for _ in range(ROUNDS):
+                done = await self.writer.run(partial(self._prune, prune, before))
+                deleted += done
+                if done < BATCH:
+                    break
+        return deleted
+
+    def _prune(self, prune: Callable[[Connection, datetime], int], before: datetime) -> int:
+        with self.writer.relaxed() as conn:  # a lost delete is done again at the next pass
+            return prune(conn, before)
+
+    async def _housekeeping_due(self) -> None:
+        if time.monotonic() - self._housekept < self.housekeeping_seconds:
+            return
+        self._housekept = time.monotonic()
+        try:
+            deleted = await self.housekeep()
+        except DBAPIError as exc:
+            log.warning("outbox housekeeping: %s; at the next pass", type(exc).__name__)
+            return
+        if deleted:
+            log.info("outbox housekeeping: %d rows older than %s deleted", deleted, self.keep)
+
     async def run(self) -> None:
         backoff = 0.0
         while not self._stopping:
@@ -175,6 +214,8 @@ class OutboxRelay:
                 detail = exc.detail if isinstance(exc, TransientError) else type(exc).__name__
                 log.warning("outbox relay: %s; retrying", detail)
                 sent, backoff = 0, min(self.max_backoff, max(0.1, backoff * 2))
+            if not backoff and sent < self.batch:  # caught up: time to keep house, if it is due
+                await self._housekeeping_due()
             metrics.BROKER_UP.set(1 if self.broker_up else 0)
             if backoff:
                 await asyncio.sleep(backoff)  # the broker or database is down: do not spin

@@ -7,7 +7,7 @@ import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import cached_property
 
 from sqlalchemy import text
@@ -171,6 +171,7 @@ def bootstrap(settings: Settings | None = None, *, clock: Callable[[], datetime]
         poll_seconds=settings.outbox_poll_seconds,
         linger_seconds=settings.outbox_linger_seconds,
         lease_seconds=settings.outbox_lease_seconds,
+        keep=timedelta(hours=settings.outbox_keep_hours),
     )
     assignments = load_assignments(settings.assignments_file, partners)
     cold_chain = load_cold_chain(settings.temperature_classes_file)

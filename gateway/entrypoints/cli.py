@@ -9,7 +9,7 @@ import logging
 import signal
 import sys
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -108,6 +108,7 @@ def relay(
             poll_seconds=poll_seconds,
             linger_seconds=0,
             lease_seconds=settings.outbox_lease_seconds,
+            keep=timedelta(hours=settings.outbox_keep_hours),
         )
         stopping = asyncio.Event()
         loop = asyncio.get_running_loop()

@@ -241,6 +241,7 @@ consumed_events = Table(
     Column("event_id", String(36), primary_key=True),
     Column("consumed_at", Time, nullable=False),
 )
+Index("ix_consumed_events_at", consumed_events.c.consumed_at)  # housekeeping deletes by age
 
 # SMART Backend Services: a client assertion's jti is taken once, by whichever replica sees it
 # first; the row is kept until the assertion expires, then purged.

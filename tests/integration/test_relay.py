@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 
 import aio_pika
 import pytest
 from aio_pika.abc import AbstractIncomingMessage, AbstractQueue
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from gateway.bus.broker import Broker
@@ -232,3 +233,36 @@ async def test_a_consumer_queue_made_with_another_delivery_limit_is_used_as_it_i
     delivered = await drain(again, settle=0.5)  # the new binding was made on the old queue
     await again.delete(if_unused=False, if_empty=False)
     assert [m.message_id for m in delivered] == ["m-1"]
+
+
+async def test_housekeeping_deletes_what_is_old_and_done_and_keeps_the_rest(
+    engine: AsyncEngine, amqp_url: str
+) -> None:
+    """Published outbox rows and consumers' marks older than `keep` go; an unsent row stays
+    however old (the relay still owes it), as do recent ones and the events' timeline."""
+    now = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
+    old, recent = now - timedelta(days=8), now - timedelta(days=1)
+    rows = [("old-sent", old, old), ("old-unsent", old, None), ("recent-sent", recent, recent)]
+    async with engine.begin() as conn:
+        for event_id, created, sent in rows:
+            await conn.execute(
+                insert(t.outbox).values(
+                    event_id=event_id,
+                    routing_key="order.placed",
+                    body=b"{}",
+                    created_at=created,
+                    sent_at=sent,
+                )
+            )
+        for event_id, at in (("old-sent", old), ("recent-sent", recent)):
+            await conn.execute(
+                insert(t.consumed_events).values(consumer="c", event_id=event_id, consumed_at=at)
+            )
+    relay = OutboxRelay(engine, Broker(amqp_url), keep=timedelta(days=7), clock=lambda: now)
+    assert await relay.housekeep() == 2
+    async with engine.connect() as conn:
+        outbox = set((await conn.execute(select(t.outbox.c.event_id))).scalars())
+        marks = set((await conn.execute(select(t.consumed_events.c.event_id))).scalars())
+    assert outbox == {"old-unsent", "recent-sent"}
+    assert marks == {"recent-sent"}
+    assert await relay.housekeep() == 0  # nothing more is old and done
