@@ -20,6 +20,9 @@ the client's, not the gateway's; the raw client's rate is the gateway's.
 
     .venv/bin/python bench/carrier_webhooks.py [--n 1000] [--rounds 3] [--relay embedded|process|separate]
 
+For the applied webhooks through the raw client it also reads, from /proc, the CPU each process
+spent a webhook: the server, a relay process, the broker (RabbitMQ's beam.smp) and the client.
+
 `--relay process` runs the server with `CGT_RELAY=separate` and `cgt-gateway relay` in a process
 of its own beside it, publishing as it goes (the layout docs/scale-out.md recommends at rate);
 `--relay separate` runs no relay at all: the serving process's own cost.
@@ -182,6 +185,24 @@ class RawClient:
         return status, await self.reader.readexactly(length)
 
 
+TICKS = os.sysconf("SC_CLK_TCK")
+PROCESSES: dict[str, int] = {}  # who spends CPU on a webhook: the server, a relay, the broker, the client
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process so far (/proc/<pid>/stat), 0 when it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / TICKS
+
+
+def broker_pid() -> int | None:
+    found = subprocess.run(["pgrep", "-o", "beam.smp"], capture_output=True, text=True, check=False)
+    return int(found.stdout.split()[0]) if found.stdout.strip() else None
+
+
 async def run_variant(
     http: httpx.AsyncClient | RawClient, variant: str, first: int, n: int
 ) -> dict[str, Any]:
@@ -197,6 +218,7 @@ async def run_variant(
     if isinstance(http, RawClient):
         await http.connect()
     latencies = []
+    before = {who: cpu_seconds(pid) for who, pid in PROCESSES.items()}
     started = time.perf_counter()
     for i, body in enumerate(bodies):
         headers = standard_signed(body, f"msg_{variant.split()[0]}_{first + i}", secret=secret)
@@ -209,12 +231,16 @@ async def run_variant(
         latencies.append(time.perf_counter() - t0)
         assert status == expected, (variant, status, text)
     elapsed = time.perf_counter() - started
+    if variant.startswith("applied"):  # the relay's publishing trails the answers by a little
+        await asyncio.sleep(0.3)
+    cpu = {who: (cpu_seconds(pid) - before[who]) / n * 1e6 for who, pid in PROCESSES.items()}
     latencies.sort()
     return {
         "variant": variant,
         "per_s": n / elapsed,
         "p50_ms": latencies[len(latencies) // 2] * 1000,
         "p99_ms": latencies[int(len(latencies) * 0.99) - 1] * 1000,
+        "cpu_us": cpu,
     }
 
 
@@ -253,6 +279,10 @@ async def main(n: int, rounds: int) -> None:
         (Path(tmp) / "door").mkdir()
         decoding = decode_us(Path(tmp) / "decode")
         process, port = start(Path(tmp), amqp_url)
+        PROCESSES.update(server=process.pid, client=os.getpid())
+        PROCESSES.update({f"relay {i + 1}": r.pid for i, r in enumerate(RELAYS)})
+        if (broker := broker_pid()) is not None:
+            PROCESSES["broker"] = broker
         os.environ["CGT_TRACKING_POLL_ENABLED"] = "false"
         door = Path(tmp) / "door"
         local = bootstrap(
@@ -298,6 +328,10 @@ async def main(n: int, rounds: int) -> None:
             f"| {variant} | {rate:.0f} ({rate / applied:.2f}x applied) | {spread} | {p50:.2f} ms | {p99:.2f} ms |"
         )
     print(f"\ndecode alone (JSON, UPS code table, command): {decoding:.0f} µs an event")
+    print("\nCPU an applied webhook (raw client), median of the rounds, µs by process:")
+    mine = [x for x in results if x["variant"] == "applied (raw client)"]
+    for who in PROCESSES:
+        print(f"- {who}: {statistics.median(x['cpu_us'][who] for x in mine):.0f}")
 
 
 if __name__ == "__main__":

@@ -118,6 +118,11 @@ class Settings(BaseSettings):
         ge=1,
         description="connections or requests in flight; 503 above (uvicorn limit_concurrency)",
     )
+    http_access_log: bool = Field(
+        default=False,
+        description="a line a request: method, route template (never the raw path or query, which"
+        " carry identifiers), status, milliseconds",
+    )
     # MLLP limits against a hostile network (adapters/hl7v2/limits.py; README's table says more)
     mllp_idle_seconds: float = Field(default=300.0, gt=0)
     mllp_frame_seconds: float = Field(default=30.0, gt=0)

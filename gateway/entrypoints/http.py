@@ -78,7 +78,7 @@ def create_app(gateway: Gateway | None = None, settings: Settings | None = None)
     app.add_exception_handler(GatewayError, gateway_error)
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(HTTPException, http_error)
-    app.add_middleware(Door)
+    app.add_middleware(Door, access_log=running.settings.http_access_log)
     for adapter in running.adapters.values():
         if isinstance(adapter, HasHttpRoutes):
             app.include_router(adapter.http_routes())

@@ -7,12 +7,15 @@ read stops with TooLarge (413) past the limit.
 server stops reading instead of draining whatever the sender keeps sending; and a request refused
 at the door (401, 413, or marked by its route with `refuse`) is logged and counted with its
 metadata: source address, route, reason, size. Its bytes are never stored: keeping whatever an
-unauthenticated sender chose to send would give anyone a channel to fill the disk.
+unauthenticated sender chose to send would give anyone a channel to fill the disk. With
+`access_log`, every request is logged by its route's template, status and time (never the raw
+path or query: they may name a patient's identifiers).
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -21,6 +24,7 @@ from gateway import metrics
 from gateway.http_body import refusal
 
 log = logging.getLogger("gateway.http.door")
+access = logging.getLogger("gateway.http.access")
 
 REFUSED_STATUS = {401: "not_authenticated", 413: "too_large"}
 _DETAIL_CHARS = 200  # a detail may quote a header the sender chose: keep the log line short
@@ -36,13 +40,15 @@ class _Reading:
 class Door:
     """ASGI middleware: close connections whose body was left unread; record door refusals."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, access_log: bool = False) -> None:
         self.app = app
+        self.access_log = access_log
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        began = time.perf_counter()
         headers = dict(scope["headers"])
         length = headers.get(b"content-length", b"")
         reading = _Reading(declares_body=b"transfer-encoding" in headers or length not in (b"", b"0"))
@@ -56,12 +62,20 @@ class Door:
 
         async def answer(message: Message) -> None:
             if message["type"] == "http.response.start":
+                if self.access_log:
+                    _access(scope, message["status"], began)
                 if reading.declares_body and not reading.complete:
                     message = {**message, "headers": [*message.get("headers", []), (b"connection", b"close")]}
                 _record(scope, message["status"], reading, length.decode("latin-1") or None)
             await send(message)
 
         await self.app(scope, counted, answer)
+
+
+def _access(scope: Scope, status: int, began: float) -> None:
+    route = scope.get("route")
+    template = getattr(route, "path", None) or "unmatched"
+    access.info("%s %s %d %.1f ms", scope["method"], template, status, (time.perf_counter() - began) * 1000)
 
 
 def _record(scope: Scope, status: int, reading: _Reading, declared: str | None) -> None:

@@ -113,5 +113,8 @@ def server_config(app: ASGIApp, settings: Settings, *, host: str, port: int, **e
         timeout_keep_alive=settings.http_keepalive_seconds,
         h11_max_incomplete_event_size=settings.http_max_header_bytes,
         limit_concurrency=settings.http_max_concurrency,
+        # uvicorn's access line quotes the raw path and query, which may name a patient's
+        # identifiers: never written (the Door logs the route template, CGT_HTTP_ACCESS_LOG)
+        access_log=False,
         **extra,
     )

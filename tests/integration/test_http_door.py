@@ -121,3 +121,31 @@ async def test_refusals_are_logged_and_counted_by_metadata_and_never_stored(
     assert 'cgt_http_refused_total{reason="too_large",route="/api/messages"}' in metrics
     assert 'cgt_http_refused_total{reason="unsupported_grant_type",route="/fhir/r4/auth/token"}' in metrics
     assert await stored(gateway) == 0  # nothing of what the door refused reached the database
+
+
+async def test_the_access_log_names_the_route_never_the_path_or_query(
+    tmp_path: Path, amqp_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Paths and queries carry identifiers (a COI in the path, an identifier in a FHIR search):
+    the access line has the route's template only, and uvicorn's own line (raw path and query)
+    is never written."""
+    from gateway.entrypoints.server import server_config
+
+    config = settings(tmp_path, amqp_url, http_access_log=True)
+    assert server_config(lambda *_: None, config, host="127.0.0.1", port=1).access_log is False  # type: ignore[arg-type]
+    caplog.set_level(logging.INFO, logger="gateway.http.access")
+    async with running(config) as (_, client):
+        await client.get("/api/orders/CHA999926M0000X/custody", headers={"X-API-Key": "demo-hospital-key"})
+        await client.get("/fhir/r4/Task?identifier=urn:oid:2.16.840.1.113883.3.9999.1|MRN-SECRET-1")
+    lines = [r.getMessage() for r in caplog.records if r.name == "gateway.http.access"]
+    assert any(line.startswith("GET /api/orders/{coi}/custody ") for line in lines), lines
+    assert any(line.startswith("GET /fhir/r4/Task ") for line in lines), lines
+    assert not any("CHA999926M0000X" in line or "MRN-SECRET" in line for line in lines)
+
+
+async def test_no_access_line_unless_asked(
+    door: tuple[Gateway, httpx.AsyncClient], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="gateway.http.access")
+    await door[1].get("/health")
+    assert not [r for r in caplog.records if r.name == "gateway.http.access"]

@@ -74,8 +74,12 @@ def yyyymmdd(date: str | None, time: str | None = None) -> datetime | None:
     """UPS's `YYYYMMDD` and `HHMMSS`, as UTC."""
     if not date:
         return None
-    try:
-        return datetime.strptime(date + (time or "000000"), "%Y%m%d%H%M%S").replace(tzinfo=UTC)
+    stamp = date + (time or "000000")
+    try:  # by hand: strptime takes ~20 µs, a tenth of a webhook's decode
+        if len(stamp) != 14 or not stamp.isascii() or not stamp.isdigit():
+            raise ValueError(stamp)
+        y, mo, d, h, mi, s = (int(stamp[i:j]) for i, j in ((0, 4), (4, 6), (6, 8), (8, 10), (10, 12), (12, 14)))
+        return datetime(y, mo, d, h, mi, s, tzinfo=UTC)
     except ValueError:
         raise MalformedMessage(f"not a YYYYMMDD date and HHMMSS time: {date!r} {time!r}") from None
 
