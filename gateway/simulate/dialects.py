@@ -97,7 +97,7 @@ class PartnerDialects:
     def epcis_readings(self, step: Step) -> Wire:
         """The inbound leg's logger readings as an EPCIS sensor report of the shipment."""
         ids, readings = step.ids, step.data["readings"]
-        last = readings[-1]["at"]
+        last = readings.last
         event = {
             "type": "ObjectEvent",
             "eventID": f"urn:uuid:{uuid.uuid5(uuid.NAMESPACE_URL, step.key + '/1')}",
@@ -109,10 +109,10 @@ class PartnerDialects:
             "bizTransactionList": [{"type": "bol", "bizTransaction": f"{BOL}:{ids.inbound_tracking}"}],
             "sensorElementList": [
                 {
-                    "sensorMetadata": {"time": iso(r["at"]), "deviceID": ids.inbound_logger},
-                    "sensorReport": [{"type": "Temperature", "value": r["temperature_c"], "uom": "CEL"}],
+                    "sensorMetadata": {"time": iso(at), "deviceID": ids.inbound_logger},
+                    "sensorReport": [{"type": "Temperature", "value": celsius, "uom": "CEL"}],
                 }
-                for r in readings
+                for at, celsius in readings
             ],
         }
         return self.epcis(step, [event], last)
@@ -142,13 +142,13 @@ class PartnerDialects:
             {
                 "DeviceId": ids.outbound_logger,
                 "DeviceName": ids.outbound_logger,
-                "EntryTimeEpoch": int(r["at"].timestamp() * 1000),
-                "EntryTimeUtc": r["at"].astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-                "Temperature": {"Celsius": r["temperature_c"]},
+                "EntryTimeEpoch": int(at.timestamp() * 1000),
+                "EntryTimeUtc": at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "Temperature": {"Celsius": celsius},
                 "Battery": {"Percentage": 80},
                 "Shipper": {"Serial": ids.outbound_sscc, "Ln2LevelPercentage": 70.0, "State": "Charged"},
             }
-            for r in step.data["readings"]
+            for at, celsius in step.data["readings"]
         ]
         return self.signed(step, orjson.dumps(entries), f"/couriers/{step.sender}/telemetry")
 

@@ -8,7 +8,7 @@ from dataclasses import replace
 from typing import Any
 
 from gateway.simulate.identities import Identities
-from gateway.simulate.model import Boundary, Expect, Fault, Journey, M, Step
+from gateway.simulate.model import Boundary, Expect, Fault, Journey, M, Readings, Step
 
 
 def inject(j: Journey, fault: Fault, other: Journey, rng: random.Random) -> None:
@@ -72,7 +72,8 @@ def inject(j: Journey, fault: Fault, other: Journey, rng: random.Random) -> None
         steps[steps.index(base) + 1].event = "malformed"
     elif fault is Fault.excursion:
         first = next(s for s in steps if s.event == "shipment.readings_reported")
-        hot = [{**r, "temperature_c": round(rng.uniform(11.0, 14.0), 2)} for r in first.data["readings"]]
+        readings: Readings = first.data["readings"]
+        hot = readings.with_celsius([round(rng.uniform(11.0, 14.0), 2) for _ in range(len(readings))])
         first.data = {**first.data, "readings": hot}
         first.fault = fault  # applied as usual; the gateway must publish an excursion
     j.faults.append(fault)

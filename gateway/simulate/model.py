@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from array import array
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -18,7 +20,7 @@ class Boundary(StrEnum):
     """Where a message crosses into the gateway: who sends it, over what."""
 
     site_hl7 = "site.hl7"  # HL7 v2 over MLLP
-    site_http = "site.http"  # the site's JSON over HTTP
+    site_http = "site.http"  # the site's FHIR R4 (and its shipments API) over HTTP
     courier = "courier.http"
     mes = "mes.http"
     mes_amqp = "mes.amqp"  # the manufacturer's queue, the outcome on a direct reply-to
@@ -75,6 +77,33 @@ class Step:
     @property
     def stamp(self) -> timedelta:
         return self.at if self.said_at is None else self.said_at
+
+
+@dataclass(frozen=True)
+class Readings:
+    """A logger's readings, compactly (a journey has ~240, a run millions): epoch seconds and
+    °C side by side in two arrays."""
+
+    seconds: array[int]  # 'q'
+    celsius: array[float]  # 'd'
+
+    @classmethod
+    def of(cls, pairs: list[tuple[datetime, float]]) -> Readings:
+        return cls(array("q", (int(t.timestamp()) for t, _ in pairs)), array("d", (c for _, c in pairs)))
+
+    def __len__(self) -> int:
+        return len(self.seconds)
+
+    def __iter__(self) -> Iterator[tuple[datetime, float]]:
+        for second, celsius in zip(self.seconds, self.celsius, strict=True):
+            yield datetime.fromtimestamp(second, UTC), round(celsius, 2)
+
+    @property
+    def last(self) -> datetime:
+        return datetime.fromtimestamp(self.seconds[-1], UTC)
+
+    def with_celsius(self, celsius: list[float]) -> Readings:
+        return Readings(self.seconds, array("d", celsius))
 
 
 @dataclass

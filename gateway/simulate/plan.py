@@ -11,11 +11,22 @@ from __future__ import annotations
 
 import random
 from datetime import datetime, timedelta
-from typing import Any
 
 from gateway.simulate.faults import inject
 from gateway.simulate.identities import Identities, identities
-from gateway.simulate.model import ALL_FAULTS, Boundary, D, Expect, Fault, H, Journey, M, Parties, Step
+from gateway.simulate.model import (
+    ALL_FAULTS,
+    Boundary,
+    D,
+    Expect,
+    Fault,
+    H,
+    Journey,
+    M,
+    Parties,
+    Readings,
+    Step,
+)
 
 # the release tests a manufacturer reports (the demo products' lists, and identity for the others)
 QC_TESTS = ("sterility", "mycoplasma", "endotoxin", "viability", "identity", "car_expression", "potency")
@@ -24,11 +35,11 @@ EARLIER = timedelta(days=4)  # a swap borrows from a journey at least this far a
 
 def _readings(
     start: datetime, hours: float, rng: random.Random, low: float, high: float
-) -> list[dict[str, Any]]:
+) -> list[tuple[datetime, float]]:
     """A logger's readings every 5-15 minutes for `hours`, within [low, high]."""
     out, t, end = [], start, start + timedelta(hours=hours)
     while t < end:
-        out.append({"at": t, "temperature_c": round(rng.uniform(low, high), 2)})
+        out.append((t, round(rng.uniform(low, high), 2)))
         t += timedelta(minutes=rng.randint(5, 15))
     return out
 
@@ -48,10 +59,10 @@ def _telemetry(
     """The leg's readings, sent in batches of `batch_hours` as the logger uploads them."""
     readings = _readings(start + leg_start, hours, rng, *band)
     steps: list[Step] = []
-    batch: list[dict[str, Any]] = []
+    batch: list[tuple[datetime, float]] = []
     upload = start + leg_start + timedelta(hours=batch_hours)
     for reading in [*readings, None]:
-        if reading is None or reading["at"] >= upload:
+        if reading is None or reading[0] >= upload:
             if batch:
                 steps.append(
                     Step(
@@ -61,7 +72,7 @@ def _telemetry(
                         sender,
                         "shipment.readings_reported",
                         ids,
-                        {"leg": leg, "readings": batch},
+                        {"leg": leg, "readings": Readings.of(batch)},
                     )
                 )
             batch, upload = [], upload + timedelta(hours=batch_hours)

@@ -106,12 +106,21 @@ def _pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
 
 
+@dataclass(frozen=True)
+class ReadBack:
+    """What the audit needs of an order as the operator API shows it: its status and how many of
+    each event its timeline has (`shipment.delivered`: the type without `org.cgt.`). Kept instead
+    of the whole answer, so that 10,000 timelines do not sit in memory at once."""
+
+    status: str
+    events: Counter[str]
+
+
 async def fetch_orders(
     base_urls: tuple[str, ...], operator_key: str, cois: list[str], concurrency: int = 16
-) -> dict[str, dict[str, Any]]:
-    """coi -> {"order": ..., "timeline": [...]} as the operator API shows it (absent: no order),
-    from whichever replica answers."""
-    found: dict[str, dict[str, Any]] = {}
+) -> dict[str, ReadBack]:
+    """coi -> what its order became (absent: no order), from whichever replica answers."""
+    found: dict[str, ReadBack] = {}
     gate = asyncio.Semaphore(concurrency)
     async with httpx.AsyncClient(timeout=60, headers={"X-API-Key": operator_key}) as client:
 
@@ -123,17 +132,22 @@ async def fetch_orders(
                 except httpx.TransportError:
                     continue  # a replica that is gone: ask the next
                 if response.status_code == 200:
-                    found[coi] = response.json()
+                    found[coi] = read_back(response.json())
                 return
 
         await asyncio.gather(*(one(c) for c in cois))
     return found
 
 
+def read_back(answer: dict[str, Any]) -> ReadBack:
+    types = (str(e.get("type", "")).removeprefix("org.cgt.") for e in answer.get("timeline") or [])
+    return ReadBack(str(answer["order"]["status"]), Counter(types))
+
+
 def judge(
     journeys: list[Journey],
     answers: list[Answer],
-    orders: dict[str, dict[str, Any]],
+    orders: dict[str, ReadBack],
     seconds: float,
     resends: int,
 ) -> Report:
@@ -154,7 +168,7 @@ def judge(
     statuses: Counter[str] = Counter()
     for j in journeys:
         found = orders.get(j.ids.coi)
-        status = found["order"]["status"] if found else "absent"
+        status = found.status if found else "absent"
         statuses[status] += 1
         if status == "infused":
             r.journeys_completed += 1
@@ -162,12 +176,11 @@ def judge(
             r.journeys_held += 1
         else:
             r.journeys_failed += 1
-        timeline = found["timeline"] if found else []
-        r.acked_lost += _lost(by_journey[j.n], timeline)
+        have = found.events if found else Counter()
+        r.acked_lost += _lost(by_journey[j.n], have)
         if Fault.excursion in j.faults:
             r.excursions_expected += 1
-            if any(e.get("type") == "org.cgt.shipment.temperature_excursion" for e in timeline):
-                r.excursions_published += 1
+            r.excursions_published += have["shipment.temperature_excursion"] > 0
     r.statuses = dict(statuses)
     return r
 
@@ -203,9 +216,8 @@ def _count(r: Report, a: Answer) -> None:
         )
 
 
-def _lost(answers: list[Answer], timeline: list[dict[str, Any]]) -> int:
+def _lost(answers: list[Answer], have: Counter[str]) -> int:
     """Acknowledged as applied but absent from the order's timeline (counted by event type)."""
-    have = Counter(str(e.get("type", "")).removeprefix("org.cgt.") for e in timeline)
     want: Counter[str] = Counter()
     for a in answers:
         took = a.got == "applied" or (a.got == "accepted" and a.step.expect is Expect.applied)

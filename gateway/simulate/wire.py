@@ -171,16 +171,6 @@ class Encoder:
             tracking = ids.inbound_tracking if d["leg"] == "inbound" else ids.outbound_tracking
             refs = [{"namespace": f"courier:{sender}:tracking", "value": tracking}, coi]
             payload |= {"shipment_id": tracking, "location": "SIM-DEPOT", "custodian": sender}
-        elif event == "shipment.readings_reported":
-            logger = ids.inbound_logger if d["leg"] == "inbound" else ids.outbound_logger
-            refs = [{"namespace": f"courier:{sender}:logger", "value": logger}]
-            payload |= {
-                "shipment_id": logger,
-                "device_id": logger,
-                "readings": [
-                    {"at": iso(r["at"]), "temperature_c": r["temperature_c"]} for r in d["readings"]
-                ],
-            }
         elif event == "manufacturing.material_received":
             refs = [coi, {"namespace": "isbt128:din", "value": ids.din}]
             payload |= {

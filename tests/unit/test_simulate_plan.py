@@ -91,11 +91,11 @@ def test_a_duplicate_is_the_very_same_message_whatever_the_boundary() -> None:
 
 def test_a_message_sent_again_after_a_lost_answer_may_get_the_first_answer_again() -> None:
     from gateway.simulate.senders import Answer
-    from gateway.simulate.verdict import judge
+    from gateway.simulate.verdict import judge, read_back
 
     (j,) = plan(1, cast(1, 1, 1).parties, seed=1, run=0, start=START, spread=timedelta(0), fault_rate=0)
     step = next(s for s in j.steps if s.event == "manufacturing.qc_result")
-    timeline = {"order": {"status": "ordered"}, "timeline": [{"type": f"org.cgt.{step.event}"}]}
+    timeline = read_back({"order": {"status": "ordered"}, "timeline": [{"type": f"org.cgt.{step.event}"}]})
     resent = judge([j], [Answer(step, "replayed", 0.01, attempts=2)], {j.ids.coi: timeline}, 1.0, 1)
     assert resent.unexpected == 0 and resent.acked_lost == 0
     first_try = judge([j], [Answer(step, "replayed", 0.01, attempts=1)], {j.ids.coi: timeline}, 1.0, 0)
@@ -104,6 +104,6 @@ def test_a_message_sent_again_after_a_lost_answer_may_get_the_first_answer_again
     queued = replace(step, boundary=Boundary.mes_amqp)
     redelivered = judge([j], [Answer(queued, "replayed", 0.01, attempts=1)], {j.ids.coi: timeline}, 1.0, 0)
     assert redelivered.unexpected == 0 and redelivered.acked_lost == 0
-    absent = {"order": {"status": "ordered"}, "timeline": []}
+    absent = read_back({"order": {"status": "ordered"}, "timeline": []})
     lost = judge([j], [Answer(queued, "replayed", 0.01, attempts=1)], {j.ids.coi: absent}, 1.0, 0)
     assert lost.acked_lost == 1  # answered as applied before: it must be on the timeline
