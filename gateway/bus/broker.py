@@ -20,6 +20,8 @@ log = logging.getLogger(__name__)
 BROKER_ERRORS = (
     aiormq.exceptions.AMQPError,
     aio_pika.exceptions.AMQPException,
+    # a channel the broker closed between the check and the publish (a RuntimeError in aiormq)
+    aiormq.exceptions.ChannelInvalidStateError,
     ConnectionError,
     OSError,
     asyncio.TimeoutError,

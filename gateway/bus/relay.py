@@ -214,6 +214,10 @@ class OutboxRelay:
                 detail = exc.detail if isinstance(exc, TransientError) else type(exc).__name__
                 log.warning("outbox relay: %s; retrying", detail)
                 sent, backoff = 0, min(self.max_backoff, max(0.1, backoff * 2))
+            except Exception:  # a defect, or a library's error nobody foresaw: the relay must not die
+                log.exception("outbox relay: unexpected error; retrying")
+                await self.broker.close()  # start again from a new connection
+                sent, backoff = 0, min(self.max_backoff, max(0.1, backoff * 2))
             if not backoff and sent < self.batch:  # caught up: time to keep house, if it is due
                 await self._housekeeping_due()
             metrics.BROKER_UP.set(1 if self.broker_up else 0)

@@ -8,12 +8,13 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import aio_pika
+import aiormq
 import pytest
 from aio_pika.abc import AbstractIncomingMessage, AbstractQueue
 from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from gateway.bus.broker import Broker
+from gateway.bus.broker import Broker, Outgoing
 from gateway.bus.consumer import EventConsumer
 from gateway.bus.relay import OutboxRelay
 from gateway.bus.topology import DEAD_QUEUE, UNROUTED, declare_consumer_queue
@@ -266,3 +267,48 @@ async def test_housekeeping_deletes_what_is_old_and_done_and_keeps_the_rest(
     assert outbox == {"old-unsent", "recent-sent"}
     assert marks == {"recent-sent"}
     assert await relay.housekeep() == 0  # nothing more is old and done
+
+
+async def test_the_relay_survives_an_error_nobody_foresaw_and_publishes_on(
+    sqlite_engine: AsyncEngine, amqp_url: str
+) -> None:
+    """A channel closed between the check and the publish raised a RuntimeError from aiormq,
+    which ended the relay's task: nothing was published again until a restart. Now a broker
+    error of any kind is a failed publish, and anything else is logged and retried."""
+    intake = Intake(sqlite_engine, coi_facility="A9999", authority=AUTHORITY)
+    await send(intake, place(1))
+    relay = OutboxRelay(sqlite_engine, Broker(amqp_url), lease_seconds=0.2, max_backoff=0.2)
+    publish, failures = (
+        relay.broker.publish,
+        [aiormq.exceptions.ChannelInvalidStateError("closed"), RuntimeError("?")],
+    )
+
+    async def flaky(batch: list[Outgoing]) -> list[bool]:
+        if failures:
+            raise failures.pop(0)
+        return await publish(batch)
+
+    relay.broker.publish = flaky  # type: ignore[method-assign]
+    relay.start()
+    try:
+        deadline = time.monotonic() + 10
+        while relay.published == 0 and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+    finally:
+        await relay.stop()
+    assert not failures and relay.published == 1
+
+
+async def test_a_closed_channel_is_a_failed_publish_not_an_error(amqp_url: str) -> None:
+    broker = Broker(amqp_url)
+    exchange = await broker.connect()
+
+    async def closed(*_: object, **__: object) -> None:
+        raise aiormq.exceptions.ChannelInvalidStateError("closed")
+
+    exchange.publish = closed  # type: ignore[method-assign]
+    try:
+        assert await broker.publish([Outgoing("e1", "order.placed", b"{}")]) == [False]
+        assert broker.last_error == "ChannelInvalidStateError"
+    finally:
+        await broker.close()
