@@ -93,10 +93,11 @@ def commands_of(
             continue
         if located.type == "Procedure":
             command = orders.infused(located)
-            if command is None:
+            if command is not None:
+                commands.append(command)
+            else:
                 why = NOT_COMPLETED if orders.is_infusion(located) else NOT_AN_INFUSION
                 passed.append(Passed(located.path, located.type, why))
-            commands += [command] if command else []
             continue
         command = orders.appointment(located)
         if command is None:
@@ -108,7 +109,7 @@ def commands_of(
     if not commands and contents.of_type("Appointment"):
         raise _not_ours("not_a_therapy_appointment", NOT_A_THERAPY_APPOINTMENT)
     if not commands and contents.of_type("Procedure"):
-        reason = passed[-1].why if passed else NOT_AN_INFUSION
+        reason = next((p.why for p in passed if p.type == "Procedure"), NOT_AN_INFUSION)
         raise _not_ours("not_a_completed_infusion", reason)
     if not commands:  # nothing about an order: the Patients are identity updates
         for located in contents.of_type("Patient"):

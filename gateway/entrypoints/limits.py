@@ -72,10 +72,14 @@ class Door:
         await self.app(scope, counted, answer)
 
 
+def _template(scope: Scope) -> str:
+    """The matched route's path template: never the raw path, which is the sender's."""
+    return getattr(scope.get("route"), "path", None) or "unmatched"
+
+
 def _access(scope: Scope, status: int, began: float) -> None:
-    route = scope.get("route")
-    template = getattr(route, "path", None) or "unmatched"
-    access.info("%s %s %d %.1f ms", scope["method"], template, status, (time.perf_counter() - began) * 1000)
+    elapsed_ms = (time.perf_counter() - began) * 1000
+    access.info("%s %s %d %.1f ms", scope["method"], _template(scope), status, elapsed_ms)
 
 
 def _record(scope: Scope, status: int, reading: _Reading, declared: str | None) -> None:
@@ -83,8 +87,7 @@ def _record(scope: Scope, status: int, reading: _Reading, declared: str | None) 
     if marked is None and status not in REFUSED_STATUS:
         return
     reason, detail = marked if marked is not None else (REFUSED_STATUS[status], None)
-    route = scope.get("route")
-    template = getattr(route, "path", None) or "unmatched"  # never the raw path: it is the sender's
+    template = _template(scope)
     metrics.HTTP_REFUSED.labels(template, reason).inc()
     client = scope.get("client")
     log.warning(
