@@ -11,7 +11,11 @@ Ceilings in the same run, on the same server and connection, interleaved round b
 - **refused**: a bad signature: HTTP, body, partner lookup and HMAC only, answered 401;
 - **door alone**: the same events handed to the door of a gateway in the bench's own process (no
   HTTP, no signature, no replay row): the intake's commit one message at a time;
-- **decode alone**: the adapter's decode of one event (JSON, code table, command), in µs.
+- **decode alone**: the adapter's decode of one event (JSON, code table, command), in µs;
+- **durable commit alone**: one row inserted and committed at a time in a SQLite file beside the
+  gateway's, in WAL with synchronous=FULL as the gateway's intake: the disk's ceiling for
+  anything that answers only what it has made durable, one at a time. It tells one machine's
+  day from another's better than `sum(range(1000))` does, since it is most of a webhook's wait.
 
 Each HTTP variant runs twice: through httpx (as every earlier run did) and through a raw HTTP/1.1
 client on its own keep-alive connection, as a load generator speaks. One at a time on a 2-core
@@ -36,6 +40,7 @@ import json
 import os
 import platform
 import socket
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -260,6 +265,31 @@ async def door_alone(gw: Gateway, first: int, n: int) -> dict[str, Any]:
     return {"variant": "door alone", "per_s": n / elapsed, "p50_ms": p50 * 1000, "p99_ms": p99 * 1000}
 
 
+def commit_alone(path: Path, n: int) -> dict[str, Any]:
+    db = sqlite3.connect(path, isolation_level=None)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=FULL")
+    db.execute("CREATE TABLE IF NOT EXISTS t (id INTEGER PRIMARY KEY, body BLOB)")
+    body, latencies = alert(1), []
+    started = time.perf_counter()
+    for _ in range(n):
+        t0 = time.perf_counter()
+        db.execute("BEGIN IMMEDIATE")
+        db.execute("INSERT INTO t (body) VALUES (?)", (body,))
+        db.execute("COMMIT")
+        latencies.append(time.perf_counter() - t0)
+    elapsed = time.perf_counter() - started
+    db.close()
+    latencies.sort()
+    p50, p99 = latencies[len(latencies) // 2], latencies[int(len(latencies) * 0.99) - 1]
+    return {
+        "variant": "durable commit alone",
+        "per_s": n / elapsed,
+        "p50_ms": p50 * 1000,
+        "p99_ms": p99 * 1000,
+    }
+
+
 def decode_us(workdir: Path) -> float:
     settings = with_carriers(workdir)
     from gateway.partners import load_partners
@@ -304,6 +334,7 @@ async def main(n: int, rounds: int) -> None:
                         client = raw if variant.endswith("(raw client)") else http
                         results.append(await run_variant(client, variant, first, n))
                     results.append(await door_alone(local, 9_000_000 + r * n, n))
+                    results.append(commit_alone(Path(tmp) / "commits.db", n))
         finally:
             await local.stop()
             for running in (process, *RELAYS):
@@ -317,7 +348,7 @@ async def main(n: int, rounds: int) -> None:
     print("| variant | webhooks/s (median) | rounds | p50 | p99 |")
     print("|---|---:|---|---:|---:|")
     applied = 0.0
-    for variant in (*VARIANTS, "door alone"):
+    for variant in (*VARIANTS, "door alone", "durable commit alone"):
         mine = [x for x in results if x["variant"] == variant]
         rate = statistics.median(x["per_s"] for x in mine)
         applied = applied or rate

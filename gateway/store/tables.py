@@ -72,6 +72,14 @@ inbound_messages = Table(
     Column("order_id", String(36)),
 )
 Index("ix_inbound_partner_received", inbound_messages.c.partner, inbound_messages.c.received_at)
+# The refused ones alone, for the hourly cap on keeping them (gateway.store.refusals).
+Index(
+    "ix_inbound_refused",
+    inbound_messages.c.partner,
+    inbound_messages.c.received_at,
+    sqlite_where=inbound_messages.c.outcome == "refused",
+    postgresql_where=inbound_messages.c.outcome == "refused",
+)
 
 # (partner, message id) -> the first answer of an applied or quarantined message, and the SHA-256
 # of what that message said. The same content again gets the same answer and changes nothing; other

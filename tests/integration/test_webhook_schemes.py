@@ -23,6 +23,7 @@ from gateway.sdk.signatures import EASYPOST, ApiKey, StandardWebhooks
 from gateway.sdk.webhooks import WebhookRoute, webhook_router
 from gateway.settings import Settings
 from gateway.store import tables as t
+from gateway.store.refusals import StoreRefusals
 from tests.support.builders import coi, envelope_json, event
 
 VENDOR_SECRET = "a-vendor-secret"
@@ -149,3 +150,21 @@ async def test_refused_requests_of_known_partners_are_kept_within_the_cap(
     assert no_key.status_code == 401
     assert (await http.post("/webhooks/any/nobody-known", content=b"anything")).status_code == 401
     assert [(p, x) for p, _, x in await _kept(gw)][2:] == [("key-courier", b"no key")]
+
+
+async def test_the_cap_is_shared_by_every_process_on_the_database(
+    served: tuple[Gateway, httpx.AsyncClient],
+) -> None:
+    gw, http = served
+    # a second replica: its own process state, the same database and settings
+    replica = StoreRefusals(gw.engine, per_hour=2, bytes_per_hour=10_000)
+    assert await replica.keep("key-courier", "canonical-json", "http", b"one", None, "no_credentials")
+    assert (await http.post("/webhooks/any/key-courier", content=b"two")).status_code == 401
+    # the gateway's process kept the second; the cap of 2 is reached for both of them
+    assert not await replica.keep("key-courier", "canonical-json", "http", b"three", None, "no_credentials")
+    assert (await http.post("/webhooks/any/key-courier", content=b"four")).status_code == 401
+    assert sorted(x for p, _, x in await _kept(gw) if p == "key-courier") == [b"one", b"two"]
+    # the bytes count too, whoever kept them
+    assert not await StoreRefusals(gw.engine, per_hour=10, bytes_per_hour=7).keep(
+        "key-courier", "canonical-json", "http", b"five", None, "no_credentials"
+    )
