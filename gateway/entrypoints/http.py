@@ -18,6 +18,7 @@ from starlette.responses import Response
 from gateway import __version__, metrics
 from gateway.canonical.envelope import utcnow
 from gateway.console import mount_console
+from gateway.credentials import credential
 from gateway.demo_credentials import refuse_published, secret_fingerprint
 from gateway.entrypoints.bootstrap import Gateway, bootstrap
 from gateway.entrypoints.custody_routes import custody_routes
@@ -27,7 +28,7 @@ from gateway.entrypoints.review_routes import review_routes
 from gateway.entrypoints.shipments_routes import shipment_routes
 from gateway.errors import GatewayError, NotAuthenticated, NotFound
 from gateway.http_body import bounded_body
-from gateway.partners import Partner, credential
+from gateway.partners import Partner
 from gateway.registry import HasHttpRoutes, rejection_notices
 from gateway.service.desk import Lockout, ReviewDesk
 from gateway.service.inbound import accept

@@ -58,6 +58,7 @@ from gateway.canonical.payloads import (
     Payload,
     WithReason,
 )
+from gateway.credentials import credential
 from gateway.demo_credentials import jwk_thumbprint, refuse_published, secret_fingerprint
 from gateway.errors import (
     ConfigError,
@@ -77,7 +78,7 @@ from gateway.errors import (
 from gateway.http_body import bounded_body, refuse
 from gateway.identity.authorise import Assignments, load_assignments
 from gateway.outcome import Outcome
-from gateway.partners import Partner, Partners, SecretRef, credential
+from gateway.partners import Partner, Partners, SecretRef
 from gateway.ports import (
     Crosswalk,
     Deliveries,

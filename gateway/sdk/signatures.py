@@ -26,8 +26,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from gateway.credentials import check_cgt_signature, credential
 from gateway.errors import ConfigError, NotAuthenticated
-from gateway.partners import check_cgt_signature, credential
 
 TOLERANCE_S = 300  # Standard Webhooks' default, and the X-CGT scheme's
 
