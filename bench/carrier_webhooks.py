@@ -12,10 +12,9 @@ Ceilings in the same run, on the same server and connection, interleaved round b
 - **door alone**: the same events handed to the door of a gateway in the bench's own process (no
   HTTP, no signature, no replay row): the intake's commit one message at a time;
 - **decode alone**: the adapter's decode of one event (JSON, code table, command), in µs;
-- **durable commit alone**: one row inserted and committed at a time in a SQLite file beside the
-  gateway's, in WAL with synchronous=FULL as the gateway's intake: the disk's ceiling for
-  anything that answers only what it has made durable, one at a time. It tells one machine's
-  day from another's better than `sum(range(1000))` does, since it is most of a webhook's wait.
+- **durable commit alone**: one row inserted and committed at a time in the door's database (SQLite
+  in WAL with synchronous=FULL as the gateway's intake, or PostgreSQL): the database's ceiling
+  for anything that answers only what it has made durable, one at a time.
 
 Each HTTP variant runs twice: through httpx (as every earlier run did) and through a raw HTTP/1.1
 client on its own keep-alive connection, as a load generator speaks. One at a time on a 2-core
@@ -265,17 +264,27 @@ async def door_alone(gw: Gateway, first: int, n: int) -> dict[str, Any]:
     return {"variant": "door alone", "per_s": n / elapsed, "p50_ms": p50 * 1000, "p99_ms": p99 * 1000}
 
 
-def commit_alone(path: Path, n: int) -> dict[str, Any]:
-    db = sqlite3.connect(path, isolation_level=None)
-    db.execute("PRAGMA journal_mode=WAL")
-    db.execute("PRAGMA synchronous=FULL")
-    db.execute("CREATE TABLE IF NOT EXISTS t (id INTEGER PRIMARY KEY, body BLOB)")
+def commit_alone(url: str, n: int) -> dict[str, Any]:
+    """One row inserted and committed at a time, durably, in the bench's database: a SQLite file
+    in WAL with synchronous=FULL, or a table in the PostgreSQL database (synchronous_commit on)."""
+    if url.startswith("sqlite"):
+        db: Any = sqlite3.connect(url.split("///", 1)[1], isolation_level=None)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=FULL")
+        db.execute("CREATE TABLE IF NOT EXISTS commit_alone (id INTEGER PRIMARY KEY, body BLOB)")
+        begin, insert = "BEGIN IMMEDIATE", "INSERT INTO commit_alone (body) VALUES (?)"
+    else:
+        import psycopg
+
+        db = psycopg.connect(url.replace("postgresql+asyncpg://", "postgresql://"), autocommit=True)
+        db.execute("CREATE TABLE IF NOT EXISTS commit_alone (id BIGSERIAL PRIMARY KEY, body BYTEA)")
+        begin, insert = "BEGIN", "INSERT INTO commit_alone (body) VALUES (%s)"
     body, latencies = alert(1), []
     started = time.perf_counter()
     for _ in range(n):
         t0 = time.perf_counter()
-        db.execute("BEGIN IMMEDIATE")
-        db.execute("INSERT INTO t (body) VALUES (?)", (body,))
+        db.execute(begin)
+        db.execute(insert, (body,))
         db.execute("COMMIT")
         latencies.append(time.perf_counter() - t0)
     elapsed = time.perf_counter() - started
@@ -315,8 +324,9 @@ async def main(n: int, rounds: int) -> None:
             PROCESSES["broker"] = broker
         os.environ["CGT_TRACKING_POLL_ENABLED"] = "false"
         door = Path(tmp) / "door"
+        door_url = database(door)
         local = bootstrap(
-            with_carriers(door).model_copy(update={"amqp_url": amqp_url, "database_url": database(door)})
+            with_carriers(door).model_copy(update={"amqp_url": amqp_url, "database_url": door_url})
         )
         await local.start()
         try:
@@ -334,7 +344,7 @@ async def main(n: int, rounds: int) -> None:
                         client = raw if variant.endswith("(raw client)") else http
                         results.append(await run_variant(client, variant, first, n))
                     results.append(await door_alone(local, 9_000_000 + r * n, n))
-                    results.append(commit_alone(Path(tmp) / "commits.db", n))
+                    results.append(commit_alone(door_url, n))
         finally:
             await local.stop()
             for running in (process, *RELAYS):

@@ -42,7 +42,6 @@ _KEPT = select(func.count(), func.coalesce(func.sum(func.length(_m.raw)), litera
 
 class StoreRefusals:
     def __init__(self, engine: AsyncEngine, *, per_hour: int, bytes_per_hour: int) -> None:
-        self.engine = engine
         self.writer = writer_for(engine)
         self.per_hour, self.bytes_per_hour = per_hour, bytes_per_hour
         self._full_until: dict[str, float] = {}  # partner -> monotonic time
