@@ -71,6 +71,7 @@ TRACKING = "1Z999AA10000000777"
 RELAY = ["embedded"]  # --relay
 DATABASE = ["sqlite"]  # --database
 RELAYS: list[subprocess.Popen[bytes]] = []
+CREATED: list[str] = []  # PostgreSQL databases made by the run, dropped at its end
 # Each through httpx (as every earlier run measured) and through a raw HTTP/1.1 client.
 VARIANTS = tuple(f"{v}{c}" for c in ("", " (raw client)") for v in ("applied", "ignored", "refused"))
 
@@ -81,14 +82,17 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def psql(sql: str) -> None:
+    subprocess.run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-qc", sql], check=True)
+
+
 def database(workdir: Path) -> str:
     """A SQLite file in `workdir`, or with `--database postgresql` a fresh PostgreSQL database."""
     if DATABASE[0] == "sqlite":
         return with_carriers(workdir).database_url
     name = f"cgt_bench_{uuid.uuid4().hex[:10]}"
-    subprocess.run(
-        ["psql", "-h", "127.0.0.1", "-U", "postgres", "-qc", f'CREATE DATABASE "{name}"'], check=True
-    )
+    psql(f'CREATE DATABASE "{name}"')
+    CREATED.append(name)
     return f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}"
 
 
@@ -350,6 +354,8 @@ async def main(n: int, rounds: int) -> None:
             for running in (process, *RELAYS):
                 running.terminate()
                 running.wait(30)
+            for name in CREATED:
+                psql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     print(
         f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, Python {platform.python_version()}, sum(range(1000)) {calibration:.1f} µs"
     )
