@@ -29,6 +29,11 @@ spent a webhook: the server, a relay process, the broker (RabbitMQ's beam.smp) a
 `--relay process` runs the server with `CGT_RELAY=separate` and `cgt-gateway relay` in a process
 of its own beside it, publishing as it goes (the layout docs/scale-out.md recommends at rate);
 `--relay separate` runs no relay at all: the serving process's own cost.
+
+`--wrk` adds a round of **wrk** (Debian's package `wrk`: `apt-get install wrk`) to each round:
+one thread, one connection, one request at a time, pre-signed applied webhooks replayed from a
+Lua table (a request wrk sends twice would be refused as a replay and counted as non-2xx): a
+load generator in C, independent of the bench's own clients.
 """
 
 from __future__ import annotations
@@ -38,6 +43,8 @@ import asyncio
 import json
 import os
 import platform
+import re
+import shutil
 import socket
 import sqlite3
 import statistics
@@ -191,6 +198,55 @@ class RawClient:
         status = int(lines[0].split()[1])
         length = next(int(x.split(b":")[1]) for x in lines[1:] if x.lower().startswith(b"content-length:"))
         return status, await self.reader.readexactly(length)
+
+
+WRK: list[bool] = [False]  # --wrk
+LATENCY = re.compile(r"^\s+(50|99)%\s+([\d.]+)(us|ms|s)\s*$", re.MULTILINE)
+
+
+def lua_long(text: str) -> str:
+    return f"[==[{text}]==]"
+
+
+def wrk_round(port: int, workdir: Path, first: int, n: int) -> dict[str, Any]:
+    """Applied webhooks sent by wrk one at a time for n/1,000 seconds (2 at least), from enough
+    new ones signed just before for 2,500 a second: every answer 2xx, or the round fails."""
+    seconds = max(2, round(n / 1000))
+    rows = []
+    for i in range(2500 * seconds):
+        body = alert(first + i)
+        headers = standard_signed(body, f"msg_wrk_{first + i}")
+        parts = (
+            headers["webhook-id"],
+            headers["webhook-timestamp"],
+            headers["webhook-signature"],
+            body.decode(),
+        )
+        rows.append("{" + ", ".join(lua_long(x) for x in parts) + "}")
+    script = workdir / "webhooks.lua"
+    script.write_text(
+        "local data = {\n" + ",\n".join(rows) + "\n}\n"
+        "local reqs, i = {}, 0\n"
+        "init = function(args)\n"
+        "  for k, d in ipairs(data) do\n"
+        '    reqs[k] = wrk.format("POST", "/couriers/test-ups/tracking", {["webhook-id"] = d[1],'
+        ' ["webhook-timestamp"] = d[2], ["webhook-signature"] = d[3],'
+        ' ["Content-Type"] = "application/json"}, d[4])\n'
+        "  end\n"
+        "end\n"
+        "request = function()\n  i = i % #reqs + 1\n  return reqs[i]\nend\n"
+    )
+    out = subprocess.run(
+        ["wrk", "-t1", "-c1", f"-d{seconds}s", "--latency", "-s", str(script), f"http://127.0.0.1:{port}/"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert "Non-2xx" not in out, out  # a refusal: wrk ran out of new webhooks, or one was not applied
+    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out)[1])  # type: ignore[index]
+    scale = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+    latency = {q: float(v) * scale[unit] for q, v, unit in LATENCY.findall(out)}
+    return {"variant": "applied (wrk)", "per_s": rate, "p50_ms": latency["50"], "p99_ms": latency["99"]}
 
 
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -349,6 +405,8 @@ async def main(n: int, rounds: int) -> None:
                         results.append(await run_variant(client, variant, first, n))
                     results.append(await door_alone(local, 9_000_000 + r * n, n))
                     results.append(commit_alone(door_url, n))
+                    if WRK[0]:
+                        results.append(wrk_round(port, Path(tmp), 20_000_000 + r * 1_000_000, n))
         finally:
             await local.stop()
             for running in (process, *RELAYS):
@@ -364,7 +422,8 @@ async def main(n: int, rounds: int) -> None:
     print("| variant | webhooks/s (median) | rounds | p50 | p99 |")
     print("|---|---:|---|---:|---:|")
     applied = 0.0
-    for variant in (*VARIANTS, "door alone", "durable commit alone"):
+    variants = (*VARIANTS, *(("applied (wrk)",) if WRK[0] else ()), "door alone", "durable commit alone")
+    for variant in variants:
         mine = [x for x in results if x["variant"] == variant]
         rate = statistics.median(x["per_s"] for x in mine)
         applied = applied or rate
@@ -390,7 +449,11 @@ if __name__ == "__main__":
     parser.add_argument("--loop", choices=loops.CHOICES, default="uvloop", help="the client's event loop")
     parser.add_argument("--relay", choices=("embedded", "process", "separate"), default="embedded")
     parser.add_argument("--database", choices=("sqlite", "postgresql"), default="sqlite")
+    parser.add_argument("--wrk", action="store_true", help="a round of wrk too (apt-get install wrk)")
     options = parser.parse_args()
+    if options.wrk and shutil.which("wrk") is None:
+        parser.error("--wrk needs wrk on the PATH: apt-get install wrk")
+    WRK[0] = options.wrk
     os.environ["CGT_RELAY"] = "embedded" if options.relay == "embedded" else "separate"
     RELAY[0] = options.relay
     DATABASE[0] = options.database
