@@ -16,6 +16,7 @@ from typing import Annotated, Any, TypeVar
 import orjson
 import typer
 
+from gateway.entrypoints.dead_letters_cli import dead_letters_app
 from gateway.entrypoints.messages_cli import messages_app
 from gateway.entrypoints.review_cli import quarantine_app, users_app
 from gateway.entrypoints.simulate_cli import simulate_app
@@ -282,10 +283,11 @@ def outbox_status() -> None:
 
 
 # Quarantine review and the users who do it (gateway.entrypoints.review_cli), stored messages
-# (gateway.entrypoints.messages_cli).
+# (gateway.entrypoints.messages_cli), dead letters (gateway.entrypoints.dead_letters_cli).
 app.add_typer(messages_app, name="messages")
 app.add_typer(users_app, name="users")
 app.add_typer(quarantine_app, name="quarantine")
+app.add_typer(dead_letters_app, name="dead-letters")
 
 
 def main() -> None:

@@ -62,6 +62,7 @@ DIRECT_REPLY = "amq.rabbitmq.reply-to"
 REPEAT_HEADER = "x-cgt-repeat"
 REASON_HEADER = "x-cgt-reason"
 ERROR_HEADER = "x-cgt-error"
+QUEUE_HEADER = "x-cgt-queue"  # on a dead letter: the queue it came from, to be sent back to
 
 
 def inbound_queue_name(kind: str, partner: str) -> str:
@@ -143,7 +144,7 @@ class InboundQueues:
             adapter = self.dialect(message.content_type, message.body) if self.dialect else self.adapter
             sender = self._sender(queue_partner, message, adapter)
         except (NotAuthenticated, UnsupportedMessage) as exc:
-            await self._dead_letter(message, type(exc).__name__, exc.public_message)
+            await self._dead_letter(queue_partner, message, type(exc).__name__, exc.public_message)
             return
         try:
             outcome, _ = await self.runtime.door.accept(
@@ -156,10 +157,11 @@ class InboundQueues:
                 log.warning("inbound queue %s: transient failure; requeued", queue_partner.id)
                 await message.nack(requeue=True)
             else:
-                await self._dead_letter(message, type(exc).__name__, exc.public_message)
+                await self._dead_letter(queue_partner, message, type(exc).__name__, exc.public_message)
             return
         if outcome.status == "rejected":
             await self._dead_letter(
+                queue_partner,
                 message,
                 outcome.error or "RejectedMessage",
                 outcome.reason or "rejected",
@@ -189,10 +191,16 @@ class InboundQueues:
             log.info("inbound queue: the reply was not delivered (%s)", type(exc).__name__)
 
     async def _dead_letter(
-        self, message: AbstractIncomingMessage, error: str, reason: str, answer: bytes | None = None
+        self,
+        queue_partner: Partner,
+        message: AbstractIncomingMessage,
+        error: str,
+        reason: str,
+        answer: bytes | None = None,
     ) -> None:
         assert self._dlx is not None, "started"
-        headers = {**(message.headers or {}), ERROR_HEADER: error, REASON_HEADER: reason}
+        queue = inbound_queue_name(self.kind, queue_partner.id)
+        headers = {**(message.headers or {}), ERROR_HEADER: error, REASON_HEADER: reason, QUEUE_HEADER: queue}
         copy = aio_pika.Message(
             message.body,
             headers=headers,

@@ -129,6 +129,11 @@ class UnitOfWork(Protocol):
         """Record the event as settled by an outbound `consumer` (again: no error)."""
         ...
 
+    def reopen_delivery(self, consumer: str, event_id: str) -> bool:
+        """Forget that `consumer` settled the event (it is to be delivered again); False when it
+        had not."""
+        ...
+
     def take(self, claim: Claim, now: datetime) -> bool:
         """Take a signed attempt in this transaction: False while an earlier sighting lives."""
         ...

@@ -13,7 +13,7 @@ from datetime import datetime
 from functools import partial
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, insert, select
+from sqlalchemy import Connection, delete, insert, select
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -85,6 +85,13 @@ class SqlUnitOfWork(Repository):
             self.conn.execute(
                 insert(consumed_events).values(consumer=consumer, event_id=event_id, consumed_at=at)
             )
+
+    def reopen_delivery(self, consumer: str, event_id: str) -> bool:
+        c = consumed_events.c
+        gone = self.conn.execute(
+            delete(consumed_events).where(c.consumer == consumer, c.event_id == event_id)
+        )
+        return bool(gone.rowcount)
 
     def take(self, claim: Claim, now: datetime) -> bool:
         return replays.take(self.conn, claim, now)

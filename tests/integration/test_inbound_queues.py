@@ -19,12 +19,13 @@ from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
 from sqlalchemy import func, select
 
 from adapters.canonical_json.adapter import adapter
+from gateway.bus import dead_letters
 from gateway.canonical.command import Command
 from gateway.entrypoints.bootstrap import Gateway, bootstrap
 from gateway.errors import TransientError
 from gateway.partners import Partner, Partners
 from gateway.sdk import Adapter, Door
-from gateway.sdk.queues import ERROR_HEADER, REASON_HEADER, InboundQueues, inbound_queue_name
+from gateway.sdk.queues import ERROR_HEADER, QUEUE_HEADER, REASON_HEADER, InboundQueues, inbound_queue_name
 from gateway.service.outcome import Outcome
 from gateway.settings import Settings
 from gateway.store import tables as t
@@ -195,9 +196,36 @@ async def test_a_malformed_message_is_kept_and_dead_lettered_with_its_reason(
         assert dead.body == b"{not json"
         assert dead.headers[ERROR_HEADER] == "MalformedMessage"
         assert dead.headers[REASON_HEADER] == "the body is not JSON"
+        assert dead.headers[QUEUE_HEADER] == QUEUE  # where `dead-letters redeliver` sends it back
         assert dead.headers["partner"] == "demo-manufacturer"
         assert await stored(gateway, "rejected") == 1 and await ready(channel) == 0
     finally:
+        await queues.stop()
+
+
+async def test_a_dead_letter_sent_back_is_consumed_again_as_its_partner_sent_it(
+    gateway: Gateway, channel: AbstractChannel, amqp_url: str
+) -> None:
+    queues = await InboundQueues(gateway, adapter, kind="mes", partners=manufacturer(gateway)).start()
+    connection = await aio_pika.connect(amqp_url)
+    try:
+        await publish(channel, b"{not json")
+        await until(lambda: queues.dead_lettered == 1)
+        confirming = await connection.channel(publisher_confirms=True, on_return_raises=True)
+        [(letter, message)] = await dead_letters.read(confirming, limit=10)
+        assert (letter.queue, letter.reason, letter.consumer) == (QUEUE, "the body is not JSON", None)
+        await dead_letters.send_back(confirming, letter, message)
+        # read again under its partner's header (kept; what dead-lettering added is not): refused
+        # and kept for the same reason, not for a missing partner
+        await until(lambda: queues.dead_lettered == 2)
+        again = await dead_letter(channel)
+        assert (
+            again.headers[ERROR_HEADER] == "MalformedMessage"
+            and again.headers["partner"] == "demo-manufacturer"
+        )
+        assert await stored(gateway, "rejected") == 2
+    finally:
+        await connection.close()
         await queues.stop()
 
 

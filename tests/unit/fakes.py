@@ -200,6 +200,11 @@ class FakeUnitOfWork:
     def settle_delivery(self, consumer: str, event_id: str, at: datetime) -> None:
         self.state.settled.add((consumer, event_id))
 
+    def reopen_delivery(self, consumer: str, event_id: str) -> bool:
+        settled = (consumer, event_id) in self.state.settled
+        self.state.settled.discard((consumer, event_id))
+        return settled
+
     def take(self, claim: Claim, now: datetime) -> bool:
         key = (claim.scope, claim.key)
         if key in self.state.claims and self.state.claims[key] >= now:
