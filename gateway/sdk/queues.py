@@ -42,11 +42,9 @@ from aio_pika.abc import (
     AbstractConnection,
     AbstractExchange,
     AbstractIncomingMessage,
-    AbstractQueue,
 )
-from aiormq.exceptions import ChannelPreconditionFailed
 
-from gateway.bus.topology import DEAD_LETTERS, consumer_queue_arguments, declare_topology
+from gateway.bus.topology import DEAD_LETTERS, consumer_queue_arguments, declare_or_keep, declare_topology
 from gateway.errors import NotAuthenticated, TransientError, UnsupportedMessage
 from gateway.partners import Partner
 from gateway.sdk.answers import outcome_json
@@ -96,26 +94,12 @@ class InboundQueues:
         self._replies = publishing.default_exchange
         for partner in partners:
             channel: AbstractChannel = await self._connection.channel()
-            queue = await self._declare(channel, inbound_queue_name(self.kind, partner.id))
+            # quorum, dead letters to cgt.dlx, a delivery limit; one made with another limit keeps its own
+            name = inbound_queue_name(self.kind, partner.id)
+            queue = await declare_or_keep(channel, name, consumer_queue_arguments(self.delivery_limit))
             await channel.set_qos(prefetch_count=self.prefetch)  # after: declaring may reopen it
             await queue.consume(self._consumer(partner))
         return self
-
-    async def _declare(self, channel: AbstractChannel, name: str) -> AbstractQueue:
-        """The queue, quorum with its dead-letter exchange and limit; one that exists with another
-        limit is used as it is (as gateway.bus.topology's consumer queues are)."""
-        try:
-            return await channel.declare_queue(
-                name, durable=True, arguments=consumer_queue_arguments(self.delivery_limit)
-            )
-        except ChannelPreconditionFailed:
-            log.warning(
-                "queue %s exists with another delivery limit than %d: it keeps its own",
-                name,
-                self.delivery_limit,
-            )
-            await channel.reopen()
-            return await channel.declare_queue(name, passive=True)
 
     async def stop(self) -> None:
         if self._connection is not None:

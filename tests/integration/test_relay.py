@@ -14,6 +14,7 @@ from aio_pika.abc import AbstractIncomingMessage, AbstractQueue
 from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from gateway.bus import topology
 from gateway.bus.broker import Broker, Outgoing
 from gateway.bus.consumer import EventConsumer
 from gateway.bus.relay import OutboxRelay
@@ -92,6 +93,37 @@ async def test_events_nobody_binds_are_kept_not_dropped(
     kept = await drain(unrouted)
     await connection.close()
     assert [m.message_id for m in kept] == list(outcome.event_ids)
+
+
+async def test_only_the_newest_unrouted_events_are_kept(
+    fresh_amqp_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(topology, "UNROUTED_KEEP", 3)
+    broker = Broker(fresh_amqp_url)
+    batch = [Outgoing(f"e-{n}", "nobody.binds.this", b"{}") for n in range(5)]
+    assert await broker.publish(batch) == [True] * 5  # confirmed: dropping the oldest is no refusal
+    await broker.close()
+    connection = await aio_pika.connect(fresh_amqp_url)
+    unrouted = await (await connection.channel()).get_queue(UNROUTED)
+    kept = await drain(unrouted, settle=0.5)
+    await connection.close()
+    assert [m.message_id for m in kept] == ["e-2", "e-3", "e-4"]
+
+
+async def test_an_unrouted_queue_made_without_a_cap_is_used_as_it_is(
+    fresh_amqp_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    connection = await aio_pika.connect(fresh_amqp_url)
+    channel = await connection.channel()
+    # as an earlier version made it
+    await channel.declare_queue(UNROUTED, durable=True, arguments={"x-queue-type": "quorum"})
+    broker = Broker(fresh_amqp_url)
+    assert await broker.publish([Outgoing("e-1", "nobody.binds.this", b"{}")]) == [True]
+    await broker.close()
+    assert f"queue {UNROUTED} exists with other arguments" in caplog.text
+    kept = await drain(await channel.get_queue(UNROUTED), settle=0.5)
+    await connection.close()
+    assert [m.message_id for m in kept] == ["e-1"]
 
 
 async def test_a_relay_killed_between_publish_and_mark_leaves_the_event_to_be_sent_again(
