@@ -89,7 +89,7 @@ class Settings(BaseSettings):
     outbox_keep_hours: float = Field(
         default=168.0,
         gt=0,
-        description="published outbox rows and consumers' settled marks are deleted this long after",
+        description="published outbox rows, consumers' settled marks and stale failed logins are deleted this long after",
     )
     consumer_delivery_limit: int = Field(default=5, ge=1)
     max_body_bytes: int = Field(default=1_048_576, ge=1024)

@@ -28,7 +28,7 @@ from gateway.bus.broker import Broker, Outgoing
 from gateway.canonical.envelope import utcnow
 from gateway.errors import TransientError
 from gateway.store.db import writer_for
-from gateway.store.housekeeping import BATCH, ROUNDS, prune_consumed, prune_outbox
+from gateway.store.housekeeping import BATCH, ROUNDS, prune_consumed, prune_login_failures, prune_outbox
 from gateway.store.tables import outbox
 
 log = logging.getLogger(__name__)
@@ -175,12 +175,12 @@ class OutboxRelay:
         return len(sent)
 
     async def housekeep(self) -> int:
-        """One housekeeping pass: rows and marks older than `keep` deleted, BATCH a transaction
+        """One housekeeping pass: what is older than `keep` deleted, BATCH rows a transaction
         (ROUNDS at most of each: a backlog goes on at the next pass). Returns how many."""
         if self.keep is None:
             return 0
         before, deleted = self.clock() - self.keep, 0
-        for prune in (prune_outbox, prune_consumed):
+        for prune in (prune_outbox, prune_consumed, prune_login_failures):
             for _ in range(ROUNDS):
                 done = await self.writer.run(partial(self._prune, prune, before))
                 deleted += done

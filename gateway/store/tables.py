@@ -395,6 +395,7 @@ login_failures = Table(
     Column("last_failed_at", Time, nullable=False),
     Column("locked_until", Time),
 )
+Index("ix_login_failures_at", login_failures.c.last_failed_at)  # for housekeeping
 
 # What a shipment's readings meant so far (gateway.coldchain.excursions.ColdState, as JSON): read
 # and written once for each batch of readings, so that no reading is read again to evaluate the next.

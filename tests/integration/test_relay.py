@@ -271,8 +271,9 @@ async def test_a_consumer_queue_made_with_another_delivery_limit_is_used_as_it_i
 async def test_housekeeping_deletes_what_is_old_and_done_and_keeps_the_rest(
     engine: AsyncEngine, amqp_url: str
 ) -> None:
-    """Published outbox rows and consumers' marks older than `keep` go; an unsent row stays
-    however old (the relay still owes it), as do recent ones and the events' timeline."""
+    """Published outbox rows, consumers' marks and stale failed logins older than `keep` go; an
+    unsent row stays however old (the relay still owes it), as do a running lock-out, recent
+    ones and the events' timeline."""
     now = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
     old, recent = now - timedelta(days=8), now - timedelta(days=1)
     rows = [("old-sent", old, old), ("old-unsent", old, None), ("recent-sent", recent, recent)]
@@ -291,13 +292,27 @@ async def test_housekeeping_deletes_what_is_old_and_done_and_keeps_the_rest(
             await conn.execute(
                 insert(t.consumed_events).values(consumer="c", event_id=event_id, consumed_at=at)
             )
+        # failed logins in a row: stale ones count for nothing, a lock still running does
+        for name, failed_at, locked_until in (
+            ("stale", old, None),
+            ("stale-lock", old, old + timedelta(minutes=15)),
+            ("locked-for-long", old, now + timedelta(days=1)),
+            ("recent", recent, None),
+        ):
+            await conn.execute(
+                insert(t.login_failures).values(
+                    name=name, failures=3, last_failed_at=failed_at, locked_until=locked_until
+                )
+            )
     relay = OutboxRelay(engine, Broker(amqp_url), keep=timedelta(days=7), clock=lambda: now)
-    assert await relay.housekeep() == 2
+    assert await relay.housekeep() == 4
     async with engine.connect() as conn:
         outbox = set((await conn.execute(select(t.outbox.c.event_id))).scalars())
         marks = set((await conn.execute(select(t.consumed_events.c.event_id))).scalars())
+        logins = set((await conn.execute(select(t.login_failures.c.name))).scalars())
     assert outbox == {"old-unsent", "recent-sent"}
     assert marks == {"recent-sent"}
+    assert logins == {"locked-for-long", "recent"}
     assert await relay.housekeep() == 0  # nothing more is old and done
 
 
