@@ -19,7 +19,8 @@ from typing import Any
 
 import aio_pika
 import orjson
-from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
+from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractIncomingMessage
+from aiormq.exceptions import ChannelNotFoundEntity
 
 from gateway.bus.topology import DEAD_QUEUE
 
@@ -97,6 +98,20 @@ async def read(channel: AbstractChannel, limit: int) -> list[tuple[DeadLetter, A
             break
         held.append((describe(len(held) + 1, message), message))
     return held
+
+
+async def queue_exists(connection: AbstractConnection, name: str) -> bool:
+    """Whether the queue is there to send back to (asked on a channel of its own: a missing
+    queue closes the channel that asked)."""
+    probe = await connection.channel()
+    try:
+        await probe.declare_queue(name, passive=True)
+    except ChannelNotFoundEntity:
+        return False
+    finally:
+        if not probe.is_closed:
+            await probe.close()
+    return True
 
 
 async def send_back(channel: AbstractChannel, letter: DeadLetter, message: AbstractIncomingMessage) -> None:

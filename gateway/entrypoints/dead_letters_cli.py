@@ -87,10 +87,13 @@ def dead_letters_redeliver(
         raise typer.Exit(2)
     settings = Settings()
 
-    async def run() -> tuple[list[dead_letters.DeadLetter], set[str]]:
+    async def run() -> tuple[list[dead_letters.DeadLetter], list[str]]:
+        from aiormq.exceptions import DeliveryError
+
         connection, channel = await _channel(settings)
         engine = create_engine(settings.database_url)
         sent: list[dead_letters.DeadLetter] = []
+        problems: list[str] = []
         try:
             held = await dead_letters.read(channel, limit)
             chosen = [
@@ -98,11 +101,21 @@ def dead_letters_redeliver(
                 for letter, message in held
                 if letter.queue is not None and (every or letter.event_id in wanted)
             ]
+            found = {letter.event_id for letter, _ in chosen}
+            problems += [
+                f"{e}: not among the dead letters, or of unknown origin" for e in sorted(wanted - found)
+            ]
+            queues = {letter.queue for letter, _ in chosen if letter.queue is not None}
+            gone = {q for q in queues if not await dead_letters.queue_exists(connection, q)}
             for letter, message in chosen:
+                assert letter.queue is not None
+                if letter.queue in gone:  # its consumer was removed: nothing to send it back to
+                    problems.append(f"{letter.event_id}: the queue {letter.queue} no longer exists")
+                    continue
                 if dry_run:
                     sent.append(letter)
                     continue
-                assert letter.queue is not None and operator is not None
+                assert operator is not None
                 await record_redelivery(
                     engine,
                     event_id=letter.event_id or "-",
@@ -112,18 +125,22 @@ def dead_letters_redeliver(
                     reason=letter.reason,
                     operator=operator,
                 )
-                await dead_letters.send_back(channel, letter, message)
+                try:
+                    await dead_letters.send_back(channel, letter, message)
+                except DeliveryError as exc:  # refused by the broker: it stays dead
+                    problems.append(f"{letter.event_id}: not sent back ({type(exc).__name__})")
+                    continue
                 sent.append(letter)
-            return sent, wanted - {letter.event_id for letter, _ in chosen if letter.event_id}
+            return sent, problems
         finally:
             await connection.close()  # what was not sent back stays dead
             await dispose(engine)
 
-    sent, missing = asyncio.run(run())
+    sent, problems = asyncio.run(run())
     verb = "would send back" if dry_run else "sent back"
     for letter in sent:
         typer.echo(f"{verb} {letter.event_id or '-'} to {letter.queue}")
-    for event_id in sorted(missing):
-        typer.echo(f"not found among the dead letters (or of unknown origin): {event_id}", err=True)
-    if missing:
+    for problem in problems:
+        typer.echo(problem, err=True)
+    if problems:
         raise typer.Exit(1)

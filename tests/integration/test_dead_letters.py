@@ -125,5 +125,25 @@ async def test_a_given_up_delivery_is_listed_then_sent_back_and_delivered(world:
 
     # an id that is not among the dead letters is said so, and fails
     missing = cli(world, "redeliver", "no-such-event", "--operator", "alice")
-    assert missing.returncode == 1 and "not found" in missing.stderr
+    assert missing.returncode == 1 and "no-such-event: not among the dead letters" in missing.stderr
     assert cli(world, "list").stdout.strip() == "no dead letters"
+
+
+async def test_a_dead_letter_whose_queue_is_gone_stays_where_it_is(world: World) -> None:
+    recorder = Recorder(failures={"order.placed": [GatewayError("no")]})
+    runner = await world.runner("demo-hospital", recorder, Retry(tries=1, deliveries=1, backoff=0.01))
+    placed = await send(world.intake, place(8))
+    await eventually(alerted(world, 1))
+    await eventually(dead_letters_are(world, 1))
+    # the destination is removed from the configuration, and its queue with it
+    await runner.stop()
+    world.runners.remove(runner)
+    connection = await aio_pika.connect(world.runtime.settings.amqp_url)
+    await (await connection.channel()).queue_delete(f"cgt.consumer.{runner.destination.name}")
+    await connection.close()
+
+    event_id = placed.event_ids[0]
+    sent = cli(world, "redeliver", "--all", "--operator", "alice")
+    assert sent.returncode == 1 and f"{event_id}: the queue cgt.consumer." in sent.stderr
+    assert "no longer exists" in sent.stderr and "sent back" not in sent.stdout
+    assert await dead_count(world) == 1 and await redelivered_audit(world) == []
