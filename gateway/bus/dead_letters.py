@@ -89,8 +89,12 @@ def describe(position: int, message: AbstractIncomingMessage) -> DeadLetter:
 
 
 async def read(channel: AbstractChannel, limit: int) -> list[tuple[DeadLetter, AbstractIncomingMessage]]:
-    """Up to `limit` dead letters, oldest first, each held unacknowledged by `channel`."""
-    queue = await channel.declare_queue(DEAD_QUEUE, passive=True)
+    """Up to `limit` dead letters, oldest first, each held unacknowledged by `channel` (none
+    where no gateway ever declared `cgt.dead`)."""
+    try:
+        queue = await channel.declare_queue(DEAD_QUEUE, passive=True)
+    except ChannelNotFoundEntity:
+        return []
     held: list[tuple[DeadLetter, AbstractIncomingMessage]] = []
     while len(held) < limit:
         message = await queue.get(no_ack=False, fail=False)

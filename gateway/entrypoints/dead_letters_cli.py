@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import TYPE_CHECKING, Annotated
+from collections.abc import Coroutine
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
@@ -19,6 +20,8 @@ from gateway.settings import Settings
 
 if TYPE_CHECKING:
     from aio_pika.abc import AbstractChannel, AbstractConnection
+
+T = TypeVar("T")
 
 dead_letters_app = typer.Typer(
     help="Dead letters: what consumers gave up on, listed and sent back", no_args_is_help=True
@@ -32,6 +35,17 @@ async def _channel(settings: Settings) -> tuple[AbstractConnection, AbstractChan
 
     connection = await aio_pika.connect(settings.amqp_url, timeout=10)
     return connection, await connection.channel(publisher_confirms=True, on_return_raises=True)
+
+
+def _run(work: Coroutine[Any, Any, T]) -> T:
+    """`work` run; an unreachable broker is said in a line (exit 1), not as a traceback."""
+    from gateway.bus.broker import BROKER_ERRORS
+
+    try:
+        return asyncio.run(work)
+    except BROKER_ERRORS as exc:
+        typer.echo(f"the message broker is unreachable ({type(exc).__name__}): see CGT_AMQP_URL", err=True)
+        raise typer.Exit(1) from None
 
 
 @dead_letters_app.command("list")
@@ -50,7 +64,7 @@ def dead_letters_list(
         finally:
             await connection.close()  # what was read goes back, unacknowledged
 
-    letters = asyncio.run(run())
+    letters = _run(run())
     if as_json:
         typer.echo(json.dumps([letter.summary() for letter in letters], indent=2))
         return
@@ -136,7 +150,7 @@ def dead_letters_redeliver(
             await connection.close()  # what was not sent back stays dead
             await dispose(engine)
 
-    sent, problems = asyncio.run(run())
+    sent, problems = _run(run())
     verb = "would send back" if dry_run else "sent back"
     for letter in sent:
         typer.echo(f"{verb} {letter.event_id or '-'} to {letter.queue}")

@@ -147,3 +147,12 @@ async def test_a_dead_letter_whose_queue_is_gone_stays_where_it_is(world: World)
     assert sent.returncode == 1 and f"{event_id}: the queue cgt.consumer." in sent.stderr
     assert "no longer exists" in sent.stderr and "sent back" not in sent.stdout
     assert await dead_count(world) == 1 and await redelivered_audit(world) == []
+
+
+def test_an_unreachable_broker_is_said_in_a_line() -> None:
+    env = {**os.environ, "CGT_ENV": "test", "CGT_AMQP_URL": "amqp://guest:guest@127.0.0.1:1/"}
+    listed = subprocess.run(
+        [CLI, "dead-letters", "list"], env=env, capture_output=True, text=True, timeout=60, check=False
+    )
+    assert listed.returncode == 1 and "the message broker is unreachable" in listed.stderr
+    assert "Traceback" not in listed.stderr
