@@ -7,7 +7,7 @@ from datetime import timedelta
 
 from fastapi import FastAPI
 
-from gateway.console import pages, review_pages
+from gateway.console import dead_letter_pages, pages, review_pages
 from gateway.console.sessions import Sessions
 from gateway.console.web import Console
 from gateway.service.desk import ReviewDesk
@@ -23,6 +23,7 @@ def mount_console(app: FastAPI, settings: Settings, desk: ReviewDesk, journeys: 
         production=settings.env == "production",
         clock=desk.rules.clock,
     )
-    app.state.console = Console(sessions, desk, journeys)
+    app.state.console = Console(sessions, desk, journeys, settings.amqp_url)
     app.include_router(pages.router)
     app.include_router(review_pages.router)
+    app.include_router(dead_letter_pages.router)

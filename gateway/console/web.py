@@ -51,6 +51,7 @@ class Console:
     sessions: Sessions
     desk: ReviewDesk
     journeys: Journeys
+    amqp_url: str  # the broker, for the Dead letters page
 
 
 def console_of(request: Request) -> Console:

@@ -56,6 +56,7 @@ class Console:
     held: list[str]
     database_url: str
     context: BrowserContext
+    amqp_url: str
 
     def page(self) -> Page:
         self.context.clear_cookies()
@@ -130,7 +131,7 @@ def console(tmp_path_factory: pytest.TempPathFactory, amqp_url: str) -> Iterator
             viewport={"width": 1180, "height": 820},
         )
         try:
-            yield Console(f"http://127.0.0.1:{port}", coi, held, database_url, context)
+            yield Console(f"http://127.0.0.1:{port}", coi, held, database_url, context, amqp_url)
         finally:
             context.close()
             shutil.rmtree(profile, ignore_errors=True)

@@ -1,16 +1,25 @@
 """The operator console in headless Chromium: log in (a wrong password, then the lock-out),
 search by any identifier, the vein-to-vein timeline of a seeded journey, the quarantine queue
 with a full two-user release (the same user twice refused) and a QA rejection, a POST without
-its CSRF token refused, a viewer who cannot release, partners' health, the certificate."""
+its CSRF token refused, a viewer who cannot release, partners' health, the certificate, a dead
+letter sent back by an operator (and not by a viewer)."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 import sqlite3
+import uuid
+from collections.abc import Coroutine
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
+from typing import Any, TypeVar
 
+import aio_pika
+import orjson
 from playwright.sync_api import expect
 
+from gateway.bus.topology import DEAD_LETTERS, declare_topology
 from tests.browser.conftest import Console, shot
 from tests.support.journey import BATCH, DIN, TRACKING
 
@@ -197,3 +206,76 @@ def test_partner_health(console: Console) -> None:
     expect(rows.filter(has_text="demo-hospital")).to_have_count(1)
     expect(rows.filter(has_text="demo-courier").first).to_contain_text("UTC")
     shot(page, "partners")
+
+
+T = TypeVar("T")
+
+
+def outside_the_browser_loop(work: Coroutine[Any, Any, T]) -> T:
+    """An AMQP step, run on a thread of its own: Playwright's sync API holds this thread's loop."""
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, work).result()
+
+
+async def given_up(amqp_url: str, queue: str, event_id: str, coi: str) -> None:
+    """A delivery given up by the consumer of `queue`, as the gateway dead-letters one."""
+    connection = await aio_pika.connect(amqp_url)
+    try:
+        channel = await connection.channel(publisher_confirms=True)
+        await declare_topology(channel)
+        await channel.declare_queue(queue, durable=True)
+        body = orjson.dumps(
+            {"specversion": "1.0", "id": event_id, "type": "org.cgt.order.placed", "subject": coi}
+        )
+        headers = {"x-cgt-queue": queue, "x-cgt-reason": "the courier's API said no"}
+        dlx = await channel.get_exchange(DEAD_LETTERS)
+        await dlx.publish(
+            aio_pika.Message(body, message_id=event_id, headers=headers), routing_key="order.placed"
+        )
+    finally:
+        await connection.close()
+
+
+async def taken_from(amqp_url: str, queue: str) -> list[str | None]:
+    connection = await aio_pika.connect(amqp_url)
+    try:
+        channel = await connection.channel()
+        found = await channel.declare_queue(queue, passive=True)
+        ids = []
+        while (message := await found.get(no_ack=True, fail=False)) is not None:
+            ids.append(message.message_id)
+        await found.delete(if_unused=False, if_empty=False)
+        return ids
+    finally:
+        await connection.close()
+
+
+def test_a_dead_letter_is_sent_back_by_an_operator_not_a_viewer(console: Console) -> None:
+    queue, event_id = f"test.console.{uuid.uuid4().hex[:8]}", str(uuid.uuid4())
+    outside_the_browser_loop(given_up(console.amqp_url, queue, event_id, console.coi))
+    page = console.page()
+    console.login(page, "vi")
+    page.goto(f"{console.base}/ui/dead-letters")
+    row = page.locator("table.list tbody tr", has_text=event_id)
+    expect(row).to_contain_text(console.coi)
+    expect(row).to_contain_text(queue)
+    expect(row).to_contain_text("the courier's API said no")
+    expect(row.locator("form.send-back")).to_have_count(0)  # a viewer sees, and may not send back
+    token = page.locator("form.logout input[name=csrf]").get_attribute("value")
+    answer = page.request.post(
+        f"{console.base}/ui/dead-letters/send-back", form={"csrf": token or "", "event_id": event_id}
+    )
+    assert answer.status == 403
+    console.logout(page)
+
+    console.login(page, "ana")
+    page.goto(f"{console.base}/ui/dead-letters")
+    shot(page, "dead-letters")
+    page.locator("table.list tbody tr", has_text=event_id).locator("form.send-back button").click()
+    expect(page.get_by_role("status")).to_have_text(f"Sent back {event_id} to {queue}.")
+    expect(page.locator("table.list tbody tr", has_text=event_id)).to_have_count(0)
+    assert outside_the_browser_loop(taken_from(console.amqp_url, queue)) == [event_id]
+    assert ("operator:ana", "delivery.redelivered", console.coi) in audit_actions(console.database_url)
+    assert not any(
+        a[0] == "operator:vi" and a[1] == "delivery.redelivered" for a in audit_actions(console.database_url)
+    )
