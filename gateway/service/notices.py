@@ -57,33 +57,3 @@ async def record_delivery_failure(
 
     await SqlTransactions(engine, audit.append).run(write)  # database errors come out transient
     return alert
-
-
-async def record_redelivery(
-    engine: AsyncEngine,
-    *,
-    event_id: str,
-    subject: str | None,
-    queue: str,
-    consumer: str | None,
-    reason: str,
-    operator: str,
-) -> bool:
-    """Before a dead letter goes back to its queue: the operator's decision audited and, when it
-    came from an outbound consumer, that consumer's settled mark removed (else it would skip the
-    event as done), in one transaction. Returns whether a mark was removed."""
-    entry = AuditEntry(
-        actor=f"operator:{operator}",
-        action="delivery.redelivered",
-        subject=subject or event_id,
-        detail={"event_id": event_id, "queue": queue, "given_up_for": reason[:500]},
-    )
-    now = utcnow()
-
-    def write(uow: UnitOfWork) -> bool:
-        reopened = uow.reopen_delivery(consumer, event_id) if consumer else False
-        uow.audit([entry], now)
-        return reopened
-
-    # not pipelined: the removal's row count is read at once
-    return await SqlTransactions(engine, audit.append, pipelined=False).run(write)

@@ -18,9 +18,43 @@ from aio_pika.abc import AbstractChannel, AbstractConnection
 from aiormq.exceptions import DeliveryError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from gateway.audit import AuditEntry
+from gateway.audit.chain import append as append_audit
 from gateway.bus import dead_letters
 from gateway.bus.dead_letters import DeadLetter
-from gateway.service.notices import record_redelivery
+from gateway.canonical.envelope import utcnow
+from gateway.service.ports import UnitOfWork
+from gateway.store.unit_of_work import SqlTransactions
+
+
+async def record_redelivery(
+    engine: AsyncEngine,
+    *,
+    event_id: str,
+    subject: str | None,
+    queue: str,
+    consumer: str | None,
+    reason: str,
+    operator: str,
+) -> bool:
+    """Before a dead letter goes back to its queue: the operator's decision audited and, when it
+    came from an outbound consumer, that consumer's settled mark removed (else it would skip the
+    event as done), in one transaction. Returns whether a mark was removed."""
+    entry = AuditEntry(
+        actor=f"operator:{operator}",
+        action="delivery.redelivered",
+        subject=subject or event_id,
+        detail={"event_id": event_id, "queue": queue, "given_up_for": reason[:500]},
+    )
+    now = utcnow()
+
+    def write(uow: UnitOfWork) -> bool:
+        reopened = uow.reopen_delivery(consumer, event_id) if consumer else False
+        uow.audit([entry], now)
+        return reopened
+
+    # not pipelined: the removal's row count is read at once
+    return await SqlTransactions(engine, append_audit, pipelined=False).run(write)
 
 
 @dataclass
