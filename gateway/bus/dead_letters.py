@@ -3,7 +3,7 @@
 Two kinds land there. An outbound consumer's given-up event (`cgt.consumer.<name>`, after
 `delivery.failed`) or poison message is dead-lettered by RabbitMQ, which records where from in
 `x-death`; an inbound queue's refused message (`cgt.inbound.<kind>.<partner>`) is a copy the
-gateway publishes, with `x-cgt-queue`, `x-cgt-error` and `x-cgt-reason`.
+gateway publishes, with `x-cgt-queue`, `x-cgt-error`, `x-cgt-reason` and `x-cgt-dead-at`.
 
 Reading takes every message unacknowledged and gives back those not sent on when the channel
 closes, so a listing changes nothing. Sending one back publishes it (confirmed) to its queue
@@ -26,7 +26,7 @@ from gateway.bus.topology import DEAD_QUEUE
 
 CONSUMER_PREFIX = "cgt.consumer."
 # What dead-lettering added: dropped when the message goes back to its queue.
-_ADDED = ("x-death", "x-delivery-count", "x-cgt-error", "x-cgt-reason", "x-cgt-queue")
+_ADDED = ("x-death", "x-delivery-count", "x-cgt-error", "x-cgt-reason", "x-cgt-queue", "x-cgt-dead-at")
 _ADDED_PREFIXES = ("x-first-death-", "x-last-death-")
 
 
@@ -38,7 +38,7 @@ class DeadLetter:
     subject: str | None  # its subject (a COI), likewise
     queue: str | None  # where it was given up
     reason: str  # the gateway's reason, else RabbitMQ's (rejected, delivery_limit, expired)
-    at: datetime | None  # when RabbitMQ dead-lettered it (None for the gateway's own copies)
+    at: datetime | None  # when it was dead-lettered
 
     @property
     def consumer(self) -> str | None:
@@ -76,7 +76,7 @@ def describe(position: int, message: AbstractIncomingMessage) -> DeadLetter:
     except orjson.JSONDecodeError:
         body = None
     event = body if isinstance(body, dict) else {}
-    at = death.get("time")
+    at = death.get("time") or headers.get("x-cgt-dead-at")
     return DeadLetter(
         position=position,
         event_id=message.message_id or _text(event.get("id")),

@@ -33,6 +33,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 import aio_pika
@@ -61,6 +62,7 @@ REPEAT_HEADER = "x-cgt-repeat"
 REASON_HEADER = "x-cgt-reason"
 ERROR_HEADER = "x-cgt-error"
 QUEUE_HEADER = "x-cgt-queue"  # on a dead letter: the queue it came from, to be sent back to
+DEAD_AT_HEADER = "x-cgt-dead-at"  # and when it was dead-lettered
 
 
 def inbound_queue_name(kind: str, partner: str) -> str:
@@ -184,7 +186,13 @@ class InboundQueues:
     ) -> None:
         assert self._dlx is not None, "started"
         queue = inbound_queue_name(self.kind, queue_partner.id)
-        headers = {**(message.headers or {}), ERROR_HEADER: error, REASON_HEADER: reason, QUEUE_HEADER: queue}
+        headers = {
+            **(message.headers or {}),
+            ERROR_HEADER: error,
+            REASON_HEADER: reason,
+            QUEUE_HEADER: queue,
+            DEAD_AT_HEADER: datetime.now(UTC).replace(microsecond=0),
+        }
         copy = aio_pika.Message(
             message.body,
             headers=headers,

@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import aio_pika
@@ -227,7 +228,11 @@ async def given_up(amqp_url: str, queue: str, event_id: str, coi: str) -> None:
         body = orjson.dumps(
             {"specversion": "1.0", "id": event_id, "type": "org.cgt.order.placed", "subject": coi}
         )
-        headers = {"x-cgt-queue": queue, "x-cgt-reason": "the courier's API said no"}
+        headers = {
+            "x-cgt-queue": queue,
+            "x-cgt-reason": "the courier's API said no",
+            "x-cgt-dead-at": datetime(2026, 11, 30, 9, 15, tzinfo=UTC),
+        }
         dlx = await channel.get_exchange(DEAD_LETTERS)
         await dlx.publish(
             aio_pika.Message(body, message_id=event_id, headers=headers), routing_key="order.placed"
@@ -260,6 +265,7 @@ def test_a_dead_letter_is_sent_back_by_an_operator_not_a_viewer(console: Console
     expect(row).to_contain_text(console.coi)
     expect(row).to_contain_text(queue)
     expect(row).to_contain_text("the courier's API said no")
+    expect(row).to_contain_text("2026-11-30 09:15 UTC")
     expect(row.locator("form.send-back")).to_have_count(0)  # a viewer sees, and may not send back
     token = page.locator("form.logout input[name=csrf]").get_attribute("value")
     answer = page.request.post(

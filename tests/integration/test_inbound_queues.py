@@ -10,6 +10,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -214,6 +215,7 @@ async def test_a_dead_letter_sent_back_is_consumed_again_as_its_partner_sent_it(
         confirming = await connection.channel(publisher_confirms=True, on_return_raises=True)
         [(letter, message)] = await dead_letters.read(confirming, limit=10)
         assert (letter.queue, letter.reason, letter.consumer) == (QUEUE, "the body is not JSON", None)
+        assert letter.at is not None and abs((datetime.now(UTC) - letter.at).total_seconds()) < 60
         await dead_letters.send_back(confirming, letter, message)
         # read again under its partner's header (kept; what dead-lettering added is not): refused
         # and kept for the same reason, not for a missing partner
