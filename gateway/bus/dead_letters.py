@@ -25,8 +25,13 @@ from aiormq.exceptions import ChannelNotFoundEntity
 from gateway.bus.topology import DEAD_QUEUE
 
 CONSUMER_PREFIX = "cgt.consumer."
+# What the gateway writes on the dead letters it makes (an inbound queue's refusals).
+ERROR_HEADER = "x-cgt-error"
+REASON_HEADER = "x-cgt-reason"
+QUEUE_HEADER = "x-cgt-queue"  # the queue it came from, to be sent back to
+DEAD_AT_HEADER = "x-cgt-dead-at"  # when it was dead-lettered
 # What dead-lettering added: dropped when the message goes back to its queue.
-_ADDED = ("x-death", "x-delivery-count", "x-cgt-error", "x-cgt-reason", "x-cgt-queue", "x-cgt-dead-at")
+_ADDED = ("x-death", "x-delivery-count", ERROR_HEADER, REASON_HEADER, QUEUE_HEADER, DEAD_AT_HEADER)
 _ADDED_PREFIXES = ("x-first-death-", "x-last-death-")
 
 
@@ -76,14 +81,14 @@ def describe(position: int, message: AbstractIncomingMessage) -> DeadLetter:
     except orjson.JSONDecodeError:
         body = None
     event = body if isinstance(body, dict) else {}
-    at = death.get("time") or headers.get("x-cgt-dead-at")
+    at = death.get("time") or headers.get(DEAD_AT_HEADER)
     return DeadLetter(
         position=position,
         event_id=message.message_id or _text(event.get("id")),
         type=_text(event.get("type")),
         subject=_text(event.get("subject")),
-        queue=_text(headers.get("x-cgt-queue")) or _text(death.get("queue")),
-        reason=_text(headers.get("x-cgt-reason")) or _text(death.get("reason")) or "unknown",
+        queue=_text(headers.get(QUEUE_HEADER)) or _text(death.get("queue")),
+        reason=_text(headers.get(REASON_HEADER)) or _text(death.get("reason")) or "unknown",
         at=at if isinstance(at, datetime) else None,
     )
 

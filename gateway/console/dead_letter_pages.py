@@ -7,10 +7,8 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from gateway.bus.broker import BROKER_ERRORS
 from gateway.console.sessions import Session
 from gateway.console.web import Console, allowed, as_user, page, posted
-from gateway.errors import TransientError
 from gateway.service.redelivery import Redelivery, dead_letters_of, redeliver
 
 router = APIRouter(include_in_schema=False)
@@ -19,10 +17,7 @@ SHOWN = 200  # the oldest this many: a longer queue is a matter for `cgt-gateway
 
 @router.get("/ui/dead-letters")
 async def dead_letters(request: Request) -> Response:
-    async def show(console: Console, session: Session) -> Response:
-        return await _page(console, session)
-
-    return await as_user(request, show)
+    return await as_user(request, _page)
 
 
 @router.post("/ui/dead-letters/send-back")
@@ -31,30 +26,23 @@ async def send_back(request: Request) -> Response:
         fields = await posted(request, session)
         session.operator.require("operator")
         event_id = fields.get("event_id", "")[:200]
-        try:
-            report = await redeliver(
-                console.amqp_url,
-                console.journeys.engine,
-                event_ids={event_id},
-                operator=session.operator.name,
-                limit=SHOWN,
-            )
-        except BROKER_ERRORS as exc:
-            raise TransientError("the message broker is unreachable", detail=repr(exc)) from exc
+        report = await redeliver(
+            console.amqp_url,
+            console.journeys.engine,
+            event_ids={event_id},
+            operator=session.operator.name,
+            limit=SHOWN,
+        )
         return await _page(console, session, report)
 
     return await as_user(request, act)
 
 
 async def _page(console: Console, session: Session, done: Redelivery | None = None) -> Response:
-    try:
-        letters = await dead_letters_of(console.amqp_url, SHOWN)
-    except BROKER_ERRORS as exc:
-        raise TransientError("the message broker is unreachable", detail=repr(exc)) from exc
     return page(
         "dead_letters.html",
         session=session,
-        letters=letters,
+        letters=await dead_letters_of(console.amqp_url, SHOWN),
         shown=SHOWN,
         may_send_back=allowed(session, "operator"),
         done=done,

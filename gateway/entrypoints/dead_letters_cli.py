@@ -24,12 +24,12 @@ _LIMIT = typer.Option(1000, "--limit", min=1, help="read at most this many dead 
 
 def _run(work: Coroutine[Any, Any, T]) -> T:
     """`work` run; an unreachable broker is said in a line (exit 1), not as a traceback."""
-    from gateway.bus.broker import BROKER_ERRORS
+    from gateway.errors import TransientError
 
     try:
         return asyncio.run(work)
-    except BROKER_ERRORS as exc:
-        typer.echo(f"the message broker is unreachable ({type(exc).__name__}): see CGT_AMQP_URL", err=True)
+    except TransientError as exc:
+        typer.echo(f"{exc.public_message}: see CGT_AMQP_URL", err=True)
         raise typer.Exit(1) from None
 
 

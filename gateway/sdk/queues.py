@@ -45,6 +45,7 @@ from aio_pika.abc import (
     AbstractIncomingMessage,
 )
 
+from gateway.bus.dead_letters import DEAD_AT_HEADER, ERROR_HEADER, QUEUE_HEADER, REASON_HEADER
 from gateway.bus.topology import DEAD_LETTERS, consumer_queue_arguments, declare_or_keep, declare_topology
 from gateway.errors import NotAuthenticated, TransientError, UnsupportedMessage
 from gateway.partners import Partner
@@ -59,10 +60,6 @@ log = logging.getLogger(__name__)
 PARTNER_HEADER = "partner"
 DIRECT_REPLY = "amq.rabbitmq.reply-to"
 REPEAT_HEADER = "x-cgt-repeat"
-REASON_HEADER = "x-cgt-reason"
-ERROR_HEADER = "x-cgt-error"
-QUEUE_HEADER = "x-cgt-queue"  # on a dead letter: the queue it came from, to be sent back to
-DEAD_AT_HEADER = "x-cgt-dead-at"  # and when it was dead-lettered
 
 
 def inbound_queue_name(kind: str, partner: str) -> str:

@@ -10,7 +10,8 @@ longer exists stays where it is, and is said to.
 
 from __future__ import annotations
 
-from collections.abc import Set
+from collections.abc import Iterator, Set
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import aio_pika
@@ -21,8 +22,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from gateway.audit import AuditEntry
 from gateway.audit.chain import append as append_audit
 from gateway.bus import dead_letters
+from gateway.bus.broker import BROKER_ERRORS
 from gateway.bus.dead_letters import DeadLetter
 from gateway.canonical.envelope import utcnow
+from gateway.errors import TransientError
 from gateway.service.ports import UnitOfWork
 from gateway.store.unit_of_work import SqlTransactions
 
@@ -63,6 +66,16 @@ class Redelivery:
     problems: list[str] = field(default_factory=list)  # what was asked for and not sent back
 
 
+@contextmanager
+def _broker() -> Iterator[None]:
+    """A broker that cannot be reached, or goes away, is a TransientError (said in one line by
+    the command, as a page by the console)."""
+    try:
+        yield
+    except BROKER_ERRORS as exc:
+        raise TransientError("the message broker is unreachable", detail=repr(exc)) from exc
+
+
 async def _open(amqp_url: str) -> tuple[AbstractConnection, AbstractChannel]:
     connection = await aio_pika.connect(amqp_url, timeout=10)
     return connection, await connection.channel(publisher_confirms=True, on_return_raises=True)
@@ -70,11 +83,12 @@ async def _open(amqp_url: str) -> tuple[AbstractConnection, AbstractChannel]:
 
 async def dead_letters_of(amqp_url: str, limit: int) -> list[DeadLetter]:
     """Up to `limit` dead letters, oldest first; reading moves none of them."""
-    connection, channel = await _open(amqp_url)
-    try:
-        return [letter for letter, _ in await dead_letters.read(channel, limit)]
-    finally:
-        await connection.close()  # what was read goes back, unacknowledged
+    with _broker():
+        connection, channel = await _open(amqp_url)
+        try:
+            return [letter for letter, _ in await dead_letters.read(channel, limit)]
+        finally:
+            await connection.close()  # what was read goes back, unacknowledged
 
 
 async def redeliver(
@@ -88,6 +102,13 @@ async def redeliver(
 ) -> Redelivery:
     """Send back the dead letters of `event_ids` (None: every one of known origin) among the
     first `limit`, as `operator` decided."""
+    with _broker():
+        return await _redeliver(amqp_url, engine, event_ids, operator, dry_run, limit)
+
+
+async def _redeliver(
+    amqp_url: str, engine: AsyncEngine, event_ids: Set[str] | None, operator: str, dry_run: bool, limit: int
+) -> Redelivery:
     wanted = set(event_ids or ())
     report = Redelivery()
     connection, channel = await _open(amqp_url)
